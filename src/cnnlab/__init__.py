@@ -1,0 +1,32 @@
+"""cnnlab: train and compare an MLP and a small CNN on CIFAR-10, correctly and quickly.
+
+The pure parts (specs, shape and parameter inference) import without torch:
+
+>>> import cnnlab
+>>> info = cnnlab.summarize("cnn")
+>>> info.total_params
+1341226
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from cnnlab.errors import CnnlabError
+from cnnlab.inference import ModelInfo, infer
+from cnnlab.models import resolve_spec, summarize
+from cnnlab.presets import preset
+from cnnlab.spec import ModelSpec, SpecError, parse_spec
+
+
+def print_summary(spec, input_shape=None, classes=None) -> None:
+    """Print the Keras-style summary table (the same as ``cnnlab summary``)."""
+    from cnnlab.presenters.summary_table import format_summary
+
+    print(format_summary(summarize(spec, input_shape, classes)), end="")
+
+
+__all__ = [
+    "CnnlabError", "ModelInfo", "ModelSpec", "SpecError", "infer", "parse_spec", "preset",
+    "print_summary", "resolve_spec", "summarize", "__version__",
+]

@@ -1,0 +1,1 @@
+"""The ``cnnlab`` command: a thin shell over the Python API."""

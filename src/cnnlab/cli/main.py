@@ -1,0 +1,34 @@
+"""Entry point: parse arguments, dispatch to a command, turn known errors into messages."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cnnlab import __version__
+from cnnlab.cli import model_commands
+from cnnlab.errors import CnnlabError
+
+COMMAND_MODULES = [model_commands]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnnlab", description="Train and compare MLPs and CNNs on CIFAR-10, honestly.")
+    parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMAND_MODULES:
+        module.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except CnnlabError as exc:
+        print(f"cnnlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnlab: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,5 @@
+"""Errors cnnlab reports to users as one-line messages rather than tracebacks."""
+
+
+class CnnlabError(Exception):
+    """Base class of errors caused by input: a spec, a dataset, an argument, a file."""

@@ -1,0 +1,41 @@
+"""Resolving a SPEC argument (preset, file, text, list) and summarising it; no torch."""
+
+from __future__ import annotations
+
+import os
+
+from cnnlab.inference import ModelInfo, infer
+from cnnlab.presets import PRESETS, default_input, preset, preset_name
+from cnnlab.spec import ModelSpec, SpecError, load_spec_file, parse_spec, parse_spec_text
+
+
+def resolve_spec(spec: str | list | dict | ModelSpec) -> ModelSpec:
+    """A spec from a preset name, a spec file path, YAML text, a list or a dict."""
+    if isinstance(spec, ModelSpec):
+        return spec
+    if isinstance(spec, (list, dict)):
+        return parse_spec(spec)
+    if not isinstance(spec, str):
+        raise SpecError(f"expected a preset name, spec file, YAML text or list, got {type(spec).__name__}")
+    if spec in PRESETS:
+        return preset(spec)
+    if os.path.exists(spec) or spec.endswith((".yaml", ".yml", ".json")):
+        return load_spec_file(spec)
+    if "\n" in spec or "layers" in spec:
+        return parse_spec_text(spec)
+    raise SpecError(f"'{spec}' is neither a preset ({', '.join(PRESETS)}) nor a spec file")
+
+
+def summarize(spec, input_shape: tuple[int, ...] | None = None,
+              classes: int | None = None) -> ModelInfo:
+    """Shapes, parameters and MACs of a preset name, spec file, YAML text, list or ModelSpec.
+
+    The input shape is, in order: ``input_shape``, the spec's own ``input``, and
+    for the presets ``mlp``/``cnn`` CIFAR-10's 32x32x3.
+    """
+    model_spec = resolve_spec(spec)
+    if classes is not None:
+        model_spec = model_spec.with_classes(classes)
+    name = preset_name(model_spec)
+    shape = input_shape or model_spec.input_shape or (default_input(name) if name else None)
+    return infer(model_spec, shape)

@@ -1,0 +1,79 @@
+"""Keras-style ``model.summary()`` text, with parameter formulas and MACs."""
+
+from __future__ import annotations
+
+import json
+
+from cnnlab.inference import BYTES_PER_FLOAT, ModelInfo
+
+HEADERS = ("Layer (type)", "Output Shape", "Param #", "Formula", "MACs")
+RIGHT_ALIGNED = {2, 4}
+
+
+def readable_bytes(count: int) -> str:
+    """Keras' memory size text: 1024-based units with two decimals."""
+    size = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.2f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(["None", *map(str, shape)]) + ")"
+
+
+def _rows(info: ModelInfo) -> list[tuple[str, ...]]:
+    return [
+        (
+            f"{layer.layer.name} ({layer.layer.keras_class})",
+            shape_text(layer.output_shape),
+            f"{layer.params:,}",
+            layer.formula if layer.params else "-",
+            f"{layer.macs:,}",
+        )
+        for layer in info.layers
+    ]
+
+
+def _format_row(cells: tuple[str, ...], widths: list[int]) -> str:
+    parts = [
+        cell.rjust(width) if i in RIGHT_ALIGNED else cell.ljust(width)
+        for i, (cell, width) in enumerate(zip(cells, widths))
+    ]
+    return (" " + "   ".join(parts)).rstrip()
+
+
+def _params_line(label: str, count: int) -> str:
+    return f"{label}: {count:,} ({readable_bytes(count * BYTES_PER_FLOAT)})"
+
+
+def format_summary(info: ModelInfo) -> str:
+    """The summary table and footer as printed by ``cnnlab summary``."""
+    rows = _rows(info)
+    widths = [max(len(row[i]) for row in [HEADERS, *rows]) for i in range(len(HEADERS))]
+    rule_width = sum(widths) + 3 * (len(widths) - 1) + 1
+    largest = info.largest_layer
+    share = largest.params / info.total_params if info.total_params else 0.0
+    lines = [
+        f'Model: "{info.name}"    input: {shape_text(info.input_shape)}',
+        "_" * rule_width,
+        _format_row(HEADERS, widths),
+        "=" * rule_width,
+        *(_format_row(row, widths) for row in rows),
+        "=" * rule_width,
+        _params_line("Total params", info.total_params),
+        _params_line("Trainable params", info.trainable_params),
+        _params_line("Non-trainable params", info.non_trainable_params),
+        f"Forward MACs per sample: {info.macs:,}",
+        f"Activation memory per sample: {readable_bytes(info.activation_bytes)} (float32 outputs)",
+        f"Most parameters: {largest.layer.name} ({largest.layer.keras_class}) "
+        f"with {largest.params:,} ({share:.1%} of total)",
+        "_" * rule_width,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def format_summary_json(info: ModelInfo) -> str:
+    return json.dumps(info.to_dict(), indent=2) + "\n"
