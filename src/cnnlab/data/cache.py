@@ -1,0 +1,73 @@
+"""The cache directory and atomic, self-checking array caches."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+CACHE_ENV = "CNNLAB_CACHE"
+ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test", "class_names")
+
+
+def cache_dir(override: str | os.PathLike | None = None) -> Path:
+    """``override``, else $CNNLAB_CACHE, else the user's cache dir (XDG) / cnnlab."""
+    if override:
+        return Path(override).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cnnlab"
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def md5_bytes(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Save the arrays uncompressed (fast to load), atomically."""
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
+
+
+def load_arrays(path: Path) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None when missing or damaged (the caller rebuilds)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except Exception:  # any damage means: rebuild, never use
+        path.unlink(missing_ok=True)
+        return None
+    consistent = (set(ARRAY_KEYS) <= set(arrays) and len(arrays["x_train"]) == len(arrays["y_train"])
+                  and len(arrays["x_test"]) == len(arrays["y_test"]))
+    if not consistent:
+        path.unlink(missing_ok=True)
+        return None
+    return arrays

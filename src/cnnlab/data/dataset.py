@@ -1,0 +1,78 @@
+"""The one shape every dataset source yields, and helpers to feed it to a network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cnnlab.errors import CnnlabError
+
+
+class DatasetError(CnnlabError):
+    """A dataset that cannot be found, fetched, verified or read; names the file or URL."""
+
+
+@dataclass
+class Dataset:
+    """uint8 images ``(N, H, W, C)``, integer labels and class names, as train and test parts.
+
+    ``identity`` says where the data came from (source, location, sha256 and whether
+    it was verified); ``notes`` lists what loading did (conversions, skipped files).
+    """
+
+    name: str
+    class_names: list[str]
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    identity: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(images, labels)`` of 'train' or 'test'."""
+        if name == "train":
+            return self.x_train, self.y_train
+        if name == "test":
+            return self.x_test, self.y_test
+        raise DatasetError(f"unknown split '{name}'; expected 'train' or 'test'")
+
+    def per_class(self, labels: np.ndarray) -> dict[str, int]:
+        counts = np.bincount(labels, minlength=self.num_classes)
+        return {name: int(count) for name, count in zip(self.class_names, counts)}
+
+    def info(self) -> dict:
+        """What ``cnnlab data info --json`` prints."""
+        return {
+            "name": self.name,
+            "classes": list(self.class_names),
+            "image_shape": list(self.image_shape),
+            "train": {"count": int(len(self.y_train)), "per_class": self.per_class(self.y_train)},
+            "test": {"count": int(len(self.y_test)), "per_class": self.per_class(self.y_test)},
+            "source": self.identity,
+            "notes": list(self.notes),
+        }
+
+
+def to_float(images: np.ndarray) -> np.ndarray:
+    """uint8 images to float32 in [0, 1]."""
+    return np.asarray(images, dtype=np.float32) / np.float32(255.0)
+
+
+def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Integer labels ``(N,)`` to float32 one-hot rows ``(N, num_classes)``."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DatasetError(f"labels must lie in [0, {num_classes}), got {labels.min()}..{labels.max()}")
+    out = np.zeros((labels.shape[0], num_classes), dtype=np.float32)
+    out[np.arange(labels.shape[0]), labels] = 1.0
+    return out
