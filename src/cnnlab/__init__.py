@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from cnnlab.api import History, Model, load_data, show_samples
 from cnnlab.errors import CnnlabError
 from cnnlab.inference import ModelInfo, infer
 from cnnlab.models import resolve_spec, summarize
@@ -27,6 +28,6 @@ def print_summary(spec, input_shape=None, classes=None) -> None:
 
 
 __all__ = [
-    "CnnlabError", "ModelInfo", "ModelSpec", "SpecError", "infer", "parse_spec", "preset",
-    "print_summary", "resolve_spec", "summarize", "__version__",
+    "CnnlabError", "History", "Model", "ModelInfo", "ModelSpec", "SpecError", "infer", "load_data",
+    "parse_spec", "preset", "print_summary", "resolve_spec", "show_samples", "summarize", "__version__",
 ]

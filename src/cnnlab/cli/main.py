@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from cnnlab import __version__
-from cnnlab.cli import data_commands, model_commands
+from cnnlab.cli import data_commands, model_commands, train_commands
 from cnnlab.errors import CnnlabError
 
-COMMAND_MODULES = [model_commands, data_commands]
+COMMAND_MODULES = [model_commands, data_commands, train_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     except CnnlabError as exc:
         print(f"cnnlab: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)
         return 130

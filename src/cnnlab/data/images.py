@@ -28,8 +28,8 @@ class Decoded:
     bad: list[str]
 
 
-def _decode_one(name: str, data: bytes, channels: int, size: tuple[int, int] | None):
-    """(array, original mode) or (None, reason)."""
+def decode_image(data: bytes, channels: int, size: tuple[int, int] | None = None):
+    """``(uint8 array (H, W, C), original mode)``, or ``(None, reason)`` for a bad file."""
     from PIL import Image
 
     if not data:
@@ -50,7 +50,7 @@ def _decode_one(name: str, data: bytes, channels: int, size: tuple[int, int] | N
 
 def _decode_chunk(args):
     items, channels, size = args
-    return [_decode_one(name, data, channels, size) for name, data in items]
+    return [decode_image(data, channels, size) for _, data in items]
 
 
 def decode_all(items: list[tuple[str, bytes]], channels: int, size: tuple[int, int] | None,

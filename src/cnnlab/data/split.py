@@ -54,12 +54,17 @@ class Split:
 
 def validation_split(dataset: Dataset, fraction: float = 0.2, method: str = "stratified",
                      seed: int = 0) -> Split:
-    """Hold out ``fraction`` of the training part for validation."""
+    """Hold out ``fraction`` of the dataset's training part for validation."""
+    return split_labels(dataset.y_train, dataset.class_names, fraction, method, seed)
+
+
+def split_labels(labels: np.ndarray, class_names: list[str], fraction: float = 0.2,
+                 method: str = "stratified", seed: int = 0) -> Split:
+    """Hold out ``fraction`` of samples with these labels; warn if a class leaves training."""
     if method not in METHODS:
         raise DatasetError(f"unknown split method '{method}'; expected one of {', '.join(METHODS)}")
     if not 0 <= fraction < 1:
         raise DatasetError(f"validation fraction must be in [0, 1), got {fraction}")
-    labels = dataset.y_train
     if method == "keras":
         train_idx, val_idx = keras_tail(len(labels), fraction)
         description = f"Keras rule: the last {fraction:.0%} of the training part, before shuffling"
@@ -68,7 +73,7 @@ def validation_split(dataset: Dataset, fraction: float = 0.2, method: str = "str
         description = f"stratified: a seeded shuffle (seed {seed}) holding out {fraction:.0%} of each class"
     split = Split(train_idx, val_idx, method, description)
     present = set(np.unique(labels[train_idx]).tolist())
-    missing = [name for i, name in enumerate(dataset.class_names) if i not in present and (labels == i).any()]
+    missing = [name for i, name in enumerate(class_names) if i not in present and (labels == i).any()]
     if missing:
         split.warnings.append(f"classes missing from training after the split: {', '.join(missing)} "
                               "(the data is sorted by class; use the stratified split)")

@@ -46,3 +46,24 @@ def save_figure(fig, path: str | Path) -> Path:
     fig.savefig(path, dpi=120)
     _pyplot().close(fig)
     return path
+
+
+def confusion_figure(matrix, class_names: list[str], title: str = "Confusion matrix"):
+    """A heat map of counts, rows the true class and columns the predicted one."""
+    plt = _pyplot()
+    matrix = np.asarray(matrix)
+    size = max(4.0, 0.55 * len(class_names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(class_names)), class_names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
+                color="white" if value > threshold else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig

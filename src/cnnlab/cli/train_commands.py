@@ -1,0 +1,112 @@
+"""``cnnlab train``, ``cnnlab evaluate`` and ``cnnlab predict``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cnnlab.cli.data_commands import add_dataset_options
+from cnnlab.engine.config import OPTIMIZERS, SCHEDULES, TrainConfig
+
+DEFAULTS = TrainConfig()
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """The recipe's options (shared with ``cnnlab compare``); defaults are the experiment's."""
+    add = parser.add_argument
+    add("--epochs", type=int, default=DEFAULTS.epochs, help="default 5")
+    add("--batch-size", type=int, default=DEFAULTS.batch_size, help="default 32")
+    add("--lr", type=float, default=DEFAULTS.lr, help="learning rate (default 0.001)")
+    add("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer, help="default adam")
+    add("--momentum", type=float, default=DEFAULTS.momentum, help="sgd momentum (default 0)")
+    add("--nesterov", action="store_true", help="sgd: Nesterov momentum")
+    add("--schedule", choices=SCHEDULES, default=DEFAULTS.schedule, help="default constant")
+    add("--val-split", type=float, default=DEFAULTS.val_split, help="held-out fraction (default 0.2)")
+    add("--split-method", choices=("stratified", "keras"), default=DEFAULTS.split_method)
+    add("--seed", type=int, default=DEFAULTS.seed)
+    add("--device", choices=("auto", "cpu", "cuda"), default=DEFAULTS.device)
+    add("--init", choices=("keras", "torch"), default=DEFAULTS.init, help="weight initialisation")
+    add("--deterministic", action="store_true", help="ask torch for deterministic algorithms")
+    add("--early-stopping", metavar="METRIC", help="stop when METRIC (e.g. val_loss) stalls")
+    add("--patience", type=int, default=DEFAULTS.patience)
+    add("--out", default="runs", help="where run directories go (default runs/)")
+    add("--quiet", action="store_true", help="print only the final result")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                       momentum=args.momentum, nesterov=args.nesterov, schedule=args.schedule,
+                       val_split=args.val_split, split_method=args.split_method, seed=args.seed,
+                       device=args.device, init=args.init, deterministic=args.deterministic,
+                       early_stopping=args.early_stopping, patience=args.patience)
+
+
+def dataset_options(args: argparse.Namespace) -> dict:
+    options = {"cache": args.cache_dir, "channels": args.channels,
+               "size": list(args.size) if args.size else None, "skip_bad": args.skip_bad,
+               "allow_download": not args.no_download}
+    return {key: value for key, value in options.items() if value not in (None, False)}
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser("train", help="train a network; writes a resumable run directory")
+    train.add_argument("spec", metavar="SPEC", nargs="?", help="a preset name or a spec file")
+    add_dataset_options(train, default="cifar10")
+    add_train_options(train)
+    train.add_argument("--name", help="run directory name (default: SPEC-DATASET, never overwritten)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    train.set_defaults(handler=run_train)
+    evaluate = commands.add_parser("evaluate", help="loss, accuracy, per-class accuracy, confusion matrix")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument("--split", choices=("test", "val", "train"), default="test")
+    evaluate.set_defaults(handler=run_evaluate)
+    predict = commands.add_parser("predict", help="top-3 classes of image files")
+    predict.add_argument("run_dir", metavar="RUN_DIR")
+    predict.add_argument("images", metavar="IMAGE", nargs="+")
+    predict.set_defaults(handler=run_predict)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from cnnlab import training
+    from cnnlab.presenters.progress import ProgressPrinter
+    from cnnlab.runs import RunError
+
+    callback = None if args.quiet else ProgressPrinter()
+    if args.resume:
+        result = training.resume(args.resume, callback, sys.argv)
+    elif not args.spec:
+        raise RunError("train needs SPEC (a preset name or spec file), or --resume RUN_DIR")
+    else:
+        result = training.train(args.spec, args.dataset, config_from_args(args), out=args.out,
+                                 name=args.name, dataset_options=dataset_options(args), callback=callback,
+                                 argv=sys.argv)
+    last = result.history[-1] if result.history else {}
+    print(f"run: {result.run_dir}")
+    if last.get("val_accuracy") is not None:
+        print(f"final val_accuracy {last['val_accuracy']:.4f}  val_loss {last['val_loss']:.4f}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from cnnlab import training
+    from cnnlab.presenters.plots import confusion_figure, save_figure
+    from cnnlab.presenters.tables import confusion_csv, format_evaluation
+
+    result = training.evaluate(args.run_dir, args.split)
+    print(format_evaluation(result))
+    run_dir = Path(args.run_dir)
+    (run_dir / f"confusion_{args.split}.csv").write_text(confusion_csv(result))
+    figure = confusion_figure(result["confusion_matrix"], result["class_names"],
+                              f"{run_dir.name}: {args.split} (accuracy {result['accuracy']:.3f})")
+    path = save_figure(figure, run_dir / f"confusion_{args.split}.png")
+    print(f"\nsaved {run_dir / f'confusion_{args.split}.csv'} and {path}")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from cnnlab import training
+    from cnnlab.presenters.tables import format_predictions
+
+    print(format_predictions(training.predict(args.run_dir, args.images)))
+    return 0

@@ -1,0 +1,181 @@
+"""The training loop: shuffle, train, validate, record, once per epoch.
+
+Batches are sliced from one preprocessed tensor (no DataLoader, no per-sample
+collation); loss and accuracy accumulate on the device and are read once per
+epoch, and at the progress interval the caller asks for.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch.nn import functional as F
+
+from cnnlab.engine.config import TrainConfig
+from cnnlab.errors import CnnlabError
+
+METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+class NonFiniteLossError(CnnlabError):
+    """Training produced a NaN or infinite loss; names the epoch and step."""
+
+    def __init__(self, epoch: int, step: int, value: float):
+        super().__init__(f"non-finite loss ({value}) at epoch {epoch}, step {step}: training stopped; "
+                         "the last good checkpoint is kept (try a lower learning rate)")
+        self.epoch, self.step = epoch, step
+
+
+@dataclass
+class TensorData:
+    """Training and validation tensors on the training device.
+
+    ``x_*``: float32 ``(N, C, H, W)`` (or ``(N, D)``), ``y_*``: int64 class indices.
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
+
+
+@dataclass
+class TrainState:
+    """Everything a checkpoint holds: enough to continue exactly where training stopped."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object | None
+    shuffle_generator: torch.Generator
+    epoch: int = 0                      # epochs completed
+    history: list[dict] = field(default_factory=list)
+    best: float | None = None           # early stopping: best monitored value so far
+    wait: int = 0                       # epochs since it improved
+    stopped_early: bool = False
+
+
+class Callback(Protocol):
+    """What the engine reports to a presenter; it prints nothing itself."""
+
+    def note(self, text: str) -> None: ...
+    def on_train_begin(self, facts: dict) -> None: ...
+    def on_epoch_begin(self, epoch: int, epochs: int, steps: int) -> None: ...
+    def on_progress(self, step: int, steps: int, loss: float, accuracy: float) -> None: ...
+    def on_epoch_end(self, record: dict) -> None: ...
+
+
+def train_step(model, optimizer, scheduler, xb, yb):
+    """One optimisation step; returns the batch's mean loss and correct count (on device)."""
+    logits = model(xb)
+    loss = F.cross_entropy(logits, yb)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return loss.detach(), (logits.detach().argmax(dim=1) == yb).sum()
+
+
+def _check_finite(losses: torch.Tensor, start: int, stop: int, epoch: int) -> None:
+    """Raise for the first non-finite loss among steps [start, stop)."""
+    window = losses[start:stop]
+    if not bool(torch.isfinite(window).all()):
+        step = start + int(torch.nonzero(~torch.isfinite(window))[0])
+        raise NonFiniteLossError(epoch, step + 1, float(losses[step]))
+
+
+def train_epoch(state: TrainState, data: TensorData, config: TrainConfig,
+                callback: Callback | None = None, progress_every: int = 25) -> dict:
+    """Train one epoch over a seeded shuffle; returns loss and accuracy averaged as Keras does."""
+    model, n, bs = state.model, len(data.y_train), config.batch_size
+    steps = math.ceil(n / bs)
+    device = data.x_train.device
+    order = torch.randperm(n, generator=state.shuffle_generator).to(device)
+    losses = torch.zeros(steps, device=device)  # per-step batch-mean losses, read rarely
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    check_every = 1 if device.type == "cpu" else progress_every  # a check is free on the CPU
+    checked = 0
+    model.train()
+    for step in range(steps):
+        idx = order[step * bs:(step + 1) * bs]
+        loss, hits = train_step(model, state.optimizer, state.scheduler, data.x_train[idx], data.y_train[idx])
+        losses[step] = loss
+        loss_sum += loss * len(idx)  # weighted by batch size, as Keras averages
+        correct += hits
+        if (step + 1) % check_every == 0 or step + 1 == steps:
+            _check_finite(losses, checked, step + 1, state.epoch + 1)
+            checked = step + 1
+        if callback is not None and ((step + 1) % progress_every == 0 or step + 1 == steps):
+            seen = min((step + 1) * bs, n)
+            callback.on_progress(step + 1, steps, float(loss_sum) / seen, int(correct) / seen)
+    return {"loss": float(loss_sum) / n, "accuracy": int(correct) / n}
+
+
+@torch.no_grad()
+def evaluate_tensors(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> dict:
+    """Mean cross-entropy and accuracy over ``x``, in eval mode (dropout off)."""
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
+    correct = torch.zeros((), device=x.device, dtype=torch.int64)
+    for start in range(0, len(y), batch_size):
+        logits = model(x[start:start + batch_size])
+        target = y[start:start + batch_size]
+        loss_sum += F.cross_entropy(logits, target, reduction="sum").double()
+        correct += (logits.argmax(dim=1) == target).sum()
+    count = max(len(y), 1)
+    return {"loss": float(loss_sum) / count, "accuracy": int(correct) / count}
+
+
+def _improved(state: TrainState, value: float, monitor: str) -> bool:
+    if state.best is None:
+        return True
+    return value < state.best if monitor.endswith("loss") else value > state.best
+
+
+def _early_stop(state: TrainState, record: dict, config: TrainConfig) -> None:
+    monitor = config.early_stopping
+    if not monitor or record.get(monitor) is None:
+        return
+    if _improved(state, record[monitor], monitor):
+        state.best, state.wait = record[monitor], 0
+    else:
+        state.wait += 1
+        state.stopped_early = state.wait > config.patience
+
+
+def run_epochs(state: TrainState, data: TensorData, config: TrainConfig,
+               callback: Callback | None = None, on_epoch_saved=None) -> list[dict]:
+    """Train from ``state.epoch`` to ``config.epochs``; returns the history (one dict per epoch).
+
+    ``on_epoch_saved(state, record)`` runs after each epoch (the run layer saves a
+    checkpoint there); training stops early when the monitored metric stalls.
+    """
+    steps = math.ceil(len(data.y_train) / config.batch_size)
+    while state.epoch < config.epochs and not state.stopped_early:
+        if callback is not None:
+            callback.on_epoch_begin(state.epoch + 1, config.epochs, steps)
+        start = time.perf_counter()
+        record = {"epoch": state.epoch + 1, **train_epoch(state, data, config, callback)}
+        train_seconds = time.perf_counter() - start
+        if data.x_val is not None and len(data.y_val):
+            val = evaluate_tensors(state.model, data.x_val, data.y_val, config.eval_batch_size)
+            record.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+        else:
+            record.update(val_loss=None, val_accuracy=None)
+        seconds = time.perf_counter() - start
+        record.update(time=seconds, train_time=train_seconds,
+                      images_per_second=len(data.y_train) / train_seconds,
+                      lr=state.optimizer.param_groups[0]["lr"])
+        state.epoch += 1
+        state.history.append(record)
+        _early_stop(state, record, config)
+        if on_epoch_saved is not None:
+            on_epoch_saved(state, record)
+        if callback is not None:
+            callback.on_epoch_end(record)
+    return state.history

@@ -1,0 +1,130 @@
+"""Getting ready to train: device, seeds, tensors, state, and a time estimate."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import time
+
+import numpy as np
+import torch
+
+from cnnlab.engine.config import ConfigError, TrainConfig
+from cnnlab.engine.loop import TensorData, TrainState, train_step
+from cnnlab.engine.optim import make_optimizer, make_schedule
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' is CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' asked for, but torch sees no CUDA GPU "
+                          f"(torch {torch.__version__}; see the README for a GPU build)")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device '{name}'; expected auto, cpu or cuda")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy and Python's random."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_deterministic(enabled: bool) -> None:
+    """Ask torch for deterministic algorithms; an op without one then raises naming itself."""
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled)
+
+
+def images_to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 (scaled to [0, 1]) or float images ``(N, H, W, C)`` -> float32 ``(N, C, H, W)``.
+
+    The result is channels-last in memory, the layout the CPU convolutions run fastest on;
+    flat ``(N, D)`` input passes through.
+    """
+    array = np.asarray(images)
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    tensor = tensor.float().div_(255.0) if array.dtype == np.uint8 else tensor.float()
+    if tensor.dim() == 4:
+        tensor = tensor.permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W), channels-last memory
+        tensor = tensor.contiguous(memory_format=torch.channels_last)
+    return tensor.to(device)
+
+
+def labels_to_tensor(labels: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Integer labels ``(N,)`` or one-hot ``(N, K)`` -> int64 class indices."""
+    array = np.asarray(labels)
+    if array.ndim == 2:
+        array = array.argmax(axis=1)
+    return torch.from_numpy(array.astype(np.int64)).to(device)
+
+
+def new_state(model: torch.nn.Module, config: TrainConfig, steps_per_epoch: int) -> TrainState:
+    optimizer = make_optimizer(model.parameters(), config)
+    generator = torch.Generator().manual_seed(config.seed)
+    return TrainState(model, optimizer, make_schedule(optimizer, config, steps_per_epoch), generator)
+
+
+def estimate_epoch_seconds(state: TrainState, data: TensorData, config: TrainConfig,
+                           steps: int = 6, warmup: int = 2) -> float:
+    """Seconds per epoch, from a few steps timed on a copy of the model.
+
+    The copy and a saved RNG state keep the real run untouched.
+    """
+    rng = torch.get_rng_state()
+    model = copy.deepcopy(state.model)
+    optimizer = make_optimizer(model.parameters(), config)
+    n, bs = len(data.y_train), config.batch_size
+    xb, yb = data.x_train[:bs], data.y_train[:bs]
+    model.train()
+    try:
+        for step in range(warmup + steps):
+            if step == warmup:
+                _sync(xb.device)
+                start = time.perf_counter()
+            train_step(model, optimizer, None, xb, yb)
+        _sync(xb.device)
+        per_step = (time.perf_counter() - start) / steps
+    finally:
+        torch.set_rng_state(rng)
+    val = 0 if data.y_val is None else len(data.y_val)
+    # Validation runs forward only: about a third of a training step's work per image.
+    return per_step * math.ceil(n / bs) + per_step / bs * val / 3
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def prepare(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, config: TrainConfig,
+            validation: tuple[np.ndarray, np.ndarray] | None = None, class_names: list[str] | None = None):
+    """Split, move to the device, and make a fresh state: ``(state, tensor data, split or None)``.
+
+    ``validation`` given explicitly wins over ``config.val_split``.
+    """
+    from cnnlab.data.split import split_labels
+
+    device = resolve_device(config.device)
+    labels = np.asarray(y).argmax(axis=1) if np.asarray(y).ndim == 2 else np.asarray(y)
+    split = None
+    if validation is None and config.val_split > 0:
+        names = class_names or [str(i) for i in range(int(labels.max()) + 1)]
+        split = split_labels(labels, names, config.val_split, config.split_method, config.seed)
+        validation = (x[split.val_idx], labels[split.val_idx])
+        x, labels = x[split.train_idx], labels[split.train_idx]
+    config.validate(train_size=len(labels))
+    data = TensorData(images_to_tensor(x, device), labels_to_tensor(labels, device))
+    if validation is not None:
+        data.x_val = images_to_tensor(validation[0], device)
+        data.y_val = labels_to_tensor(validation[1], device)
+    model.to(device)
+    if data.x_train.dim() == 4:
+        model.to(memory_format=torch.channels_last)
+    return new_state(model, config, math.ceil(len(labels) / config.batch_size)), data, split

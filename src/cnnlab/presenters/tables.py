@@ -1,0 +1,36 @@
+"""Plain-text tables of evaluation results."""
+
+from __future__ import annotations
+
+
+def format_evaluation(result: dict) -> str:
+    names = result["class_names"]
+    width = max(len("class"), *map(len, names))
+    lines = [f"{result['split']}: {result['count']:,} images  loss {result['loss']:.4f}  "
+             f"accuracy {result['accuracy']:.4f}", "",
+             f"{'class'.ljust(width)}  accuracy"]
+    for name in names:
+        value = result["per_class_accuracy"][name]
+        lines.append(f"{name.ljust(width)}  {'-' if value is None else f'{value:.4f}':>8}")
+    lines += ["", "confusion matrix (rows: true class, columns: predicted)"]
+    cell = max(5, *(len(str(v)) + 1 for row in result["confusion_matrix"] for v in row))
+    short = [name[:cell - 1] for name in names]
+    lines.append(" " * width + "".join(s.rjust(cell) for s in short))
+    for name, row in zip(names, result["confusion_matrix"]):
+        lines.append(name.ljust(width) + "".join(str(v).rjust(cell) for v in row))
+    return "\n".join(lines)
+
+
+def confusion_csv(result: dict) -> str:
+    names = result["class_names"]
+    rows = ["true\\predicted," + ",".join(names)]
+    rows += [f"{name}," + ",".join(map(str, row)) for name, row in zip(names, result["confusion_matrix"])]
+    return "\n".join(rows) + "\n"
+
+
+def format_predictions(results: list[dict]) -> str:
+    lines = []
+    for item in results:
+        lines.append(item["image"])
+        lines += [f"  {name:<16} {prob:7.2%}" for name, prob in item["top"]]
+    return "\n".join(lines)
