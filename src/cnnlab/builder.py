@@ -84,7 +84,7 @@ class KerasFlatten(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
             x = x.permute(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C); free in channels_last
-        return x.reshape(x.shape[0], -1)  # (N, H*W*C)
+        return x.flatten(1)  # (N, H*W*C)
 
 
 class DenseBlock(nn.Module):

@@ -14,7 +14,8 @@ from cnnlab.runs import RunError, RunResult, manifest, new_run_dir, read_json, w
 from cnnlab.spec import parse_spec
 
 
-def _load(dataset: str, options: dict):
+def open_dataset(dataset: str, options: dict):
+    """The dataset a run names, loaded with the options it was given."""
     from cnnlab.data import load_dataset
 
     return load_dataset(dataset, **options)
@@ -28,7 +29,7 @@ def train(spec, dataset: str = "cifar10", config: TrainConfig | None = None, *, 
 
     config = (config or TrainConfig()).validate()
     options = dict(dataset_options or {})
-    data = _load(dataset, options)
+    data = open_dataset(dataset, options)
     config.validate(train_size=int(len(data.y_train) * (1 - config.val_split)))
     model_spec = fit_spec(resolve_spec(spec), data.image_shape, data.num_classes)
     info = summarize(model_spec)  # validates the spec against the data before anything is written
@@ -46,7 +47,7 @@ def resume(run_dir: str | Path, callback=None, argv: list[str] | None = None) ->
     run_dir = Path(run_dir)
     saved = read_json(run_dir / "config.json")
     config = TrainConfig.from_dict(saved["train"]).validate()
-    data = _load(saved["dataset"], saved["dataset_options"])
+    data = open_dataset(saved["dataset"], saved["dataset_options"])
     previous = read_json(run_dir / "manifest.json")["dataset"].get("sha256")
     if previous != data.identity.get("sha256"):
         raise RunError(f"{run_dir}: the dataset changed since this run started "
@@ -121,7 +122,7 @@ def evaluate(run_dir: str | Path, split: str = "test") -> dict:
     from cnnlab.engine.session import images_to_tensor
 
     model, saved = load_run(run_dir)
-    data = _load(saved["dataset"], saved["dataset_options"])
+    data = open_dataset(saved["dataset"], saved["dataset_options"])
     x, y = _split_arrays(data, TrainConfig.from_dict(saved["train"]), split)
     logits = predict_logits(model, images_to_tensor(x, torch.device("cpu")))
     target = torch.from_numpy(y.astype(np.int64))

@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from cnnlab import __version__
-from cnnlab.cli import data_commands, model_commands, train_commands
+from cnnlab.cli import compare_commands, data_commands, model_commands, train_commands
 from cnnlab.errors import CnnlabError
 
-COMMAND_MODULES = [model_commands, data_commands, train_commands]
+COMMAND_MODULES = [model_commands, data_commands, train_commands, compare_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

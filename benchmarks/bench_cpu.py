@@ -1,0 +1,125 @@
+"""cnnlab's engine against the usual PyTorch loop, same data, same process, same threads.
+
+    python benchmarks/bench_cpu.py              # full: CIFAR-10 JPEG tree, 5 epochs each
+    python benchmarks/bench_cpu.py --quick      # smoke test: a few thousand images, 1 epoch
+
+For each of the MLP and the CNN it alternates (a) cnnlab's engine and (b) the baseline
+in benchmarks/baseline.py, epoch for epoch, and reports images per second, seconds per
+epoch, achieved GFLOP/s (6 x forward MACs per training image: forward, and backward at
+twice the forward's work), the ratio (b)/(a), and the final validation accuracy of both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baseline import baseline_cnn, baseline_mlp, train_baseline  # noqa: E402
+
+from cnnlab.api import fit_spec  # noqa: E402
+from cnnlab.builder import build_model  # noqa: E402
+from cnnlab.data import load_dataset  # noqa: E402
+from cnnlab.engine.config import TrainConfig  # noqa: E402
+from cnnlab.engine.loop import run_epochs  # noqa: E402
+from cnnlab.engine.session import prepare, seed_everything  # noqa: E402
+from cnnlab.models import resolve_spec, summarize  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+BASELINES = {"mlp": baseline_mlp, "cnn": baseline_cnn}
+
+
+def load(quick: bool, limit: int | None):
+    source = str(SHARED) if SHARED.exists() else "digits"
+    data = load_dataset(source)
+    count = limit or (4000 if quick else len(data.y_train))
+    return data, data.x_train[:count], data.y_train[:count]
+
+
+def run_cnnlab(name, data, x, y, epochs: int) -> list[dict]:
+    config = TrainConfig(epochs=epochs, device="cpu")
+    spec = fit_spec(resolve_spec(name), data.image_shape, data.num_classes)
+    seed_everything(config.seed)
+    model = build_model(spec)
+    state, tensors, _ = prepare(model, x, y, config, class_names=data.class_names)
+    return run_epochs(state, tensors, config)
+
+
+def run_baseline(name, data, x, y, epochs: int) -> list[dict]:
+    from cnnlab.data.split import split_labels
+
+    split = split_labels(y, data.class_names, 0.2, "stratified", 0)
+    as_tensor = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float().div(255).contiguous()  # noqa: E731
+    torch.manual_seed(0)
+    model = BASELINES[name](data.image_shape, data.num_classes)
+    return train_baseline(model, as_tensor(x[split.train_idx]), torch.from_numpy(y[split.train_idx]),
+                          as_tensor(x[split.val_idx]), torch.from_numpy(y[split.val_idx]), epochs)
+
+
+def summarise(history: list[dict], macs: int, train_count: int) -> dict:
+    train_time = sum(r["train_time"] for r in history)
+    epoch_time = sum(r["time"] for r in history) / len(history)
+    return {"seconds_per_epoch": epoch_time, "train_seconds_per_epoch": train_time / len(history),
+            "images_per_second": train_count * len(history) / train_time,
+            "gflops": 6 * macs * train_count * len(history) / train_time / 1e9,
+            "final_val_accuracy": history[-1]["val_accuracy"], "epochs": history}
+
+
+def bench(name: str, data, x, y, epochs: int) -> dict:
+    macs = summarize(resolve_spec(name), data.image_shape).macs
+    train_count = len(y) - round(0.2 * len(y))
+    start = time.perf_counter()
+    cnnlab_history = run_cnnlab(name, data, x, y, epochs)
+    baseline_history = run_baseline(name, data, x, y, epochs)
+    a, b = summarise(cnnlab_history, macs, train_count), summarise(baseline_history, macs, train_count)
+    return {"model": name, "cnnlab": a, "baseline": b, "ratio": b["seconds_per_epoch"] / a["seconds_per_epoch"],
+            "wall_seconds": time.perf_counter() - start}
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    import os
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version()}
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| model | engine | s/epoch | train img/s | GFLOP/s | final val acc |", "|---|---|---|---|---|---|"]
+    for result in results:
+        for engine in ("cnnlab", "baseline"):
+            r = result[engine]
+            lines.append(f"| {result['model']} | {engine} | {r['seconds_per_epoch']:.2f} | "
+                         f"{r['images_per_second']:,.0f} | {r['gflops']:.1f} | {r['final_val_accuracy']:.4f} |")
+        lines.append(f"| {result['model']} | **baseline / cnnlab** | **{result['ratio']:.2f}x** | | | |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few thousand images, 1 epoch")
+    parser.add_argument("--epochs", type=int, help="default: 5 (1 with --quick)")
+    parser.add_argument("--limit", type=int, help="use only the first N training images")
+    parser.add_argument("--models", default="mlp,cnn")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    epochs = args.epochs or (1 if args.quick else 5)
+    data, x, y = load(args.quick, args.limit)
+    results = [bench(name, data, x, y, epochs) for name in args.models.split(",")]
+    report = {"machine": machine(), "dataset": data.name, "train_images": len(y), "epochs": epochs,
+              "results": results}
+    print(f"{data.name}: {len(y):,} images (80% trained, 20% validated), {epochs} epoch(s); {report['machine']}")
+    print(table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

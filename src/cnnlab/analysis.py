@@ -1,0 +1,94 @@
+"""What a comparison's report shows about a trained run: test results and the two claims
+made for convolutions (robustness to small shifts, and learned local filters)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+SHIFT_SAMPLE = 2000  # shifted copies are scored on at most this many test images
+
+
+def shift_images(images: np.ndarray, pixels: int, axis: int) -> np.ndarray:
+    """Move ``(N, H, W, C)`` images by ``pixels`` along axis 1 (down) or 2 (right), filling with 0."""
+    if pixels == 0:
+        return images
+    out = np.zeros_like(images)
+    source = [slice(None)] * 4
+    target = [slice(None)] * 4
+    source[axis], target[axis] = slice(0, -pixels), slice(pixels, None)
+    out[tuple(target)] = images[tuple(source)]
+    return out
+
+
+def _logits(model, images: np.ndarray, batch_size: int = 1000) -> torch.Tensor:
+    from cnnlab.engine.metrics import predict_logits
+    from cnnlab.engine.session import images_to_tensor
+
+    return predict_logits(model, images_to_tensor(images, torch.device("cpu")), batch_size)
+
+
+def shift_accuracy(model, images: np.ndarray, labels: np.ndarray, shifts) -> dict[int, float]:
+    """Accuracy on copies shifted right and down by each amount (the mean of the two)."""
+    sample = slice(0, min(len(labels), SHIFT_SAMPLE))
+    images, labels = images[sample], labels[sample]
+    result = {}
+    for pixels in shifts:
+        hits = [(_logits(model, shift_images(images, pixels, axis)).argmax(1).numpy() == labels).mean()
+                for axis in ((1,) if pixels == 0 else (1, 2))]
+        result[int(pixels)] = float(np.mean(hits))
+    return result
+
+
+def first_conv_filters(model) -> np.ndarray | None:
+    """The first conv layer's kernels as ``(filters, kh, kw, in_channels)``, or None for an MLP."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            return module.weight.detach().permute(0, 2, 3, 1).numpy().copy()
+    return None
+
+
+def most_confused(matrix: np.ndarray, class_names: list[str], top: int = 5) -> list[dict]:
+    """The off-diagonal cells with the most errors: true class taken for another."""
+    matrix = np.asarray(matrix)
+    cells = [(matrix[i, j], i, j) for i in range(len(matrix)) for j in range(len(matrix)) if i != j]
+    cells.sort(reverse=True)
+    return [{"true": class_names[i], "predicted": class_names[j], "count": int(n)} for n, i, j in cells[:top]
+            if n > 0]
+
+
+def evaluate_run_deeply(run_dir: Path, data=None, deep: bool = True, shifts=(0, 1, 2, 3, 4)):
+    """``(facts, dataset)``: test metrics and history figures; with ``deep``, the analyses too."""
+    from cnnlab.engine.metrics import classification_report
+    from cnnlab.models import summarize
+    from cnnlab.runs import read_json, read_metrics
+    from cnnlab.spec import parse_spec
+    from cnnlab.training import load_run, open_dataset
+
+    model, saved = load_run(run_dir)
+    if data is None:
+        data = open_dataset(saved["dataset"], saved["dataset_options"])
+    logits = _logits(model, data.x_test)
+    predictions = logits.argmax(1).numpy()
+    rows = read_metrics(Path(run_dir))
+    info = summarize(parse_spec(saved["spec"]))
+    facts = {
+        "test_accuracy": float((predictions == data.y_test).mean()),
+        "test_loss": float(F.cross_entropy(logits, torch.from_numpy(data.y_test.astype(np.int64)))),
+        "best_val_accuracy": max((r["val_accuracy"] or 0.0) for r in rows),
+        "final_val_accuracy": rows[-1]["val_accuracy"] or 0.0,
+        "seconds_per_epoch": float(np.mean([r["time"] for r in rows])),
+        "history": rows, "params": info.total_params, "macs": info.macs,
+        "summary": (Path(run_dir) / "summary.txt").read_text(),
+        "device": read_json(Path(run_dir) / "manifest.json")["device"],
+    }
+    if deep:
+        report = classification_report(data.y_test, predictions, data.class_names)
+        facts.update(report, most_confused=most_confused(report["confusion_matrix"], data.class_names),
+                     shift_accuracy=shift_accuracy(model, data.x_test, data.y_test, shifts),
+                     _predictions=predictions, _filters=first_conv_filters(model),
+                     _layer_params=[(layer.layer.name, layer.params) for layer in info.layers])
+    return facts, data

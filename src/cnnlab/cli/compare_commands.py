@@ -1,0 +1,37 @@
+"""``cnnlab compare``: the experiment in one command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cnnlab.cli.data_commands import add_dataset_options
+from cnnlab.cli.train_commands import add_train_options, config_from_args, dataset_options
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    compare = commands.add_parser("compare", help="train and compare networks; writes a report")
+    compare.add_argument("specs", metavar="SPEC", nargs="*", default=["mlp", "cnn"],
+                         help="presets or spec files (default: mlp cnn)")
+    add_dataset_options(compare, default="cifar10")
+    add_train_options(compare)
+    compare.add_argument("--seeds", type=int, default=1, help="seeds per model (default 1)")
+    compare.add_argument("--name", help="comparison folder name (default: from the specs and dataset)")
+    compare.set_defaults(handler=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from cnnlab.compare import compare
+    from cnnlab.presenters.comparison import format_comparison
+    from cnnlab.presenters.progress import ProgressPrinter
+    from cnnlab.presenters.report import write_report
+
+    specs = args.specs if len(args.specs) >= 2 else (args.specs or ["mlp", "cnn"])
+    options = dataset_options(args)
+    result = compare(specs, args.dataset, config_from_args(args), seeds=args.seeds, out=args.out,
+                     name=args.name, dataset_options=options,
+                     callback=None if args.quiet else ProgressPrinter())
+    print(format_comparison(result))
+    markdown, page = write_report(result, result["_data"], sys.argv)
+    print(f"\nreport: {page}\n        {markdown}")
+    return 0
