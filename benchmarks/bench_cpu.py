@@ -42,8 +42,8 @@ def load(quick: bool, limit: int | None):
     return data, data.x_train[:count], data.y_train[:count]
 
 
-def run_cnnlab(name, data, x, y, epochs: int) -> list[dict]:
-    config = TrainConfig(epochs=epochs, device="cpu")
+def run_cnnlab(name, data, x, y, epochs: int, precision: str = "fp32") -> list[dict]:
+    config = TrainConfig(epochs=epochs, device="cpu", precision=precision)
     spec = fit_spec(resolve_spec(name), data.image_shape, data.num_classes)
     seed_everything(config.seed)
     model = build_model(spec)
@@ -71,15 +71,17 @@ def summarise(history: list[dict], macs: int, train_count: int) -> dict:
             "final_val_accuracy": history[-1]["val_accuracy"], "epochs": history}
 
 
-def bench(name: str, data, x, y, epochs: int) -> dict:
+def bench(name: str, data, x, y, epochs: int, bf16: bool) -> dict:
     macs = summarize(resolve_spec(name), data.image_shape).macs
     train_count = len(y) - round(0.2 * len(y))
     start = time.perf_counter()
-    cnnlab_history = run_cnnlab(name, data, x, y, epochs)
-    baseline_history = run_baseline(name, data, x, y, epochs)
-    a, b = summarise(cnnlab_history, macs, train_count), summarise(baseline_history, macs, train_count)
-    return {"model": name, "cnnlab": a, "baseline": b, "ratio": b["seconds_per_epoch"] / a["seconds_per_epoch"],
-            "wall_seconds": time.perf_counter() - start}
+    engines = {"cnnlab": summarise(run_cnnlab(name, data, x, y, epochs), macs, train_count),
+               "baseline": summarise(run_baseline(name, data, x, y, epochs), macs, train_count)}
+    if bf16:
+        engines["cnnlab bf16"] = summarise(run_cnnlab(name, data, x, y, epochs, "bf16"), macs, train_count)
+    base = engines["baseline"]["seconds_per_epoch"]
+    ratios = {engine: base / r["seconds_per_epoch"] for engine, r in engines.items() if engine != "baseline"}
+    return {"model": name, "engines": engines, "ratios": ratios, "wall_seconds": time.perf_counter() - start}
 
 
 def machine() -> dict:
@@ -91,13 +93,14 @@ def machine() -> dict:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| model | engine | s/epoch | train img/s | GFLOP/s | final val acc |", "|---|---|---|---|---|---|"]
+    lines = ["| model | engine | s/epoch | train img/s | GFLOP/s | final val acc | baseline / engine |",
+             "|---|---|---|---|---|---|---|"]
     for result in results:
-        for engine in ("cnnlab", "baseline"):
-            r = result[engine]
+        for engine, r in result["engines"].items():
+            ratio = f"**{result['ratios'][engine]:.2f}x**" if engine in result["ratios"] else "1.00x"
             lines.append(f"| {result['model']} | {engine} | {r['seconds_per_epoch']:.2f} | "
-                         f"{r['images_per_second']:,.0f} | {r['gflops']:.1f} | {r['final_val_accuracy']:.4f} |")
-        lines.append(f"| {result['model']} | **baseline / cnnlab** | **{result['ratio']:.2f}x** | | | |")
+                         f"{r['images_per_second']:,.0f} | {r['gflops']:.1f} | {r['final_val_accuracy']:.4f} | "
+                         f"{ratio} |")
     return "\n".join(lines)
 
 
@@ -107,11 +110,12 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, help="default: 5 (1 with --quick)")
     parser.add_argument("--limit", type=int, help="use only the first N training images")
     parser.add_argument("--models", default="mlp,cnn")
+    parser.add_argument("--bf16", action="store_true", help="also run cnnlab with --precision bf16")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
     epochs = args.epochs or (1 if args.quick else 5)
     data, x, y = load(args.quick, args.limit)
-    results = [bench(name, data, x, y, epochs) for name in args.models.split(",")]
+    results = [bench(name, data, x, y, epochs, args.bf16) for name in args.models.split(",")]
     report = {"machine": machine(), "dataset": data.name, "train_images": len(y), "epochs": epochs,
               "results": results}
     print(f"{data.name}: {len(y):,} images (80% trained, 20% validated), {epochs} epoch(s); {report['machine']}")

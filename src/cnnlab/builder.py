@@ -98,6 +98,33 @@ class DenseBlock(nn.Module):
         return self.activation(self.linear(x))
 
 
+class Dropout(nn.Module):
+    """Inverted dropout (Keras' and torch's), drawing its keep-mask from 16-bit random numbers.
+
+    Four mask entries come from each 64-bit random word, which on the CPU takes a third
+    of the time ``bernoulli_`` does (the MLP's dropouts were a tenth of its step). The
+    drop probability is ``rate`` rounded to a multiple of 1/65536.
+    """
+
+    def __init__(self, rate: float):
+        super().__init__()
+        self.rate = rate
+        self.threshold = -32768 + round(rate * 65536)  # int16 values below it are dropped
+        self.scale = 1.0 / (1.0 - rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.rate == 0:
+            return x
+        count = x.numel()
+        words = torch.empty((count + 3) // 4, dtype=torch.int64, device=x.device)
+        words.random_(-2**63, 2**63 - 1)  # the full 64 bits
+        keep = words.view(torch.int16)[:count].view(x.shape) >= self.threshold
+        return x * keep * self.scale
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}"
+
+
 class GlobalAvgPool2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.mean(dim=(2, 3))  # (N, C, H, W) -> (N, C)
@@ -119,7 +146,7 @@ def _build_layer(info: LayerInfo) -> nn.Module:
     if kind == "dense":
         return DenseBlock(info)
     if kind == "dropout":
-        return nn.Dropout(info.layer["rate"])
+        return Dropout(info.layer["rate"])
     if kind == "activation":
         return _ACTIVATIONS[info.layer["activation"]]()
     if kind == "batchnorm":

@@ -28,6 +28,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     add("--device", choices=("auto", "cpu", "cuda"), default=DEFAULTS.device)
     add("--init", choices=("keras", "torch"), default=DEFAULTS.init, help="weight initialisation")
     add("--deterministic", action="store_true", help="ask torch for deterministic algorithms")
+    add("--precision", choices=("fp32", "bf16"), default=DEFAULTS.precision,
+        help="fp32 (default) or bf16 autocast: faster on CPUs and GPUs with bf16 units")
     add("--early-stopping", metavar="METRIC", help="stop when METRIC (e.g. val_loss) stalls")
     add("--patience", type=int, default=DEFAULTS.patience)
     add("--out", default="runs", help="where run directories go (default runs/)")
@@ -39,7 +41,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        momentum=args.momentum, nesterov=args.nesterov, schedule=args.schedule,
                        val_split=args.val_split, split_method=args.split_method, seed=args.seed,
                        device=args.device, init=args.init, deterministic=args.deterministic,
-                       early_stopping=args.early_stopping, patience=args.patience)
+                       early_stopping=args.early_stopping, patience=args.patience, precision=args.precision)
 
 
 def dataset_options(args: argparse.Namespace) -> dict:

@@ -10,6 +10,7 @@ OPTIMIZERS = ("adam", "sgd", "adamw")
 SCHEDULES = ("constant", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda")
 INITS = ("keras", "torch")
+PRECISIONS = ("fp32", "bf16")
 
 
 class ConfigError(CnnlabError):
@@ -37,6 +38,7 @@ class TrainConfig:
     early_stopping: str | None = None  # a metric to monitor, e.g. "val_loss"
     patience: int = 2
     eval_batch_size: int = 1024    # evaluation only: results do not depend on it
+    precision: str = "fp32"        # "bf16": autocast, fast where the CPU or GPU has bf16 units
 
     def validate(self, train_size: int | None = None) -> TrainConfig:
         _positive_int("epochs", self.epochs)
@@ -46,7 +48,8 @@ class TrainConfig:
         if not isinstance(self.lr, (int, float)) or not self.lr > 0:
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
         for name, options in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("device", DEVICES),
-                              ("init", INITS), ("split_method", ("stratified", "keras"))):
+                              ("init", INITS), ("precision", PRECISIONS),
+                              ("split_method", ("stratified", "keras"))):
             if getattr(self, name) not in options:
                 raise ConfigError(f"unknown {name} '{getattr(self, name)}'; expected one of {', '.join(options)}")
         if not 0 <= self.val_split < 1:

@@ -68,10 +68,16 @@ class Callback(Protocol):
     def on_epoch_end(self, record: dict) -> None: ...
 
 
-def train_step(model, optimizer, scheduler, xb, yb):
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast (matmuls and convolutions in bfloat16, weights kept in float32), or nothing."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def train_step(model, optimizer, scheduler, xb, yb, precision: str = "fp32"):
     """One optimisation step; returns the batch's mean loss and correct count (on device)."""
-    logits = model(xb)
-    loss = F.cross_entropy(logits, yb)
+    with autocast(xb.device, precision):
+        logits = model(xb).float()
+        loss = F.cross_entropy(logits, yb)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -98,16 +104,17 @@ def train_epoch(state: TrainState, data: TensorData, config: TrainConfig,
     losses = torch.zeros(steps, device=device)  # per-step batch-mean losses, read rarely
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    check_every = 1 if device.type == "cpu" else progress_every  # a check is free on the CPU
     checked = 0
     model.train()
     for step in range(steps):
         idx = order[step * bs:(step + 1) * bs]
-        loss, hits = train_step(model, state.optimizer, state.scheduler, data.x_train[idx], data.y_train[idx])
+        loss, hits = train_step(model, state.optimizer, state.scheduler, data.x_train[idx], data.y_train[idx],
+                                config.precision)
         losses[step] = loss
         loss_sum += loss * len(idx)  # weighted by batch size, as Keras averages
         correct += hits
-        if (step + 1) % check_every == 0 or step + 1 == steps:
+        # Read back only every few steps (a sync on a GPU); the buffer still names the exact step.
+        if (step + 1) % progress_every == 0 or step + 1 == steps:
             _check_finite(losses, checked, step + 1, state.epoch + 1)
             checked = step + 1
         if callback is not None and ((step + 1) % progress_every == 0 or step + 1 == steps):
@@ -117,13 +124,15 @@ def train_epoch(state: TrainState, data: TensorData, config: TrainConfig,
 
 
 @torch.no_grad()
-def evaluate_tensors(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> dict:
+def evaluate_tensors(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
+                     precision: str = "fp32") -> dict:
     """Mean cross-entropy and accuracy over ``x``, in eval mode (dropout off)."""
     model.eval()
     loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
     correct = torch.zeros((), device=x.device, dtype=torch.int64)
     for start in range(0, len(y), batch_size):
-        logits = model(x[start:start + batch_size])
+        with autocast(x.device, precision):
+            logits = model(x[start:start + batch_size]).float()
         target = y[start:start + batch_size]
         loss_sum += F.cross_entropy(logits, target, reduction="sum").double()
         correct += (logits.argmax(dim=1) == target).sum()
@@ -163,7 +172,7 @@ def run_epochs(state: TrainState, data: TensorData, config: TrainConfig,
         record = {"epoch": state.epoch + 1, **train_epoch(state, data, config, callback)}
         train_seconds = time.perf_counter() - start
         if data.x_val is not None and len(data.y_val):
-            val = evaluate_tensors(state.model, data.x_val, data.y_val, config.eval_batch_size)
+            val = evaluate_tensors(state.model, data.x_val, data.y_val, config.eval_batch_size, config.precision)
             record.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
         else:
             record.update(val_loss=None, val_accuracy=None)

@@ -88,7 +88,7 @@ def estimate_epoch_seconds(state: TrainState, data: TensorData, config: TrainCon
             if step == warmup:
                 _sync(xb.device)
                 start = time.perf_counter()
-            train_step(model, optimizer, None, xb, yb)
+            train_step(model, optimizer, None, xb, yb, config.precision)
         _sync(xb.device)
         per_step = (time.perf_counter() - start) / steps
     finally:
