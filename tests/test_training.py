@@ -254,3 +254,26 @@ def test_user_spec_with_wrong_head_is_refused(tmp_path):
         training.train(spec, "digits", TrainConfig(epochs=1), out=tmp_path)
     with pytest.raises(RunError):
         training.resume(tmp_path / "missing")
+
+
+def test_deterministic_refusal_names_the_operation():
+    from torch import nn
+
+    from cnnlab.engine.config import TrainConfig
+    from cnnlab.engine.loop import DeterminismError, TensorData, run_epochs
+    from cnnlab.engine.session import new_state
+
+    class Refuses(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 2)
+
+        def forward(self, x):
+            raise RuntimeError("scatter_add_cuda_kernel does not have a deterministic implementation, but you "
+                               "set 'torch.use_deterministic_algorithms(True)'.")
+
+    config = TrainConfig(epochs=1, batch_size=2, deterministic=True)
+    state = new_state(Refuses(), config, 1)
+    data = TensorData(torch.zeros(2, 4), torch.zeros(2, dtype=torch.int64))
+    with pytest.raises(DeterminismError, match="refused an operation: scatter_add_cuda_kernel"):
+        run_epochs(state, data, config)

@@ -30,6 +30,17 @@ class NonFiniteLossError(CnnlabError):
         self.epoch, self.step = epoch, step
 
 
+class DeterminismError(CnnlabError):
+    """--deterministic asked for, and an operation has no deterministic implementation."""
+
+
+def _deterministic_guard(exc: RuntimeError) -> None:
+    text = str(exc)
+    if "deterministic" in text:
+        raise DeterminismError("--deterministic: torch refused an operation: "
+                               + text.strip().splitlines()[0]) from None
+
+
 @dataclass
 class TensorData:
     """Training and validation tensors on the training device.
@@ -169,7 +180,11 @@ def run_epochs(state: TrainState, data: TensorData, config: TrainConfig,
         if callback is not None:
             callback.on_epoch_begin(state.epoch + 1, config.epochs, steps)
         start = time.perf_counter()
-        record = {"epoch": state.epoch + 1, **train_epoch(state, data, config, callback)}
+        try:
+            record = {"epoch": state.epoch + 1, **train_epoch(state, data, config, callback)}
+        except RuntimeError as exc:
+            _deterministic_guard(exc)
+            raise
         train_seconds = time.perf_counter() - start
         if data.x_val is not None and len(data.y_val):
             val = evaluate_tensors(state.model, data.x_val, data.y_val, config.eval_batch_size, config.precision)
