@@ -42,20 +42,24 @@ def baseline_cnn(input_shape, classes: int = 10) -> nn.Module:
     )
 
 
-def train_baseline(model: nn.Module, x_train, y_train, x_val, y_val, epochs: int, batch_size: int = 32,
-                   seed: int = 0) -> list[dict]:
-    """Train with the usual loop; ``x_*`` float32 (N, C, H, W) in [0, 1], ``y_*`` int64."""
-    torch.manual_seed(seed)
-    train_loader = DataLoader(TensorDataset(x_train, y_train), batch_size=batch_size, shuffle=True)
-    val_loader = DataLoader(TensorDataset(x_val, y_val), batch_size=batch_size)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    criterion = nn.CrossEntropyLoss()
-    history = []
-    for epoch in range(epochs):
+class BaselineTrainer:
+    """The usual loop, one epoch per call, so a benchmark can alternate it with another engine."""
+
+    def __init__(self, model: nn.Module, x_train, y_train, x_val, y_val, batch_size: int = 32, seed: int = 0):
+        torch.manual_seed(seed)
+        self.model = model
+        self.train_loader = DataLoader(TensorDataset(x_train, y_train), batch_size=batch_size, shuffle=True)
+        self.val_loader = DataLoader(TensorDataset(x_val, y_val), batch_size=batch_size)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        self.criterion = nn.CrossEntropyLoss()
+        self.history: list[dict] = []
+
+    def epoch(self) -> dict:
+        model, optimizer, criterion = self.model, self.optimizer, self.criterion
         start = time.perf_counter()
         model.train()
         running_loss, correct, seen = 0.0, 0, 0
-        for images, labels in train_loader:
+        for images, labels in self.train_loader:
             optimizer.zero_grad()
             outputs = model(images)
             loss = criterion(outputs, labels)
@@ -65,14 +69,16 @@ def train_baseline(model: nn.Module, x_train, y_train, x_val, y_val, epochs: int
             correct += (outputs.argmax(1) == labels).sum().item()
             seen += labels.size(0)
         train_time = time.perf_counter() - start
-        val_loss, val_correct = 0.0, 0
+        val_loss, val_correct, val_seen = 0.0, 0, 0
         model.eval()
         with torch.no_grad():
-            for images, labels in val_loader:
+            for images, labels in self.val_loader:
                 outputs = model(images)
                 val_loss += criterion(outputs, labels).item() * labels.size(0)
                 val_correct += (outputs.argmax(1) == labels).sum().item()
-        history.append({"epoch": epoch + 1, "loss": running_loss / seen, "accuracy": correct / seen,
-                        "val_loss": val_loss / len(y_val), "val_accuracy": val_correct / len(y_val),
-                        "time": time.perf_counter() - start, "train_time": train_time})
-    return history
+                val_seen += labels.size(0)
+        record = {"epoch": len(self.history) + 1, "loss": running_loss / seen, "accuracy": correct / seen,
+                  "val_loss": val_loss / val_seen, "val_accuracy": val_correct / val_seen,
+                  "time": time.perf_counter() - start, "train_time": train_time}
+        self.history.append(record)
+        return record

@@ -4,7 +4,7 @@
     python benchmarks/bench_cpu.py --quick      # smoke test: a few thousand images, 1 epoch
 
 For each of the MLP and the CNN it alternates (a) cnnlab's engine and (b) the baseline
-in benchmarks/baseline.py, epoch for epoch, and reports images per second, seconds per
+in benchmarks/baseline.py, epoch by epoch in one process, and reports images per second, seconds per
 epoch, achieved GFLOP/s (6 x forward MACs per training image: forward, and backward at
 twice the forward's work), the ratio (b)/(a), and the final validation accuracy of both.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baseline import baseline_cnn, baseline_mlp, train_baseline  # noqa: E402
+from baseline import BaselineTrainer, baseline_cnn, baseline_mlp  # noqa: E402
 
 from cnnlab.api import fit_spec  # noqa: E402
 from cnnlab.builder import build_model  # noqa: E402
@@ -42,24 +42,29 @@ def load(quick: bool, limit: int | None):
     return data, data.x_train[:count], data.y_train[:count]
 
 
-def run_cnnlab(name, data, x, y, epochs: int, precision: str = "fp32") -> list[dict]:
-    config = TrainConfig(epochs=epochs, device="cpu", precision=precision)
-    spec = fit_spec(resolve_spec(name), data.image_shape, data.num_classes)
-    seed_everything(config.seed)
-    model = build_model(spec)
-    state, tensors, _ = prepare(model, x, y, config, class_names=data.class_names)
-    return run_epochs(state, tensors, config)
+class CnnlabTrainer:
+    """cnnlab's engine, one epoch per call (the state carries over, as in one long run)."""
+
+    def __init__(self, name, data, x, y, precision: str = "fp32"):
+        self.config = TrainConfig(epochs=1, device="cpu", precision=precision)
+        spec = fit_spec(resolve_spec(name), data.image_shape, data.num_classes)
+        seed_everything(self.config.seed)
+        self.state, self.tensors, _ = prepare(build_model(spec), x, y, self.config, class_names=data.class_names)
+
+    def epoch(self) -> dict:
+        self.config.epochs = self.state.epoch + 1
+        return run_epochs(self.state, self.tensors, self.config)[-1]
 
 
-def run_baseline(name, data, x, y, epochs: int) -> list[dict]:
+def baseline_trainer(name, data, x, y) -> BaselineTrainer:
     from cnnlab.data.split import split_labels
 
     split = split_labels(y, data.class_names, 0.2, "stratified", 0)
     as_tensor = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float().div(255).contiguous()  # noqa: E731
     torch.manual_seed(0)
     model = BASELINES[name](data.image_shape, data.num_classes)
-    return train_baseline(model, as_tensor(x[split.train_idx]), torch.from_numpy(y[split.train_idx]),
-                          as_tensor(x[split.val_idx]), torch.from_numpy(y[split.val_idx]), epochs)
+    return BaselineTrainer(model, as_tensor(x[split.train_idx]), torch.from_numpy(y[split.train_idx]),
+                           as_tensor(x[split.val_idx]), torch.from_numpy(y[split.val_idx]))
 
 
 def summarise(history: list[dict], macs: int, train_count: int) -> dict:
@@ -75,10 +80,14 @@ def bench(name: str, data, x, y, epochs: int, bf16: bool) -> dict:
     macs = summarize(resolve_spec(name), data.image_shape).macs
     train_count = len(y) - round(0.2 * len(y))
     start = time.perf_counter()
-    engines = {"cnnlab": summarise(run_cnnlab(name, data, x, y, epochs), macs, train_count),
-               "baseline": summarise(run_baseline(name, data, x, y, epochs), macs, train_count)}
+    trainers = {"cnnlab": CnnlabTrainer(name, data, x, y), "baseline": baseline_trainer(name, data, x, y)}
     if bf16:
-        engines["cnnlab bf16"] = summarise(run_cnnlab(name, data, x, y, epochs, "bf16"), macs, train_count)
+        trainers["cnnlab bf16"] = CnnlabTrainer(name, data, x, y, "bf16")
+    histories: dict[str, list[dict]] = {engine: [] for engine in trainers}
+    for _ in range(epochs):  # alternate epoch by epoch, so drift in the machine's speed hits all alike
+        for engine, trainer in trainers.items():
+            histories[engine].append(trainer.epoch())
+    engines = {engine: summarise(history, macs, train_count) for engine, history in histories.items()}
     base = engines["baseline"]["seconds_per_epoch"]
     ratios = {engine: base / r["seconds_per_epoch"] for engine, r in engines.items() if engine != "baseline"}
     return {"model": name, "engines": engines, "ratios": ratios, "wall_seconds": time.perf_counter() - start}

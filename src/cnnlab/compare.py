@@ -19,7 +19,7 @@ SHIFTS = (0, 1, 2, 3, 4)
 
 
 def _slug(text: str) -> str:
-    name = Path(text).stem if ("/" in text or "." in text) else text
+    name = Path(text).name.split(".")[0] if ("/" in text or "." in text) else text
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
 
 
