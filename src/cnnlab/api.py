@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.engine.config import TrainConfig
-from cnnlab.models import resolve_spec
-from cnnlab.presets import preset_name
-from cnnlab.spec import ModelSpec, SpecError
+from cnnlab.models import fit_spec, resolve_spec
+from cnnlab.spec import SpecError
 
 
 class History:
@@ -37,18 +36,6 @@ class History:
 
     def __repr__(self) -> str:
         return f"History({len(self.records)} epochs)"
-
-
-def fit_spec(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> ModelSpec:
-    """The spec sized for the data: a preset's head takes the data's class count."""
-    spec = spec.with_input(tuple(input_shape))
-    last_dense = [layer for layer in spec.layers if layer.kind == "dense"]
-    if last_dense and last_dense[-1]["units"] != num_classes:
-        if preset_name(spec) is None:
-            raise SpecError(f"{spec.source}: the last dense layer has {last_dense[-1]['units']} units "
-                            f"but the data has {num_classes} classes")
-        spec = spec.with_classes(num_classes)
-    return spec
 
 
 class Model:

@@ -39,3 +39,15 @@ def summarize(spec, input_shape: tuple[int, ...] | None = None,
     name = preset_name(model_spec)
     shape = input_shape or model_spec.input_shape or (default_input(name) if name else None)
     return infer(model_spec, shape)
+
+
+def fit_spec(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> ModelSpec:
+    """The spec sized for the data: a preset's head takes the data's class count."""
+    spec = spec.with_input(tuple(input_shape))
+    last_dense = [layer for layer in spec.layers if layer.kind == "dense"]
+    if last_dense and last_dense[-1]["units"] != num_classes:
+        if preset_name(spec) is None:
+            raise SpecError(f"{spec.source}: the last dense layer has {last_dense[-1]['units']} units "
+                            f"but the data has {num_classes} classes")
+        spec = spec.with_classes(num_classes)
+    return spec

@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from cnnlab.api import fit_spec
 from cnnlab.engine.config import TrainConfig
-from cnnlab.models import resolve_spec, summarize
+from cnnlab.models import fit_spec, resolve_spec, summarize
 from cnnlab.runs import RunError, RunResult, manifest, new_run_dir, read_json, write_json, write_metrics
 from cnnlab.spec import parse_spec
 
