@@ -79,6 +79,8 @@ def test_same_command_reuses_and_resumes(tmp_path):
     assert statuses == {"mlp": "reused", "cnn": "resumed"}
     assert (folder / "runs/mlp-seed0/model.safetensors").stat().st_mtime_ns == mlp_weights
     assert [r["epoch"] for r in read_metrics(folder / "runs/cnn-seed0")] == [1, 2, 3]
+    with pytest.raises(RunError, match="the same spec twice"):
+        compare(["mlp", "mlp"], "digits", config, out=tmp_path)
     with pytest.raises(RunError, match="a comparison with other options is there"):
         compare(["mlp", "cnn"], "digits", TrainConfig(epochs=2), out=tmp_path)
 

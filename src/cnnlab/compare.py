@@ -73,6 +73,9 @@ def compare(specs: list[str] = ("mlp", "cnn"), dataset: str = "cifar10", config:
         raise RunError(f"--seeds must be at least 1, got {seeds}")
     if len(specs) < 2:
         raise RunError("compare needs at least two specs")
+    slugs = [_slug(spec) for spec in specs]
+    if len(set(slugs)) < len(slugs):
+        raise RunError(f"compare got the same spec twice ({', '.join(specs)}); use --seeds N to repeat one")
     options = dict(dataset_options or {})
     folder = comparison_dir(list(specs), dataset, Path(out), name)
     _open_dir(folder, _options_record(specs, dataset, config, seeds, options))
