@@ -93,6 +93,15 @@ def test_empty_class_folder_is_an_error(tmp_path):
         load_dataset(root, cache=tmp_path / "c")
 
 
+def test_folder_wrapping_the_tree(tmp_path):
+    make_tree(tmp_path / "outer" / "pets")
+    data = load_dataset(tmp_path / "outer", cache=tmp_path / "c")
+    assert data.class_names == ["cat", "dog"] and data.x_train.shape[0] == 6
+    (tmp_path / "outer" / "pets" / "train" / "bird").mkdir()
+    with pytest.raises(DatasetError, match="class folder 'bird' has no images"):
+        load_dataset(tmp_path / "outer", cache=tmp_path / "c")
+
+
 def test_folder_without_classes_is_an_error(tmp_path):
     root = tmp_path / "flat"
     save(root / "a.png")

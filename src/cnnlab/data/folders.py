@@ -38,7 +38,8 @@ def load_image_folder(path: str | Path, cache: str | Path | None = None, channel
         files, key = None, _key(settings, cache_mod.sha256_file(path))
     else:
         files = _list_folder(path)
-        key = _key(settings, *(_stat_line(rel, source) for rel, source in files.items()))
+        folders = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_dir())
+        key = _key(settings, *folders, *(_stat_line(rel, source) for rel, source in files.items()))
     cached = cache_mod.cache_dir(cache) / "folders" / f"{path.name}-{key}.npz"
     arrays = cache_mod.load_arrays(cached)
     if arrays is None:
@@ -89,16 +90,18 @@ def _stat_line(rel: PurePosixPath, source: Path) -> str:
 # ------------------------------------------------------------- layout
 
 
-def _layout(files: dict, where: Path) -> tuple[dict[str, dict[str, list]], list[str], dict]:
-    """{split: {class: [relative paths]}} and notes; accepts one wrapping top folder."""
+def _layout(files: dict, where: Path):
+    """``({split: {class: [relative paths]}}, notes, files, wrapping folder or None)``."""
     images = [rel for rel in files if rel.suffix.lower() in IMAGE_SUFFIXES]
     notes = []
     if len(images) < len(files):
         notes.append(f"ignored {len(files) - len(images)} files that are not images "
                      f"({', '.join(IMAGE_SUFFIXES)})")
     tops = {rel.parts[0] for rel in images if len(rel.parts) > 1}
+    wrapper = None
     if len(tops) == 1 and not {"train", "test"} & tops and all(len(r.parts) >= 3 for r in images):
-        images = [PurePosixPath(*rel.parts[1:]) for rel in images]  # strip the wrapping folder
+        wrapper = tops.pop()  # one folder around the whole tree: look inside it
+        images = [PurePosixPath(*rel.parts[1:]) for rel in images]
         files = {PurePosixPath(*rel.parts[1:]): src for rel, src in files.items() if len(rel.parts) > 1}
     split_mode = any(rel.parts[0] in ("train", "test") and len(rel.parts) == 3 for rel in images)
     tree: dict[str, dict[str, list]] = {}
@@ -109,7 +112,7 @@ def _layout(files: dict, where: Path) -> tuple[dict[str, dict[str, list]], list[
                                "train/<class>/<image> and test/<class>/<image>, or <class>/<image>")
         split = rel.parts[0] if split_mode else "all"
         tree.setdefault(split, {}).setdefault(parts[0], []).append(rel)
-    return tree, notes, files
+    return tree, notes, files, wrapper
 
 
 def _check_classes(tree: dict, where: Path, class_dirs: set[str]) -> list[str]:
@@ -139,8 +142,8 @@ def _ordered(by_class: dict[str, list], classes: list[str]) -> list[tuple[PurePo
 
 
 def _convert(path: Path, files: dict, channels: int, size, skip_bad: bool, workers) -> dict:
-    tree, notes, files = _layout(files, path)
-    class_dirs = _empty_class_dirs(path) if path.is_dir() else set()
+    tree, notes, files, wrapper = _layout(files, path)
+    class_dirs = _class_dirs(path / wrapper if wrapper else path) if path.is_dir() else set()
     classes = _check_classes(tree, path, class_dirs)
     parts = {split: _ordered(by_class, classes) for split, by_class in tree.items()}
     items = [(rel, label, split) for split, ordered in parts.items() for rel, label in ordered]
@@ -163,7 +166,7 @@ def _convert(path: Path, files: dict, channels: int, size, skip_bad: bool, worke
             "y_test": labels[test_idx], "class_names": np.array(classes), "notes": np.array(notes, dtype=str)}
 
 
-def _empty_class_dirs(root: Path) -> set[str]:
+def _class_dirs(root: Path) -> set[str]:
     """Names of class folders on disk (to catch empty ones the file listing cannot see)."""
     bases = [root / "train", root / "test"] if (root / "train").is_dir() else [root]
     return {d.name for base in bases if base.is_dir() for d in base.iterdir() if d.is_dir()}
