@@ -128,9 +128,9 @@ def train_epoch(state: TrainState, data: TensorData, config: TrainConfig,
         if (step + 1) % progress_every == 0 or step + 1 == steps:
             _check_finite(losses, checked, step + 1, state.epoch + 1)
             checked = step + 1
-        if callback is not None and ((step + 1) % progress_every == 0 or step + 1 == steps):
-            seen = min((step + 1) * bs, n)
-            callback.on_progress(step + 1, steps, float(loss_sum) / seen, int(correct) / seen)
+            if callback is not None:
+                seen = min((step + 1) * bs, n)
+                callback.on_progress(step + 1, steps, float(loss_sum) / seen, int(correct) / seen)
     return {"loss": float(loss_sum) / n, "accuracy": int(correct) / n}
 
 
