@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 SHIFT_SAMPLE = 2000  # shifted copies are scored on at most this many test images
 
@@ -62,7 +61,7 @@ def most_confused(matrix: np.ndarray, class_names: list[str], top: int = 5) -> l
 
 def evaluate_run_deeply(run_dir: Path, data=None, deep: bool = True, shifts=(0, 1, 2, 3, 4)):
     """``(facts, dataset)``: test metrics and history figures; with ``deep``, the analyses too."""
-    from cnnlab.engine.metrics import classification_report
+    from cnnlab.engine.metrics import classification_report, score_logits
     from cnnlab.models import summarize
     from cnnlab.runs import read_json, read_metrics
     from cnnlab.spec import parse_spec
@@ -71,13 +70,13 @@ def evaluate_run_deeply(run_dir: Path, data=None, deep: bool = True, shifts=(0, 
     model, saved = load_run(run_dir)
     if data is None:
         data = open_dataset(saved["dataset"], saved["dataset_options"])
-    logits = _logits(model, data.x_test)
-    predictions = logits.argmax(1).numpy()
+    score = score_logits(_logits(model, data.x_test), data.y_test)
+    predictions = score["predictions"]
     rows = read_metrics(Path(run_dir))
     info = summarize(parse_spec(saved["spec"]))
     facts = {
-        "test_accuracy": float((predictions == data.y_test).mean()),
-        "test_loss": float(F.cross_entropy(logits, torch.from_numpy(data.y_test.astype(np.int64)))),
+        "test_accuracy": score["accuracy"],
+        "test_loss": score["loss"],
         "best_val_accuracy": max((r["val_accuracy"] or 0.0) for r in rows),
         "final_val_accuracy": rows[-1]["val_accuracy"] or 0.0,
         "seconds_per_epoch": float(np.mean([r["time"] for r in rows])),

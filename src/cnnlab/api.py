@@ -79,14 +79,14 @@ class Model:
         ``early_stopping``, ``momentum``...). Calling ``fit`` again trains on from here.
         """
         from cnnlab.engine.loop import run_epochs
-        from cnnlab.engine.session import prepare, seed_everything, set_deterministic
+        from cnnlab.engine.session import class_indices, prepare, seed_everything, set_deterministic
         from cnnlab.presenters.progress import ProgressPrinter
 
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                              val_split=0 if validation_data is not None else validation_split,
                              seed=self.seed, device=self.device, init=self.init, **options).validate()
         x = np.asarray(x)
-        labels = np.asarray(y).argmax(axis=1) if np.asarray(y).ndim == 2 else np.asarray(y)
+        labels = class_indices(y)
         if self.module is None:
             self.build(x.shape[1:], int(labels.max()) + 1)
         seed_everything(self.seed)

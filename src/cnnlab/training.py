@@ -115,19 +115,16 @@ def evaluate(run_dir: str | Path, split: str = "test") -> dict:
     ``split`` is 'test', 'train' (the part trained on) or 'val' (the held-out part).
     """
     import torch
-    from torch.nn import functional as F
 
-    from cnnlab.engine.metrics import classification_report, predict_logits
+    from cnnlab.engine.metrics import classification_report, predict_logits, score_logits
     from cnnlab.engine.session import images_to_tensor
 
     model, saved = load_run(run_dir)
     data = open_dataset(saved["dataset"], saved["dataset_options"])
     x, y = _split_arrays(data, TrainConfig.from_dict(saved["train"]), split)
-    logits = predict_logits(model, images_to_tensor(x, torch.device("cpu")))
-    target = torch.from_numpy(y.astype(np.int64))
-    report = classification_report(y, logits.argmax(dim=1).numpy(), data.class_names)
-    return {"split": split, "count": int(len(y)), "loss": float(F.cross_entropy(logits, target)),
-            "accuracy": float((logits.argmax(dim=1) == target).float().mean()),
+    score = score_logits(predict_logits(model, images_to_tensor(x, torch.device("cpu"))), y)
+    report = classification_report(y, score["predictions"], data.class_names)
+    return {"split": split, "count": int(len(y)), "loss": score["loss"], "accuracy": score["accuracy"],
             "class_names": data.class_names, **report}
 
 

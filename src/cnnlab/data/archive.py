@@ -72,6 +72,17 @@ def iter_members(archive: Path) -> Iterator[tuple[str, str, Callable[[], bytes]]
         raise DatasetError(f"{archive}: not a readable archive ({exc})") from None
 
 
+def regular_members(archive: Path) -> Iterator[tuple[PurePosixPath, Callable[[], bytes]]]:
+    """(relative path, read) per regular file; links, devices, absolute paths and '..' are refused."""
+    for name, kind, read in iter_members(archive):
+        path = member_path(name, archive)
+        if kind == "dir":
+            continue  # folders are made as files need them
+        if kind != "file":
+            raise UnsafeArchiveError(f"{archive}: member '{name}' is a {kind}, not a regular file; refused")
+        yield path, read
+
+
 def safe_extract(archive: Path, target: Path, accept: Callable[[PurePosixPath], bool]) -> Path:
     """Extract the members ``accept`` admits into ``target``; refuse everything unsafe.
 
@@ -83,8 +94,8 @@ def safe_extract(archive: Path, target: Path, accept: Callable[[PurePosixPath], 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
     try:
-        for name, kind, read in iter_members(archive):
-            _extract_one(archive, staging, name, kind, read, accept)
+        for path, read in regular_members(archive):
+            _extract_one(archive, staging, path, read, accept)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
@@ -93,12 +104,8 @@ def safe_extract(archive: Path, target: Path, accept: Callable[[PurePosixPath], 
     return target
 
 
-def _extract_one(archive, staging, name, kind, read, accept) -> None:
-    path = member_path(name, archive)
-    if kind == "dir":
-        return  # folders are made as files need them
-    if kind != "file":
-        raise UnsafeArchiveError(f"{archive}: member '{name}' is a {kind}, not a regular file; refused")
+def _extract_one(archive, staging, path: PurePosixPath, read, accept) -> None:
+    name = str(path)
     if not accept(path):
         raise UnsafeArchiveError(f"{archive}: unexpected member '{name}'; refused")
     out = staging.joinpath(*path.parts)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import time
@@ -10,6 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from cnnlab.data.cache import sha256_file
 from cnnlab.data.dataset import DatasetError
 
 CHUNK = 1 << 16
@@ -39,7 +39,7 @@ def download(url: str, dest: Path, sha256: str, size: int | None = None, *, time
         except (OSError, http.client.HTTPException, DownloadError) as exc:
             failures.append(_describe(exc))
             continue
-        digest = _sha256(part)
+        digest = sha256_file(part)
         if digest == sha256:
             os.replace(part, dest)
             return dest
@@ -57,14 +57,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
     return str(exc) or type(exc).__name__
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fetch(url: str, part: Path, size: int | None, timeout: float, progress: bool) -> None:

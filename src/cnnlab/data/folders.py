@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from cnnlab.data import cache as cache_mod
-from cnnlab.data.archive import UnsafeArchiveError, iter_members, member_path
+from cnnlab.data.archive import regular_members
 from cnnlab.data.dataset import Dataset, DatasetError
 from cnnlab.data.images import IMAGE_SUFFIXES, decode_all, stack_same_size
 from cnnlab.data.split import stratified_holdout
@@ -62,15 +62,7 @@ def _list_folder(root: Path) -> dict[PurePosixPath, object]:
 
 
 def _list_archive(archive: Path) -> dict[PurePosixPath, object]:
-    files = {}
-    for name, kind, read in iter_members(archive):
-        path = member_path(name, archive)
-        if kind == "dir":
-            continue
-        if kind != "file":
-            raise UnsafeArchiveError(f"{archive}: member '{name}' is a {kind}, not a regular file; refused")
-        files[path] = read()
-    return files
+    return {path: read() for path, read in regular_members(archive)}
 
 
 def _read(source) -> bytes:

@@ -12,6 +12,16 @@ def predict_logits(model, x: torch.Tensor, batch_size: int = 1024) -> torch.Tens
     return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
+def score_logits(logits: torch.Tensor, labels: np.ndarray) -> dict:
+    """Mean cross-entropy, accuracy and predicted classes of ``logits`` against integer labels."""
+    from torch.nn import functional as F
+
+    predictions = logits.argmax(dim=1)
+    target = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    return {"loss": float(F.cross_entropy(logits, target)),
+            "accuracy": float((predictions == target).double().mean()), "predictions": predictions.numpy()}
+
+
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> dict:
     """Confusion matrix (rows: true class, columns: predicted) and per-class accuracy."""
     from sklearn.metrics import confusion_matrix

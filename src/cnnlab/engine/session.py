@@ -57,12 +57,14 @@ def images_to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.to(device)
 
 
-def labels_to_tensor(labels: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Integer labels ``(N,)`` or one-hot ``(N, K)`` -> int64 class indices."""
+def class_indices(labels) -> np.ndarray:
+    """Integer labels ``(N,)`` or one-hot ``(N, K)`` -> int64 class indices ``(N,)``."""
     array = np.asarray(labels)
-    if array.ndim == 2:
-        array = array.argmax(axis=1)
-    return torch.from_numpy(array.astype(np.int64)).to(device)
+    return (array.argmax(axis=1) if array.ndim == 2 else array).astype(np.int64)
+
+
+def labels_to_tensor(labels, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(class_indices(labels)).to(device)
 
 
 def new_state(model: torch.nn.Module, config: TrainConfig, steps_per_epoch: int) -> TrainState:
@@ -112,7 +114,7 @@ def prepare(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, config: TrainC
     from cnnlab.data.split import split_labels
 
     device = resolve_device(config.device)
-    labels = np.asarray(y).argmax(axis=1) if np.asarray(y).ndim == 2 else np.asarray(y)
+    labels = class_indices(y)
     split = None
     if validation is None and config.val_split > 0:
         names = class_names or [str(i) for i in range(int(labels.max()) + 1)]
