@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from cnnlab.builder import build_model
+from cnnlab.net.builder import build_model
 
 
 def torch_layer_facts(spec, input_shape):

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from cnnlab.builder import build_model
-from cnnlab.spec import parse_spec
+from cnnlab.net.builder import build_model
+from cnnlab.net.spec import parse_spec
 
 
 def _model(layers, input_shape, init="keras"):

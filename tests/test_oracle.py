@@ -4,10 +4,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cnnlab.inference import infer
-from cnnlab.models import summarize
-from cnnlab.presets import PRESETS, default_input, preset
-from cnnlab.spec import parse_spec
+from cnnlab.net.inference import infer
+from cnnlab.net.presets import PRESETS, default_input, preset
+from cnnlab.net.resolve import summarize
+from cnnlab.net.spec import parse_spec
 
 from oracle import analytic_layer_facts, torch_layer_facts
 

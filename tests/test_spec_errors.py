@@ -2,9 +2,9 @@
 
 import pytest
 
-from cnnlab.inference import infer
-from cnnlab.models import resolve_spec
-from cnnlab.spec import SpecError, parse_spec, parse_spec_text
+from cnnlab.net.inference import infer
+from cnnlab.net.resolve import resolve_spec
+from cnnlab.net.spec import SpecError, parse_spec, parse_spec_text
 
 CONV = {"kind": "conv2d", "filters": 8, "kernel": 3}
 

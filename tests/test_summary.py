@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cnnlab.cli.main import main
-from cnnlab.models import summarize
+from cnnlab.net.resolve import summarize
 from cnnlab.presenters.summary_table import format_summary, readable_bytes
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -14,10 +14,10 @@ __version__ = "0.1.0"
 
 from cnnlab.api import History, Model, load_data, show_samples
 from cnnlab.errors import CnnlabError
-from cnnlab.inference import ModelInfo, infer
-from cnnlab.models import resolve_spec, summarize
-from cnnlab.presets import preset
-from cnnlab.spec import ModelSpec, SpecError, parse_spec
+from cnnlab.net.inference import ModelInfo, infer
+from cnnlab.net.presets import preset
+from cnnlab.net.resolve import resolve_spec, summarize
+from cnnlab.net.spec import ModelSpec, SpecError, parse_spec
 
 
 def print_summary(spec, input_shape=None, classes=None) -> None:

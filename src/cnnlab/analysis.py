@@ -62,9 +62,9 @@ def most_confused(matrix: np.ndarray, class_names: list[str], top: int = 5) -> l
 def evaluate_run_deeply(run_dir: Path, data=None, deep: bool = True, shifts=(0, 1, 2, 3, 4)):
     """``(facts, dataset)``: test metrics and history figures; with ``deep``, the analyses too."""
     from cnnlab.engine.metrics import classification_report, score_logits
-    from cnnlab.models import summarize
+    from cnnlab.net.resolve import summarize
+    from cnnlab.net.spec import parse_spec
     from cnnlab.runs import read_json, read_metrics
-    from cnnlab.spec import parse_spec
     from cnnlab.training import load_run, open_dataset
 
     model, saved = load_run(run_dir)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.engine.config import TrainConfig
-from cnnlab.models import fit_spec, resolve_spec
-from cnnlab.spec import SpecError
+from cnnlab.net.resolve import fit_spec, resolve_spec
+from cnnlab.net.spec import SpecError
 
 
 class History:
@@ -55,8 +55,8 @@ class Model:
 
     def build(self, input_shape: tuple[int, ...], num_classes: int):
         """Build the torch module (seeded, Keras initialisation by default)."""
-        from cnnlab.builder import build_model
         from cnnlab.engine.session import seed_everything
+        from cnnlab.net.builder import build_model
 
         self.spec = fit_spec(self.spec, input_shape, num_classes)
         seed_everything(self.seed)
@@ -65,7 +65,7 @@ class Model:
 
     def summary(self) -> None:
         """Print the Keras-style summary (needs an input shape: from the spec or a fit)."""
-        from cnnlab.models import summarize
+        from cnnlab.net.resolve import summarize
         from cnnlab.presenters.summary_table import format_summary
 
         print(format_summary(summarize(self.spec)), end="")

@@ -8,9 +8,9 @@ import numpy as np
 import yaml
 
 from cnnlab.engine.config import TrainConfig
-from cnnlab.models import fit_spec, resolve_spec, summarize
+from cnnlab.net.resolve import fit_spec, resolve_spec, summarize
+from cnnlab.net.spec import parse_spec
 from cnnlab.runs import RunError, RunResult, manifest, new_run_dir, read_json, write_json, write_metrics
-from cnnlab.spec import parse_spec
 
 
 def open_dataset(dataset: str, options: dict):
@@ -56,10 +56,10 @@ def resume(run_dir: str | Path, callback=None, argv: list[str] | None = None) ->
 
 
 def _run(run_dir: Path, model_spec, data, config: TrainConfig, callback, argv, resume: bool) -> RunResult:
-    from cnnlab.builder import build_model
     from cnnlab.engine.checkpoint import WEIGHTS, export_weights, load_checkpoint, save_checkpoint
     from cnnlab.engine.loop import run_epochs
     from cnnlab.engine.session import estimate_epoch_seconds, prepare, seed_everything, set_deterministic
+    from cnnlab.net.builder import build_model
 
     seed_everything(config.seed)
     set_deterministic(config.deterministic)
@@ -92,8 +92,8 @@ def _run(run_dir: Path, model_spec, data, config: TrainConfig, callback, argv, r
 
 def load_run(run_dir: str | Path):
     """``(model, dataset, saved config)`` of a run, the model holding its latest weights."""
-    from cnnlab.builder import build_model
     from cnnlab.engine.checkpoint import CHECKPOINT, WEIGHTS, CheckpointError, load_weights
+    from cnnlab.net.builder import build_model
 
     run_dir = Path(run_dir)
     saved = read_json(run_dir / "config.json")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from cnnlab.models import summarize
+from cnnlab.net.presets import PRESETS, default_input
+from cnnlab.net.resolve import summarize
 from cnnlab.presenters.summary_table import format_summary, format_summary_json
-from cnnlab.presets import PRESETS, default_input
 
 
 def parse_shape(text: str) -> tuple[int, ...]:

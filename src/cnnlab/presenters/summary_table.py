@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cnnlab.inference import BYTES_PER_FLOAT, ModelInfo
+from cnnlab.net.inference import BYTES_PER_FLOAT, ModelInfo
 
 HEADERS = ("Layer (type)", "Output Shape", "Param #", "Formula", "MACs")
 RIGHT_ALIGNED = {2, 4}

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cnnlab.inference import LayerInfo, infer, same_padding
-from cnnlab.spec import ModelSpec
+from cnnlab.net.inference import LayerInfo, infer, same_padding
+from cnnlab.net.spec import ModelSpec
 
 _ACTIVATIONS = {
     "linear": nn.Identity,

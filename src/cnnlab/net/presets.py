@@ -6,7 +6,7 @@ and summaries default to CIFAR-10's 32x32x3. ``q32`` is the network to analyse.
 
 from __future__ import annotations
 
-from cnnlab.spec import ModelSpec, SpecError, parse_spec
+from cnnlab.net.spec import ModelSpec, SpecError, parse_spec
 
 CIFAR10_INPUT = (32, 32, 3)
 

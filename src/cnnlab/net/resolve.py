@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from cnnlab.inference import ModelInfo, infer
-from cnnlab.presets import PRESETS, default_input, preset, preset_name
-from cnnlab.spec import ModelSpec, SpecError, load_spec_file, parse_spec, parse_spec_text
+from cnnlab.net.inference import ModelInfo, infer
+from cnnlab.net.presets import PRESETS, default_input, preset, preset_name
+from cnnlab.net.spec import ModelSpec, SpecError, load_spec_file, parse_spec, parse_spec_text
 
 
 def resolve_spec(spec: str | list | dict | ModelSpec) -> ModelSpec:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from cnnlab.spec import LayerSpec, ModelSpec, SpecError
+from cnnlab.net.spec import LayerSpec, ModelSpec, SpecError
 
 BYTES_PER_FLOAT = 4
 
