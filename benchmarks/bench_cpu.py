@@ -27,7 +27,7 @@ from cnnlab.net.builder import build_model  # noqa: E402
 from cnnlab.data import load_dataset  # noqa: E402
 from cnnlab.engine.config import TrainConfig  # noqa: E402
 from cnnlab.engine.loop import run_epochs  # noqa: E402
-from cnnlab.engine.session import prepare, seed_everything  # noqa: E402
+from cnnlab.engine.session import open_session  # noqa: E402
 from cnnlab.net.resolve import (  # noqa: E402
     fit_spec,  # noqa: E402
     resolve_spec,
@@ -51,8 +51,8 @@ class CnnlabTrainer:
     def __init__(self, name, data, x, y, precision: str = "fp32"):
         self.config = TrainConfig(epochs=1, device="cpu", precision=precision)
         spec = fit_spec(resolve_spec(name), data.image_shape, data.num_classes)
-        seed_everything(self.config.seed)
-        self.state, self.tensors, _ = prepare(build_model(spec), x, y, self.config, class_names=data.class_names)
+        session = open_session(lambda: build_model(spec), x, y, self.config, class_names=data.class_names)
+        self.state, self.tensors = session.state, session.tensors
 
     def epoch(self) -> dict:
         self.config.epochs = self.state.epoch + 1
@@ -99,7 +99,7 @@ def bench(name: str, data, x, y, epochs: int, bf16: bool) -> dict:
 def machine() -> dict:
     import os
 
-    from cnnlab.runs import describe_device
+    from cnnlab.runs.directory import describe_device
 
     return {"cpu": describe_device(torch.device("cpu")), "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,

@@ -1,15 +1,16 @@
 """``cnnlab compare`` end to end on digits: numbers from the runs, resumption, the report."""
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
-from cnnlab import training
+from cnnlab import runs
 from cnnlab.cli.main import main
-from cnnlab.compare import compare
 from cnnlab.engine.config import TrainConfig
-from cnnlab.runs import RunError, read_metrics
+from cnnlab.experiment import compare
+from cnnlab.runs.directory import RunError, read_metrics
 
 from browser import chromium, inspect_page, screenshot
 
@@ -37,10 +38,27 @@ def test_table_numbers_come_from_the_runs(finished):
         assert cells[4] == f"{max(r['val_accuracy'] for r in rows):.4f}"
         assert cells[5] == f"{rows[-1]['val_accuracy']:.4f}"
         assert cells[3] == f"{sum(r['time'] for r in rows) / len(rows):.2f}"
-        evaluated = training.evaluate(run)
-        assert cells[6] == f"{evaluated['accuracy']:.4f}"
-        assert cells[7] == f"{evaluated['loss']:.4f}"
+        evaluated = runs.evaluate(run)
+        assert cells[6] == f"{evaluated.accuracy:.4f}"
+        assert cells[7] == f"{evaluated.loss:.4f}"
     assert "one seed per model" in printed
+
+
+def test_comparison_json_holds_the_results_not_the_arrays(finished):
+    folder, printed = finished
+    record = json.loads((folder / "comparison.json").read_text())
+    assert [m["spec"] for m in record["models"]] == ["mlp", "cnn"]
+    for model in record["models"]:
+        run = model["runs"][0]
+        assert model["test_accuracy"] == {"mean": run["test_accuracy"], "std": None,
+                                          "values": [run["test_accuracy"]]}
+        assert run["status"] == "trained" and run["seed"] == 0
+        assert run["run_dir"] == str(folder / "runs" / f"{model['spec']}-seed0")
+        assert sum(map(sum, run["confusion_matrix"])) == 360  # the digits test part
+        assert set(run["shift_accuracy"]) == {"0", "1", "2", "3", "4"}
+        assert not {"predictions", "filters", "layer_params", "deep"} & set(run)
+    assert record["dataset"]["name"] == "digits" and record["dataset"]["split"]["validation"]["0"] == 29
+    assert "data" not in record
 
 
 def test_report_files_and_sections(finished):
@@ -57,7 +75,9 @@ def test_report_files_and_sections(finished):
     assert all(alt for alt in re.findall(r'<img [^>]*alt="([^"]*)"', page))
 
 
-def test_same_command_reuses_and_resumes(tmp_path):
+def test_same_command_reuses_and_resumes(tmp_path, monkeypatch):
+    from cnnlab import data as data_module
+
     class StopInSecondModel:
         def note(self, text):
             self.current = text
@@ -74,8 +94,12 @@ def test_same_command_reuses_and_resumes(tmp_path):
         compare(["mlp", "cnn"], "digits", config, out=tmp_path, callback=StopInSecondModel())
     folder = tmp_path / "compare-mlp-cnn-digits"
     mlp_weights = (folder / "runs/mlp-seed0/model.safetensors").stat().st_mtime_ns
+    loads = []
+    real_load = data_module.load_dataset
+    monkeypatch.setattr(data_module, "load_dataset", lambda *a, **k: loads.append(a) or real_load(*a, **k))
     result = compare(["mlp", "cnn"], "digits", config, out=tmp_path)
-    statuses = {m["spec"]: m["runs"][0]["status"] for m in result["models"]}
+    assert loads == [("digits",)]  # once, for the resumed training and every analysis alike
+    statuses = {m.spec: m.first.status for m in result.models}
     assert statuses == {"mlp": "reused", "cnn": "resumed"}
     assert (folder / "runs/mlp-seed0/model.safetensors").stat().st_mtime_ns == mlp_weights
     assert [r["epoch"] for r in read_metrics(folder / "runs/cnn-seed0")] == [1, 2, 3]

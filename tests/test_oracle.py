@@ -2,14 +2,15 @@
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from cnnlab.net.inference import infer
 from cnnlab.net.presets import PRESETS, default_input, preset
+from cnnlab.net.registry import all_kinds
 from cnnlab.net.resolve import summarize
 from cnnlab.net.spec import parse_spec
 
 from oracle import analytic_layer_facts, torch_layer_facts
+from strategies import FIELD_STRATEGIES, random_graphs
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -18,7 +19,8 @@ def test_presets_match_torch(name):
     assert torch_layer_facts(preset(name), default_input(name)) == analytic_layer_facts(info)
 
 
-@pytest.mark.parametrize("name,total", [("mlp", 563_082), ("cnn", 1_341_226), ("q32", 665_317)])
+@pytest.mark.parametrize("name,total", [("mlp", 563_082), ("cnn", 1_341_226), ("q32", 665_317),
+                                        ("resnet20", 274_442)])
 def test_preset_totals_equal_keras(name, total):
     # Totals Keras' model.summary() prints for these networks.
     assert summarize(name).total_params == total
@@ -31,62 +33,33 @@ def test_q32_answers_the_question():
     assert info.layers[2].output_shape == (31, 31, 32)  # 3x3/2 'valid' pool: floor((64-3)/2)+1
 
 
-PADDING = st.sampled_from(["valid", "same"])
-ACTIVATION = st.sampled_from(["linear", "relu", "sigmoid", "tanh", "softmax", "gelu"])
-
-
-@st.composite
-def windowed(draw, kind, height, width):
-    """A conv or pool layer whose window fits its input (or uses 'same' padding)."""
-    padding = draw(PADDING)
-    limit_h, limit_w = (4, 4) if padding == "same" else (min(height, 4), min(width, 4))
-    window = [draw(st.integers(1, limit_h)), draw(st.integers(1, limit_w))]
-    strides = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
-    layer = {"kind": kind, "padding": padding, "strides": strides}
-    if kind == "conv2d":
-        layer.update(filters=draw(st.integers(1, 6)), kernel=window, activation=draw(ACTIVATION),
-                     use_bias=draw(st.booleans()))
-    else:
-        layer["pool"] = window
-    return layer
-
-
-def _next_shape(layer, shape, input_shape, layers):
-    return infer(parse_spec({"input": list(input_shape), "layers": [*layers, layer]})).output_shape
-
-
-@st.composite
-def valid_specs(draw):
-    input_shape = (draw(st.integers(1, 12)), draw(st.integers(1, 12)), draw(st.integers(1, 3)))
-    shape, layers = input_shape, []
-    for _ in range(draw(st.integers(1, 7))):
-        if len(shape) == 3:
-            choice = draw(st.sampled_from(["conv2d", "maxpool2d", "avgpool2d", "batchnorm", "dropout",
-                                           "activation", "flatten", "globalavgpool2d"]))
-        else:
-            choice = draw(st.sampled_from(["dense", "dropout", "batchnorm", "activation"]))
-        layer = _simple_layer(draw, choice, shape)
-        shape = _next_shape(layer, shape, input_shape, layers)
-        layers.append(layer)
-    return {"input": list(input_shape), "layers": layers}
-
-
-def _simple_layer(draw, kind, shape):
-    if kind in ("conv2d", "maxpool2d", "avgpool2d"):
-        return draw(windowed(kind, shape[0], shape[1]))
-    if kind == "dense":
-        return {"kind": "dense", "units": draw(st.integers(1, 9)), "activation": draw(ACTIVATION),
-                "use_bias": draw(st.booleans())}
-    if kind == "dropout":
-        return {"kind": "dropout", "rate": draw(st.floats(0, 0.9))}
-    if kind == "activation":
-        return {"kind": "activation", "activation": draw(ACTIVATION)}
-    return {"kind": kind}
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(valid_specs())
-def test_random_specs_match_torch(data):
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(random_graphs())
+def test_random_graphs_match_torch(data):
     spec = parse_spec(data)
     info = infer(spec)
     assert torch_layer_facts(spec, spec.input_shape) == analytic_layer_facts(info)
+
+
+def test_every_field_type_has_a_strategy():
+    # A kind with a new field type must teach the strategies how to draw it.
+    for kind in all_kinds().values():
+        for name, spec_field in kind.fields.items():
+            assert type(spec_field.type) in FIELD_STRATEGIES, f"{kind.name}.{name}: no strategy"
+
+
+def test_strategy_draws_every_kind_and_real_graphs():
+    kinds_seen, merged_graphs = set(), 0
+
+    @settings(max_examples=300, database=None, derandomize=True, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    @given(random_graphs())
+    def collect(data):
+        nonlocal merged_graphs
+        kinds_seen.update(layer["kind"] for layer in data["layers"])
+        merged_graphs += not parse_spec(data).is_chain and any(layer["kind"] in ("add", "concatenate")
+                                                                for layer in data["layers"])
+
+    collect()
+    assert kinds_seen == set(all_kinds())
+    assert merged_graphs >= 20  # residual adds and concatenations, not just chains

@@ -30,16 +30,17 @@ def test_unknown_key_suggests_closest_and_names_layer():
 def test_user_given_name_appears_in_message():
     message = error_of([CONV, {"kind": "dense", "units": 0, "name": "head"}])
     assert "layer 1 'head' (dense): field 'units'" in message
-    assert "must be positive" in message
+    assert "expected a positive integer, got 0" in message
 
 
 @pytest.mark.parametrize("field,value,expect", [
     ("filters", "32", "expected a positive integer"),
     ("filters", 2.5, "expected a positive integer"),
     ("filters", True, "expected a positive integer"),
-    ("kernel", [3, 3, 3], "expected an integer or [h, w]"),
-    ("kernel", -1, "must be positive"),
-    ("strides", 0, "must be positive"),
+    ("kernel", [3, 3, 3], "expected a positive integer or [h, w], got [3, 3, 3]"),
+    ("kernel", -1, "expected a positive integer or [h, w], got -1"),
+    ("strides", 0, "expected a positive integer or [h, w], got 0"),
+    ("dilation_rate", [1, 0], "expected a positive integer or [h, w], got [1, 0]"),
     ("padding", "sam", "did you mean 'same'?"),
     ("activation", "relu6", "did you mean 'relu'?"),
     ("use_bias", "yes", "expected true or false"),

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 import cnnlab
-from cnnlab.net.builder import Dropout
+from cnnlab.net.torch_ops import Dropout
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,7 +25,7 @@ def test_json_matches_golden_and_schema(capsys):
     data = json.loads(capsys.readouterr().out)
     assert data == json.loads((GOLDEN / "summary_q32.json").read_text())
     assert data["input_shape"] == [64, 64, 3]
-    assert set(data["layers"][0]) == {"name", "type", "output_shape", "params", "trainable_params",
+    assert set(data["layers"][0]) == {"name", "type", "inputs", "output_shape", "params", "trainable_params",
                                       "macs", "formula"}
     assert data["total_params"] == sum(layer["params"] for layer in data["layers"])
     assert data["non_trainable_params"] == 0
@@ -68,7 +68,8 @@ def test_spec_file_and_error_exit(tmp_path, capsys):
 
 def test_unknown_preset_is_a_clear_error(capsys):
     assert main(["summary", "resnet"]) == 2
-    assert "neither a preset (mlp, cnn, q32) nor a spec file" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "neither a preset (mlp, cnn, resnet20, q32) nor a spec file (did you mean 'resnet20'?)" in err
 
 
 def test_bad_input_flag_is_refused(capsys):
@@ -80,7 +81,11 @@ def test_bad_input_flag_is_refused(capsys):
 def test_models_lists_presets(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert [line.split()[0] for line in out.splitlines()] == ["mlp", "cnn", "q32"]
+    presets, kinds = out.split("\n\n")
+    assert [line.split()[0] for line in presets.splitlines()] == ["mlp", "cnn", "resnet20", "q32"]
+    from cnnlab.net.registry import all_kinds
+
+    assert [line.split()[0] for line in kinds.splitlines()[1:]] == list(all_kinds())
 
 
 def test_summary_does_not_import_torch():

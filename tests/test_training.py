@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 import cnnlab
-from cnnlab import training
+from cnnlab import runs
 from cnnlab.cli.main import main
 from cnnlab.engine.config import ConfigError, TrainConfig
 from cnnlab.engine.loop import NonFiniteLossError
-from cnnlab.runs import RunError, read_metrics
+from cnnlab.runs.directory import RunError, read_metrics
 
 FAST = dict(epochs=2, batch_size=64)
 
@@ -27,7 +27,7 @@ def run_script(code: str, cwd) -> subprocess.CompletedProcess:
 
 TRAIN_SCRIPT = """
     import os, signal, torch
-    from cnnlab import training
+    from cnnlab import runs
     from cnnlab.engine.config import TrainConfig
     torch.set_num_threads(1)
 
@@ -44,7 +44,7 @@ TRAIN_SCRIPT = """
 
     config = TrainConfig(epochs=3, batch_size=32, seed=7)
     callback = {callback}
-    training.train("cnn", "digits", config, out="runs", name="{name}", callback=callback)
+    runs.train("cnn", "digits", config, out="runs", name="{name}", callback=callback)
 """
 
 
@@ -63,8 +63,8 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
     resumed = run_script("""
         import torch
         torch.set_num_threads(1)
-        from cnnlab import training
-        training.resume("runs/killed")
+        from cnnlab import runs
+        runs.resume("runs/killed")
     """, tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     a = (tmp_path / "runs/whole/model.safetensors").read_bytes()
@@ -77,7 +77,7 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
 def test_kill_during_save_keeps_previous_checkpoint(tmp_path):
     crash = run_script("""
         import os, signal, torch
-        from cnnlab import training
+        from cnnlab import runs
         from cnnlab.engine import checkpoint
         from cnnlab.engine.config import TrainConfig
         real_save, calls = torch.save, []
@@ -89,12 +89,12 @@ def test_kill_during_save_keeps_previous_checkpoint(tmp_path):
                 os.kill(os.getpid(), signal.SIGKILL)
             real_save(obj, handle)
         checkpoint.torch.save = dying_save
-        training.train("mlp", "digits", TrainConfig(epochs=3, batch_size=64), out="runs", name="r")
+        runs.train("mlp", "digits", TrainConfig(epochs=3, batch_size=64), out="runs", name="r")
     """, tmp_path)
     assert crash.returncode == -9
     state = torch.load(tmp_path / "runs/r/checkpoint.pt", weights_only=True)
     assert state["epoch"] == 1
-    assert training.resume(tmp_path / "runs/r").history[-1]["epoch"] == 3
+    assert runs.resume(tmp_path / "runs/r").history[-1]["epoch"] == 3
 
 
 class PoisonAfterFirstEpoch:
@@ -124,8 +124,8 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
 
     monkeypatch.setattr(session, "prepare", capture)
     with pytest.raises(NonFiniteLossError, match="at epoch 2, step 1"):
-        training.train("mlp", "digits", TrainConfig(epochs=3, batch_size=64), out=tmp_path, name="nan",
-                       callback=poison)
+        runs.train("mlp", "digits", TrainConfig(epochs=3, batch_size=64), out=tmp_path, name="nan",
+                   callback=poison)
     state = torch.load(tmp_path / "nan/checkpoint.pt", weights_only=True)
     assert state["epoch"] == 1 and all(torch.isfinite(t).all() for t in state["model"].values())
     assert len(read_metrics(tmp_path / "nan")) == 1
@@ -180,7 +180,7 @@ def test_train_writes_records_and_reaches_sensible_accuracy(tmp_path, capsys):
 
 
 def test_evaluate_and_predict(tmp_path, capsys):
-    training.train("mlp", "digits", TrainConfig(**FAST), out=tmp_path, name="m")
+    runs.train("mlp", "digits", TrainConfig(**FAST), out=tmp_path, name="m")
     assert main(["evaluate", str(tmp_path / "m")]) == 0
     out = capsys.readouterr().out
     assert "test: 360 images" in out and "confusion matrix" in out
@@ -214,6 +214,31 @@ def test_api_fit_evaluate_predict_with_one_hot_labels():
     assert probs.shape == (5, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
 
 
+def test_fit_again_trains_on_with_the_same_optimizer_moments():
+    data = cnnlab.load_data("digits")
+    x, y = data.x_train[:600], data.y_train[:600]
+    model = cnnlab.Model("mlp")
+    model.fit(x, y, epochs=1, batch_size=64, validation_split=0, verbose=0)
+    first = [p.clone() for p in model.module.parameters()]
+    model.fit(x, y, epochs=1, batch_size=64, validation_split=0, verbose=0)
+    adam = model._state.optimizer.state[next(model.module.parameters())]
+    assert int(adam["step"]) == 2 * 10  # 10 steps a fit: Adam's step count and moments carried over, as in Keras
+    assert any(not torch.equal(a, b) for a, b in zip(first, model.module.parameters()))
+
+
+def test_api_and_run_directory_train_alike(tmp_path):
+    # One engine sequence (seed, build, prepare, run) behind both: same seed, same numbers and weights.
+    from safetensors.torch import load_file
+
+    data = cnnlab.load_data("digits")
+    run = runs.train("cnn", "digits", TrainConfig(**FAST, seed=4), out=tmp_path, name="r")
+    model = cnnlab.Model("cnn", seed=4)
+    history = model.fit(data.x_train, data.y_train, verbose=0, **FAST)
+    assert strip_times(history.records) == strip_times(run.history)
+    saved = load_file(str(tmp_path / "r" / "model.safetensors"))
+    assert all(torch.equal(saved[name], value) for name, value in model.module.state_dict().items())
+
+
 def test_epoch_loss_is_the_batch_size_weighted_mean():
     # With a vanishing learning rate the weights stay put, so the epoch's training loss
     # must equal the loss evaluated over the same images (Keras' weighted average).
@@ -228,8 +253,8 @@ def test_epoch_loss_is_the_batch_size_weighted_mean():
 
 def test_same_seed_same_result_and_early_stopping():
     data = cnnlab.load_data("digits")
-    runs = [cnnlab.Model("mlp", seed=3).fit(data.x_train, data.y_train, epochs=2, verbose=0) for _ in range(2)]
-    assert runs[0].history["val_loss"] == runs[1].history["val_loss"]
+    histories = [cnnlab.Model("mlp", seed=3).fit(data.x_train, data.y_train, epochs=2, verbose=0) for _ in range(2)]
+    assert histories[0].history["val_loss"] == histories[1].history["val_loss"]
     stopped = cnnlab.Model("mlp").fit(data.x_train, data.y_train, epochs=30, verbose=0, lr=0.05,
                                       early_stopping="val_loss", patience=0)
     assert len(stopped.records) < 30
@@ -251,9 +276,9 @@ def test_resume_of_unknown_directory(tmp_path, capsys):
 def test_user_spec_with_wrong_head_is_refused(tmp_path):
     spec = [{"kind": "flatten"}, {"kind": "dense", "units": 4}]
     with pytest.raises(cnnlab.SpecError, match="last dense layer has 4 units but the data has 10 classes"):
-        training.train(spec, "digits", TrainConfig(epochs=1), out=tmp_path)
+        runs.train(spec, "digits", TrainConfig(epochs=1), out=tmp_path)
     with pytest.raises(RunError):
-        training.resume(tmp_path / "missing")
+        runs.resume(tmp_path / "missing")
 
 
 def test_deterministic_refusal_names_the_operation():

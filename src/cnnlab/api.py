@@ -16,7 +16,7 @@ import numpy as np
 
 from cnnlab.engine.config import TrainConfig
 from cnnlab.net.resolve import fit_spec, resolve_spec
-from cnnlab.net.spec import SpecError
+from cnnlab.net.spec import ModelSpec, SpecError
 
 
 class History:
@@ -39,19 +39,92 @@ class History:
 
 
 class Model:
-    """A network from a preset name, spec file, YAML text or list, with fit/evaluate/predict.
+    """A network with fit/evaluate/predict: a preset name, spec file, YAML text or list, or a graph
+    made with :mod:`cnnlab.layers` as in Keras (``Model(inputs=inp, outputs=out)``).
 
     Images are ``(N, H, W, C)``: uint8 (scaled to [0, 1]) or float; labels are class
     indices or one-hot rows. The torch module is built on the first ``fit`` (or
     ``build``), when the input shape and class count are known.
     """
 
-    def __init__(self, spec="cnn", *, init: str = "keras", device: str = "auto", seed: int = 0):
-        self.spec = resolve_spec(spec)
+    def __init__(self, spec="cnn", outputs=None, *, inputs=None, name: str | None = None, init: str = "keras",
+                 device: str = "auto", seed: int = 0):
+        functional = inputs is not None or outputs is not None
+        if functional:  # Keras' Model(inputs, outputs), by position or by name
+            from cnnlab.net.functional import functional_spec
+
+            model_spec = functional_spec(spec if inputs is None else inputs, outputs, name)
+        else:
+            model_spec = resolve_spec(spec).renamed(name)
+        self._setup(model_spec, functional, init, device, seed)
+
+    def _setup(self, spec, functional: bool, init: str = "keras", device: str = "auto", seed: int = 0) -> None:
+        self._spec, self._functional = spec, functional
         self.init, self.device, self.seed = init, device, seed
         self.module = None
         self.history: History | None = None
         self._state = None
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The network as a validated spec (what YAML would give)."""
+        if self._spec is None:
+            raise SpecError("the model has no layers yet: add() some first")
+        return self._spec
+
+    @spec.setter
+    def spec(self, value: ModelSpec) -> None:
+        self._spec = value
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def layers(self) -> list:
+        """Keras-style layer objects (an ``InputLayer`` first for a graph), with ``output.shape``."""
+        from cnnlab.net.functional import spec_layers
+
+        shape = self.spec.input_shape or self._default_input()
+        return spec_layers(self.spec, shape, with_input=self._functional or not self.spec.is_chain)
+
+    def get_layer(self, name: str):
+        """The layer called ``name`` (as in Keras)."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise SpecError(f"model '{self.name}' has no layer '{name}'; layers: "
+                        + ", ".join(layer.name for layer in self.layers))
+
+    def count_params(self) -> int:
+        """All parameters, batchnorm statistics included, as Keras counts them."""
+        from cnnlab.net.resolve import summarize
+
+        return summarize(self.spec).total_params
+
+    def to_yaml(self) -> str:
+        """The network as a spec file's text (``cnnlab summary``/``train`` read it)."""
+        import yaml
+
+        return yaml.safe_dump(self.spec.to_dict(), sort_keys=False)
+
+    def save_spec(self, path: str | Path) -> Path:
+        """Write :meth:`to_yaml` to ``path`` (refusing to replace an existing file)."""
+        path = Path(path)
+        try:
+            with open(path, "x", encoding="utf-8") as handle:
+                handle.write(self.to_yaml())
+        except FileExistsError:
+            raise SpecError(f"{path}: exists already; choose another file name") from None
+        except OSError as exc:
+            raise SpecError(f"{path}: cannot write the spec: {exc.strerror}") from None
+        return path
+
+    def _default_input(self):
+        from cnnlab.net.presets import default_input, preset_name
+
+        name = preset_name(self.spec)
+        return default_input(name) if name else None
 
     def build(self, input_shape: tuple[int, ...], num_classes: int):
         """Build the torch module (seeded, Keras initialisation by default)."""
@@ -78,26 +151,26 @@ class Model:
         ``options`` are further :class:`TrainConfig` fields (``schedule``, ``split_method``,
         ``early_stopping``, ``momentum``...). Calling ``fit`` again trains on from here.
         """
-        from cnnlab.engine.loop import run_epochs
-        from cnnlab.engine.session import class_indices, prepare, seed_everything, set_deterministic
+        from cnnlab.engine.session import class_indices, train_model
         from cnnlab.presenters.progress import ProgressPrinter
 
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                              val_split=0 if validation_data is not None else validation_split,
                              seed=self.seed, device=self.device, init=self.init, **options).validate()
-        x = np.asarray(x)
-        labels = class_indices(y)
-        if self.module is None:
-            self.build(x.shape[1:], int(labels.max()) + 1)
-        seed_everything(self.seed)
-        set_deterministic(config.deterministic)
-        state, data, _ = prepare(self.module, x, labels, config, validation_data)
-        if self._state is not None:  # keep the optimizer's moments across fit calls, as Keras does
-            state.optimizer.load_state_dict(self._state.optimizer.state_dict())
-        self._state = state
-        run_epochs(state, data, config, ProgressPrinter() if verbose else None)
-        self.history = History(state.history)
+        x, labels = np.asarray(x), class_indices(y)
+
+        def module():  # built on the first fit, when the data says the input shape and class count
+            return self.module if self.module is not None else self.build(x.shape[1:], int(labels.max()) + 1)
+
+        session = train_model(module, x, labels, config, validation=validation_data,
+                              before_run=self._keep_optimizer, callback=ProgressPrinter() if verbose else None)
+        self._state = session.state
+        self.history = History(session.state.history)
         return self.history
+
+    def _keep_optimizer(self, session) -> None:
+        if self._state is not None:  # keep the optimizer's moments across fit calls, as Keras does
+            session.state.optimizer.load_state_dict(self._state.optimizer.state_dict())
 
     def evaluate(self, x, y, batch_size: int = 1024) -> dict:
         """``{"loss", "accuracy"}`` on these images and labels (dropout off)."""
@@ -121,11 +194,13 @@ class Model:
         return torch.cat(parts).cpu().numpy()
 
     def save_weights(self, path: str | Path) -> Path:
+        """The weights as a safetensors file."""
         from cnnlab.engine.checkpoint import export_weights
 
         return export_weights(self._require_module(), Path(path))
 
     def load_weights(self, path: str | Path) -> None:
+        """Weights from a safetensors file (saved by ``save_weights`` or a run directory)."""
         from cnnlab.engine.checkpoint import load_weights
 
         load_weights(self._require_module(), Path(path))
@@ -137,6 +212,26 @@ class Model:
 
     def _device(self):
         return next(self._require_module().parameters()).device
+
+
+class Sequential(Model):
+    """Keras' ``Sequential([...])``: a chain of :mod:`cnnlab.layers` layers, an ``Input()`` first
+    (or ``input_shape=`` on the first layer, as in Keras 2), or none (the data decides at ``fit``)."""
+
+    def __init__(self, layers=None, name: str | None = None, **options):
+        from cnnlab.net.functional import sequential_spec
+
+        self._items, self._name = list(layers or []), name
+        self._setup(sequential_spec(self._items, name) if self._items else None, False, **options)
+
+    def add(self, layer) -> None:
+        """Append a layer (before the model is built)."""
+        from cnnlab.net.functional import sequential_spec
+
+        if self.module is not None:
+            raise SpecError("Sequential.add: the model is built already (after fit); make a new one")
+        self.spec = sequential_spec([*self._items, layer], self._name)
+        self._items.append(layer)
 
 
 def load_data(dataset: str = "cifar10", **options):

@@ -3,3 +3,7 @@
 
 class CnnlabError(Exception):
     """Base class of errors caused by input: a spec, a dataset, an argument, a file."""
+
+
+class SpecError(CnnlabError, ValueError):
+    """An invalid spec; the message names the source, the layer and the field."""

@@ -21,17 +21,18 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from cnnlab.compare import compare
+    """``cnnlab compare``: trains (or reuses) every run, prints the table, writes the report."""
+    from cnnlab.experiment.comparison import compare
     from cnnlab.presenters.comparison import format_comparison
     from cnnlab.presenters.progress import ProgressPrinter
     from cnnlab.presenters.report import write_report
 
     specs = args.specs if len(args.specs) >= 2 else (args.specs or ["mlp", "cnn"])
     options = dataset_options(args)
-    result = compare(specs, args.dataset, config_from_args(args), seeds=args.seeds, out=args.out,
-                     name=args.name, dataset_options=options,
-                     callback=None if args.quiet else ProgressPrinter())
-    print(format_comparison(result))
-    markdown, page = write_report(result, result["_data"], sys.argv)
+    comparison = compare(specs, args.dataset, config_from_args(args), seeds=args.seeds, out=args.out,
+                         name=args.name, dataset_options=options,
+                         callback=None if args.quiet else ProgressPrinter())
+    print(format_comparison(comparison))
+    markdown, page = write_report(comparison, sys.argv)
     print(f"\nreport: {page}\n        {markdown}")
     return 0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from cnnlab.net.presets import PRESETS, default_input
 from cnnlab.net.resolve import summarize
+from cnnlab.presenters.kinds_table import format_kinds
 from cnnlab.presenters.summary_table import format_summary, format_summary_json
 
 
@@ -29,12 +31,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     summary.add_argument("--classes", type=int, metavar="N", help="units of the last dense layer")
     summary.add_argument("--json", action="store_true", help="print one JSON object")
     summary.set_defaults(handler=run_summary)
-    models = commands.add_parser("models", help="list the built-in networks")
+    models = commands.add_parser("models", help="list the built-in networks and the layer kinds")
     models.set_defaults(handler=run_models)
 
 
 def run_summary(args: argparse.Namespace) -> int:
     info = summarize(args.spec, args.input, args.classes)
+    for warning in info.warnings:
+        print(f"cnnlab: warning: {warning}", file=sys.stderr)
     print(format_summary_json(info) if args.json else format_summary(info), end="")
     return 0
 
@@ -44,5 +48,7 @@ def run_models(args: argparse.Namespace) -> int:
     for name, entry in PRESETS.items():
         shape = default_input(name)
         print(f"{name.ljust(width)}  input {'x'.join(map(str, shape))}  {entry['description']}")
+    print("\nlayer kinds (kind, Keras class, fields with defaults):")
+    print(format_kinds(), end="")
     return 0
 

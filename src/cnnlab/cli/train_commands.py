@@ -70,19 +70,19 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from cnnlab import training
+    """``cnnlab train``: a new run, or ``--resume`` of one."""
+    from cnnlab import runs
     from cnnlab.presenters.progress import ProgressPrinter
-    from cnnlab.runs import RunError
 
     callback = None if args.quiet else ProgressPrinter()
     if args.resume:
-        result = training.resume(args.resume, callback, sys.argv)
+        result = runs.resume(args.resume, callback, sys.argv)
     elif not args.spec:
-        raise RunError("train needs SPEC (a preset name or spec file), or --resume RUN_DIR")
+        raise runs.RunError("train needs SPEC (a preset name or spec file), or --resume RUN_DIR")
     else:
-        result = training.train(args.spec, args.dataset, config_from_args(args), out=args.out,
-                                 name=args.name, dataset_options=dataset_options(args), callback=callback,
-                                 argv=sys.argv)
+        result = runs.train(args.spec, args.dataset, config_from_args(args), out=args.out,
+                            name=args.name, dataset_options=dataset_options(args), callback=callback,
+                            argv=sys.argv)
     last = result.history[-1] if result.history else {}
     print(f"run: {result.run_dir}")
     if last.get("val_accuracy") is not None:
@@ -91,24 +91,26 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from cnnlab import training
+    """``cnnlab evaluate``: prints the evaluation, saves the confusion matrix as CSV and PNG in the run."""
+    from cnnlab import runs
     from cnnlab.presenters.plots import confusion_figure, save_figure
     from cnnlab.presenters.tables import confusion_csv, format_evaluation
 
-    result = training.evaluate(args.run_dir, args.split)
+    result = runs.evaluate(args.run_dir, args.split)
     print(format_evaluation(result))
     run_dir = Path(args.run_dir)
     (run_dir / f"confusion_{args.split}.csv").write_text(confusion_csv(result))
-    figure = confusion_figure(result["confusion_matrix"], result["class_names"],
-                              f"{run_dir.name}: {args.split} (accuracy {result['accuracy']:.3f})")
+    figure = confusion_figure(result.confusion_matrix, result.class_names,
+                              f"{run_dir.name}: {args.split} (accuracy {result.accuracy:.3f})")
     path = save_figure(figure, run_dir / f"confusion_{args.split}.png")
     print(f"\nsaved {run_dir / f'confusion_{args.split}.csv'} and {path}")
     return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from cnnlab import training
+    """``cnnlab predict``: the top classes of each image file."""
+    from cnnlab import runs
     from cnnlab.presenters.tables import format_predictions
 
-    print(format_predictions(training.predict(args.run_dir, args.images)))
+    print(format_predictions(runs.predict(args.run_dir, args.images)))
     return 0

@@ -1,4 +1,9 @@
-"""Getting ready to train: device, seeds, tensors, state, and a time estimate."""
+"""Training a model, in one sequence: seed, build, prepare the tensors and state, run the epochs.
+
+:func:`train_model` is that sequence, shared by the Python API (``Model.fit``) and
+the run directories (``cnnlab.runs``); the rest of this module are its parts: the
+device, seeds, tensors, a fresh state, and a time estimate.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,19 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from cnnlab.engine.config import ConfigError, TrainConfig
-from cnnlab.engine.loop import TensorData, TrainState, train_step
+from cnnlab.engine.loop import Callback, TensorData, TrainState, run_epochs, train_step
 from cnnlab.engine.optim import make_optimizer, make_schedule
+
+if TYPE_CHECKING:
+    from cnnlab.data.split import Split
 
 
 def resolve_device(name: str) -> torch.device:
@@ -64,10 +75,12 @@ def class_indices(labels) -> np.ndarray:
 
 
 def labels_to_tensor(labels, device: torch.device) -> torch.Tensor:
+    """Integer or one-hot labels -> int64 class indices on ``device``."""
     return torch.from_numpy(class_indices(labels)).to(device)
 
 
 def new_state(model: torch.nn.Module, config: TrainConfig, steps_per_epoch: int) -> TrainState:
+    """A fresh optimizer, schedule and shuffle generator (seeded) for ``model``, at epoch 0."""
     optimizer = make_optimizer(model.parameters(), config)
     generator = torch.Generator().manual_seed(config.seed)
     return TrainState(model, optimizer, make_schedule(optimizer, config, steps_per_epoch), generator)
@@ -130,3 +143,44 @@ def prepare(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, config: TrainC
     if data.x_train.dim() == 4:
         model.to(memory_format=torch.channels_last)
     return new_state(model, config, math.ceil(len(labels) / config.batch_size)), data, split
+
+
+@dataclass
+class Session:
+    """A model ready to train: its state, its tensors on the device, and the validation split made."""
+
+    state: TrainState
+    tensors: TensorData
+    split: Split | None  # None when validation data was given, or val_split is 0
+
+
+def open_session(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndarray, config: TrainConfig, *,
+                 validation: tuple[np.ndarray, np.ndarray] | None = None,
+                 class_names: list[str] | None = None) -> Session:
+    """Seed, build the model, split and move the data, and make a fresh state.
+
+    Seeding comes before ``build`` so the initial weights depend on the seed alone, and
+    the dropout draws then follow from it. ``build`` returns a new module, or one that
+    is already trained (``Model.fit`` called again trains on from where it stopped).
+    """
+    seed_everything(config.seed)
+    set_deterministic(config.deterministic)
+    state, tensors, split = prepare(build(), x, y, config, validation, class_names)
+    return Session(state, tensors, split)
+
+
+def train_model(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndarray, config: TrainConfig, *,
+                validation: tuple[np.ndarray, np.ndarray] | None = None, class_names: list[str] | None = None,
+                before_run: Callable[[Session], None] | None = None, callback: Callback | None = None,
+                on_epoch_saved: Callable[[TrainState, dict], None] | None = None) -> Session:
+    """Train from start to end: :func:`open_session`, then ``before_run``, then the epochs.
+
+    ``before_run(session)`` is where a caller restores what it keeps (a checkpoint, an
+    optimizer's moments) and records or announces the run; ``on_epoch_saved`` runs
+    after each epoch (see :func:`cnnlab.engine.loop.run_epochs`).
+    """
+    session = open_session(build, x, y, config, validation=validation, class_names=class_names)
+    if before_run is not None:
+        before_run(session)
+    run_epochs(session.state, session.tensors, config, callback, on_epoch_saved)
+    return session

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from cnnlab.net.fields import shown, suggest
 from cnnlab.net.inference import ModelInfo, infer
 from cnnlab.net.presets import PRESETS, default_input, preset, preset_name
 from cnnlab.net.spec import ModelSpec, SpecError, load_spec_file, parse_spec, parse_spec_text
@@ -23,7 +24,8 @@ def resolve_spec(spec: str | list | dict | ModelSpec) -> ModelSpec:
         return load_spec_file(spec)
     if "\n" in spec or "layers" in spec:
         return parse_spec_text(spec)
-    raise SpecError(f"'{spec}' is neither a preset ({', '.join(PRESETS)}) nor a spec file")
+    raise SpecError(f"{shown(spec)} is neither a preset ({', '.join(PRESETS)}) nor a spec file"
+                    f"{suggest(spec, PRESETS)}")
 
 
 def summarize(spec, input_shape: tuple[int, ...] | None = None,
@@ -42,8 +44,13 @@ def summarize(spec, input_shape: tuple[int, ...] | None = None,
 
 
 def fit_spec(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> ModelSpec:
-    """The spec sized for the data: a preset's head takes the data's class count."""
-    spec = spec.with_input(tuple(input_shape))
+    """The spec sized for the data: a preset takes the data's image shape and class count; a user's
+    spec must agree with the data on both (Keras would refuse the data too)."""
+    input_shape = tuple(input_shape)
+    if spec.input_shape not in (None, input_shape) and preset_name(spec) is None:
+        raise SpecError(f"{spec.source}: the network's input is {'x'.join(map(str, spec.input_shape))} "
+                        f"but the data's images are {'x'.join(map(str, input_shape))}")
+    spec = spec.with_input(input_shape)
     last_dense = [layer for layer in spec.layers if layer.kind == "dense"]
     if last_dense and last_dense[-1]["units"] != num_classes:
         if preset_name(spec) is None:

@@ -1,190 +1,109 @@
-"""Layer-spec language: parse and validate a network description.
+"""Layer-spec language: parse and validate a network description (a chain or a graph).
 
-Pure computation: no torch, no file I/O except :func:`load_spec_file`, which
-only reads the text it is pointed at. A spec is an ordered list of layers with
-Keras' meaning and Keras' defaults; see the README for the file format.
+Pure computation: no torch, no file I/O except :func:`load_spec_file`, which only
+reads the text it is pointed at. A spec is an ordered list of layers with Keras'
+meaning and defaults. A layer takes the previous layer's output unless it names its
+``inputs`` (earlier layers, or ``input``, the model's input); the last layer is the
+output. Every field is checked by the layer kind's declaration in the registry.
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import SpecError
+from cnnlab.net.fields import PositiveInt, shown, suggest
+from cnnlab.net.registry import LayerKind, all_kinds, get_kind
 
-ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "gelu")
-PADDINGS = ("valid", "same")
-
-# Keras' class names and auto-name prefixes, so summaries read like model.summary().
-KERAS_CLASS = {
-    "conv2d": ("Conv2D", "conv2d"),
-    "maxpool2d": ("MaxPooling2D", "max_pooling2d"),
-    "avgpool2d": ("AveragePooling2D", "average_pooling2d"),
-    "flatten": ("Flatten", "flatten"),
-    "dense": ("Dense", "dense"),
-    "dropout": ("Dropout", "dropout"),
-    "activation": ("Activation", "activation"),
-    "batchnorm": ("BatchNormalization", "batch_normalization"),
-    "globalavgpool2d": ("GlobalAveragePooling2D", "global_average_pooling2d"),
-}
-
-
-class SpecError(CnnlabError, ValueError):
-    """An invalid spec; the message names the source, the layer and the field."""
+INPUT = "input"  # how a layer names the model's input in ``inputs``
+TOP_LEVEL_KEYS = ("name", "input", "layers")
+COMMON_KEYS = ("kind", "name", "inputs")
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One validated layer: its kind, its (Keras-style) name and its fields."""
+    """One validated layer: kind, (Keras-style) name, position, fields, and the layers it reads."""
 
     kind: str
     name: str
     index: int
     fields: dict[str, Any] = field(hash=False)
+    inputs: tuple[str, ...] = ()
 
     def __getitem__(self, key: str) -> Any:
         return self.fields[key]
 
     @property
+    def definition(self) -> LayerKind:
+        return get_kind(self.kind)
+
+    @property
     def keras_class(self) -> str:
-        return KERAS_CLASS[self.kind][0]
+        return self.definition.keras_class
 
     @property
     def label(self) -> str:
         """How errors and tables refer to this layer: ``layer 2 'conv2d_1' (conv2d)``."""
         return f"layer {self.index} '{self.name}' ({self.kind})"
 
+    def replace(self, **fields: Any) -> LayerSpec:
+        return LayerSpec(self.kind, self.name, self.index, {**self.fields, **fields}, self.inputs)
+
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A validated network: name, optional input shape (H, W, C) and its layers."""
+    """A validated network: name, optional input shape (H, W, C) or (D,), and its layers in order."""
 
     name: str
     layers: tuple[LayerSpec, ...]
     input_shape: tuple[int, ...] | None = None
     source: str = "inline"
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def is_chain(self) -> bool:
+        """True when every layer reads the one before it (printed without a 'Connected to' column)."""
+        previous = [INPUT, *(layer.name for layer in self.layers)]
+        return all(layer.inputs == (previous[i],) for i, layer in enumerate(self.layers))
+
+    def renamed(self, name: str | None) -> ModelSpec:
+        """The same network under another name (None keeps this one)."""
+        return self if name is None else ModelSpec(name, self.layers, self.input_shape, self.source, self.warnings)
 
     def with_input(self, input_shape: tuple[int, ...]) -> ModelSpec:
-        return ModelSpec(self.name, self.layers, tuple(input_shape), self.source)
+        return ModelSpec(self.name, self.layers, tuple(input_shape), self.source, self.warnings)
 
     def with_classes(self, classes: int) -> ModelSpec:
         """The same network with its last dense layer resized to ``classes`` units."""
         dense = [layer for layer in self.layers if layer.kind == "dense"]
         if not dense:
             raise SpecError(f"{self.source}: --classes needs a dense layer, and this spec has none")
-        _check_positive_int(classes, f"{self.source}: classes")
+        PositiveInt().check(classes, f"{self.source}: classes")
         last = dense[-1]
-        changed = LayerSpec(last.kind, last.name, last.index, {**last.fields, "units": classes})
-        layers = tuple(changed if layer is last else layer for layer in self.layers)
-        return ModelSpec(self.name, layers, self.input_shape, self.source)
+        layers = tuple(layer.replace(units=classes) if layer is last else layer for layer in self.layers)
+        return ModelSpec(self.name, layers, self.input_shape, self.source, self.warnings)
 
     def to_dict(self) -> dict[str, Any]:
-        """The spec in its file format, with every default written out."""
+        """The spec in its file format, every default written out; ``inputs`` only where not implicit."""
         out: dict[str, Any] = {"name": self.name}
         if self.input_shape is not None:
             out["input"] = list(self.input_shape)
-        out["layers"] = [
-            {"kind": layer.kind, "name": layer.name, **_plain(layer.fields)} for layer in self.layers
-        ]
+        previous = INPUT
+        out["layers"] = []
+        for layer in self.layers:
+            entry = {"kind": layer.kind, "name": layer.name, **_plain(layer.fields)}
+            if layer.inputs != (previous,):
+                entry["inputs"] = list(layer.inputs)
+            out["layers"].append(entry)
+            previous = layer.name
         return out
 
 
-def _plain(fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
-
-
-# ---------------------------------------------------------------- field checks
-# Each checker takes (value, where) and returns the normalised value or raises.
-
-
-def _check_positive_int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"{where}: expected a positive integer, got {value!r}")
-    if value <= 0:
-        raise SpecError(f"{where}: must be positive, got {value}")
-    return value
-
-
-def _pair(value: Any, where: str) -> tuple[int, int]:
-    if isinstance(value, (list, tuple)):
-        if len(value) != 2:
-            raise SpecError(f"{where}: expected an integer or [h, w], got {value!r}")
-        return (_check_positive_int(value[0], where), _check_positive_int(value[1], where))
-    size = _check_positive_int(value, where)
-    return (size, size)
-
-
-def _optional_pair(value: Any, where: str) -> tuple[int, int] | None:
-    return None if value is None else _pair(value, where)
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[Any, str], str]:
-    def check(value: Any, where: str) -> str:
-        if not isinstance(value, str):
-            raise SpecError(f"{where}: expected one of {', '.join(options)}, got {value!r}")
-        if value.lower() not in options:
-            raise SpecError(f"{where}: unknown value {value!r}{_suggest(value, options)}; "
-                            f"expected one of {', '.join(options)}")
-        return value.lower()
-
-    return check
-
-
-def _bool(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise SpecError(f"{where}: expected true or false, got {value!r}")
-    return value
-
-
-def _fraction(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"{where}: expected a number in [0, 1), got {value!r}")
-    if not 0 <= value < 1:
-        raise SpecError(f"{where}: must be in [0, 1), got {value}")
-    return float(value)
-
-
-def _positive_float(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise SpecError(f"{where}: expected a positive number, got {value!r}")
-    return float(value)
-
-
-REQUIRED = object()
-_act = _choice(ACTIVATIONS)
-_pad = _choice(PADDINGS)
-_POOL_FIELDS = {"pool": (_pair, 2), "strides": (_optional_pair, None), "padding": (_pad, "valid")}
-
-# kind -> field -> (checker, default); REQUIRED marks a field without default.
-SCHEMA: dict[str, dict[str, tuple[Callable[[Any, str], Any], Any]]] = {
-    "conv2d": {
-        "filters": (_check_positive_int, REQUIRED),
-        "kernel": (_pair, REQUIRED),
-        "strides": (_pair, 1),
-        "padding": (_pad, "valid"),
-        "activation": (_act, "linear"),
-        "use_bias": (_bool, True),
-    },
-    "maxpool2d": _POOL_FIELDS,
-    "avgpool2d": _POOL_FIELDS,
-    "flatten": {},
-    "dense": {
-        "units": (_check_positive_int, REQUIRED),
-        "activation": (_act, "linear"),
-        "use_bias": (_bool, True),
-    },
-    "dropout": {"rate": (_fraction, REQUIRED)},
-    "activation": {"activation": (_act, REQUIRED)},
-    "batchnorm": {"momentum": (_fraction, 0.99), "epsilon": (_positive_float, 1e-3)},
-    "globalavgpool2d": {},
-}
-
-
-def _suggest(word: str, options: Any) -> str:
-    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.5)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 # ---------------------------------------------------------------- parsing
@@ -197,11 +116,10 @@ def parse_spec(data: Any, source: str = "inline", name: str | None = None) -> Mo
     if not isinstance(data, dict):
         raise SpecError(f"{source}: a spec is a mapping with 'layers' (or a list of layers), "
                         f"got {type(data).__name__}")
-    unknown = set(data) - {"name", "input", "layers"}
+    unknown = [key for key in data if key not in TOP_LEVEL_KEYS]
     if unknown:
-        key = sorted(unknown)[0]
-        raise SpecError(f"{source}: unknown top-level key '{key}'"
-                        f"{_suggest(key, ('name', 'input', 'layers'))}; expected name, input, layers")
+        raise SpecError(f"{source}: unknown top-level key {shown(unknown[0])}"
+                        f"{suggest(unknown[0], TOP_LEVEL_KEYS)}; expected name, input, layers")
     input_shape = _parse_input(data.get("input"), source)
     raw_layers = data.get("layers")
     if not isinstance(raw_layers, list) or not raw_layers:
@@ -209,8 +127,8 @@ def parse_spec(data: Any, source: str = "inline", name: str | None = None) -> Mo
     layers = _parse_layers(raw_layers, source)
     spec_name = data.get("name", name or "model")
     if not isinstance(spec_name, str):
-        raise SpecError(f"{source}: 'name' must be a string, got {spec_name!r}")
-    return ModelSpec(spec_name, layers, input_shape, source)
+        raise SpecError(f"{source}: 'name' must be a string, got {shown(spec_name)}")
+    return ModelSpec(spec_name, layers, input_shape, source, _unused_warnings(layers, source))
 
 
 def _parse_input(value: Any, source: str) -> tuple[int, ...] | None:
@@ -218,67 +136,146 @@ def _parse_input(value: Any, source: str) -> tuple[int, ...] | None:
         return None
     where = f"{source}: field 'input'"
     if not isinstance(value, (list, tuple)) or len(value) not in (1, 3):
-        raise SpecError(f"{where}: expected [H, W, C] (or [D] for flat input), got {value!r}")
-    return tuple(_check_positive_int(v, where) for v in value)
+        raise SpecError(f"{where}: expected [H, W, C] (or [D] for flat input), got {shown(value)}")
+    return tuple(PositiveInt().check(v, where) for v in value)
 
 
 def _parse_layers(raw_layers: list[Any], source: str) -> tuple[LayerSpec, ...]:
-    counters: dict[str, int] = {}
-    layers = []
-    names: set[str] = set()
     for index, raw in enumerate(raw_layers):
-        layer = _parse_layer(raw, index, source, counters)
-        if layer.name in names:
-            raise SpecError(f"{source}: {layer.label}: field 'name': duplicate layer name")
-        names.add(layer.name)
-        layers.append(layer)
+        if not isinstance(raw, dict):
+            raise SpecError(f"{source}: layer {index}: expected a mapping with 'kind', got {shown(raw)}")
+    kinds = [_kind_of(raw, index, source) for index, raw in enumerate(raw_layers)]
+    names = assign_names(kinds, [raw.get("name") for raw in raw_layers], source)
+    positions = {name: index for index, name in enumerate(names)}
+    layers = []
+    for index, raw in enumerate(raw_layers):
+        where = f"{source}: layer {index} '{names[index]}' ({kinds[index].name})"
+        inputs = _parse_inputs(raw, index, names, positions, raw_layers, where)
+        _check_input_count(kinds[index], inputs, where)
+        fields = parse_fields(raw, kinds[index], where)
+        layers.append(LayerSpec(kinds[index].name, names[index], index, fields, inputs))
     return tuple(layers)
 
 
-def _parse_layer(raw: Any, index: int, source: str, counters: dict[str, int]) -> LayerSpec:
-    if not isinstance(raw, dict):
-        raise SpecError(f"{source}: layer {index}: expected a mapping with 'kind', got {raw!r}")
-    given_name = raw.get("name")
-    tag = f"layer {index}" + (f" '{given_name}'" if given_name is not None else "")
+def _kind_of(raw: dict, index: int, source: str) -> LayerKind:
     kind = raw.get("kind")
-    if kind not in SCHEMA:
-        hint = _suggest(kind, SCHEMA) if isinstance(kind, str) else ""
-        raise SpecError(f"{source}: {tag}: field 'kind': unknown kind {kind!r}{hint}; "
-                        f"expected one of {', '.join(SCHEMA)}")
-    name = _layer_name(given_name, kind, counters, f"{source}: {tag}")
-    where = f"{source}: layer {index} '{name}' ({kind})"
-    return LayerSpec(kind, name, index, _parse_fields(raw, kind, where))
+    kinds = all_kinds()
+    if not isinstance(kind, str) or kind not in kinds:
+        given = raw.get("name")
+        tag = f"layer {index}" + (f" {shown(given)}" if given is not None else "")
+        raise SpecError(f"{source}: {tag}: field 'kind': unknown kind {shown(kind)}{suggest(kind, kinds)}; "
+                        f"expected one of {', '.join(kinds)}")
+    return kinds[kind]
 
 
-def _layer_name(given: Any, kind: str, counters: dict[str, int], where: str) -> str:
-    prefix = KERAS_CLASS[kind][1]
-    count = counters.get(prefix, 0)
-    counters[prefix] = count + 1
-    if given is None:
-        return prefix if count == 0 else f"{prefix}_{count}"
-    if not isinstance(given, str) or not given.strip():
-        raise SpecError(f"{where}: field 'name': expected a non-empty string, got {given!r}")
-    return given
+def assign_names(kinds: list[LayerKind], given: list[Any], source: str) -> list[str]:
+    """Each layer's name: the one given, else Keras' ``prefix``, ``prefix_1``... skipping names in use."""
+    taken = set()
+    for index, name in enumerate(given):
+        if name is None:
+            continue
+        where = f"{source}: layer {index} {shown(name)} ({kinds[index].name}): field 'name'"
+        if not isinstance(name, str) or not name.strip():
+            raise SpecError(f"{where}: expected a non-empty string, got {shown(name)}")
+        if name == INPUT:
+            raise SpecError(f"{where}: '{INPUT}' names the model's input; choose another name")
+        if name in taken:
+            raise SpecError(f"{where}: duplicate layer name")
+        taken.add(name)
+    counters: dict[str, int] = {}
+    names = []
+    for kind, name in zip(kinds, given):
+        while name is None:
+            count = counters.get(kind.prefix, 0)
+            counters[kind.prefix] = count + 1
+            candidate = kind.prefix if count == 0 else f"{kind.prefix}_{count}"
+            name = None if candidate in taken else candidate
+        taken.add(name)
+        names.append(name)
+    return names
 
 
-def _parse_fields(raw: dict[str, Any], kind: str, where: str) -> dict[str, Any]:
-    schema = SCHEMA[kind]
+def _parse_inputs(raw, index, names, positions, raw_layers, where) -> tuple[str, ...]:
+    if "inputs" not in raw:
+        return (INPUT if index == 0 else names[index - 1],)
+    value = raw["inputs"]
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"{where}: field 'inputs': expected a list of layer names, got {shown(value)}")
+    for ref in value:
+        if ref == INPUT:
+            continue
+        if ref not in positions:
+            raise SpecError(f"{where}: field 'inputs': unknown layer {shown(ref)}"
+                            f"{suggest(ref, [INPUT, *names[:index]])}")
+        if positions[ref] >= index:
+            raise SpecError(f"{where}: field 'inputs': {_forward_reference(ref, index, names, positions, raw_layers)}")
+    if len(set(value)) < len(value):
+        raise SpecError(f"{where}: field 'inputs': a layer is named twice in {shown(value)}")
+    return tuple(value)
+
+
+def _forward_reference(ref: str, index: int, names, positions, raw_layers) -> str:
+    """Explain a reference to this or a later layer, naming the cycle when there is one."""
+    if positions[ref] == index:
+        return f"the layer takes its own output ('{ref}'): a cycle"
+    path = _path_back(ref, names[index], names, positions, raw_layers, set())
+    if path:
+        return f"a cycle: {' -> '.join([names[index], *path])}"
+    return (f"'{ref}' is defined later (layer {positions[ref]}); "
+            "a layer can only take the model's input or earlier layers' outputs")
+
+
+def _path_back(start: str, target: str, names, positions, raw_layers, seen: set) -> list[str] | None:
+    """A chain of 'reads from' links from ``start`` back to ``target``, if one exists."""
+    if start == target:
+        return [start]
+    if start in seen or start not in positions:
+        return None
+    seen.add(start)
+    position = positions[start]
+    raw = raw_layers[position]
+    refs = raw.get("inputs", names[position - 1] if position else INPUT)
+    for ref in [refs] if isinstance(refs, str) else refs if isinstance(refs, list) else []:
+        rest = _path_back(ref, target, names, positions, raw_layers, seen) if isinstance(ref, str) else None
+        if rest:
+            return [start, *rest]
+    return None
+
+
+def _check_input_count(kind: LayerKind, inputs: tuple[str, ...], where: str) -> None:
+    low, high = kind.min_inputs, kind.max_inputs
+    if len(inputs) < low or (high is not None and len(inputs) > high):
+        wanted = f"{low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}"
+        raise SpecError(f"{where}: field 'inputs': {kind.name} takes {wanted} input(s), "
+                        f"got {len(inputs)} ({', '.join(inputs)})")
+
+
+def parse_fields(raw: dict[str, Any], kind: LayerKind, where: str) -> dict[str, Any]:
+    """Check a layer's raw fields against its kind: unknown, missing and invalid fields are errors."""
+    valid = [*kind.fields, "name", "inputs"]
     for key in raw:
-        if key not in schema and key not in ("kind", "name"):
-            valid = [*schema, "name"]
-            raise SpecError(f"{where}: unknown field '{key}'{_suggest(key, valid)}; "
+        if key not in kind.fields and key not in COMMON_KEYS:
+            raise SpecError(f"{where}: unknown field {shown(key)}{suggest(key, valid)}; "
                             f"valid fields: {', '.join(valid)}")
     fields = {}
-    for key, (check, default) in schema.items():
+    for key, spec_field in kind.fields.items():
         if key in raw:
-            fields[key] = check(raw[key], f"{where}: field '{key}'")
-        elif default is REQUIRED:
+            fields[key] = spec_field.type.check(raw[key], f"{where}: field '{key}'")
+        elif spec_field.required:
             raise SpecError(f"{where}: field '{key}' is required")
+        elif spec_field.default is None:
+            fields[key] = None
         else:
-            fields[key] = check(default, f"{where}: default of '{key}'")
-    if kind in ("maxpool2d", "avgpool2d") and fields["strides"] is None:
-        fields["strides"] = fields["pool"]  # Keras: strides default to the pool size
-    return fields
+            fields[key] = spec_field.type.check(spec_field.default, f"{where}: default of '{key}'")
+    return kind.normalize(fields, where)
+
+
+def _unused_warnings(layers: tuple[LayerSpec, ...], source: str) -> tuple[str, ...]:
+    used = {ref for layer in layers for ref in layer.inputs}
+    return tuple(f"{source}: {layer.label}: its output is never used (only the last layer is the output)"
+                 for layer in layers[:-1] if layer.name not in used)
 
 
 def parse_spec_text(text: str, source: str = "inline") -> ModelSpec:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from cnnlab.presenters.plots import _pyplot
+
+if TYPE_CHECKING:
+    from cnnlab.experiment.results import ModelResult
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
 def class_counts(audit: dict):
+    """Images per class in the train, validation and test parts, from a split audit."""
     plt = _pyplot()
     classes = list(audit["train"])
     x = np.arange(len(classes))
@@ -26,6 +32,7 @@ def class_counts(audit: dict):
 
 
 def layer_params(name: str, layers: list[tuple[str, int]]):
+    """Parameters per layer as horizontal bars (layers without parameters left out)."""
     plt = _pyplot()
     layers = [(layer, count) for layer, count in layers if count]
     fig, ax = plt.subplots(figsize=(6, 0.35 * len(layers) + 1))
@@ -40,16 +47,17 @@ def layer_params(name: str, layers: list[tuple[str, int]]):
     return fig
 
 
-def learning_curves(models: list[dict]):
+def learning_curves(models: list[ModelResult]):
+    """Loss and accuracy per epoch, training and validation, of each model's first seed."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for model, color in zip(models, COLORS):
-        rows = model["runs"][0]["history"]
+        rows = model.first.history
         epochs = [r["epoch"] for r in rows]
         for ax, key in zip(axes, ("loss", "accuracy")):
-            ax.plot(epochs, [r[key] for r in rows], "-o", color=color, ms=3, label=f"{model['spec']} train")
+            ax.plot(epochs, [r[key] for r in rows], "-o", color=color, ms=3, label=f"{model.spec} train")
             ax.plot(epochs, [r[f"val_{key}"] for r in rows], "--s", color=color, ms=3,
-                    label=f"{model['spec']} validation")
+                    label=f"{model.spec} validation")
     for ax, key in zip(axes, ("loss", "accuracy")):
         ax.set_xlabel("epoch")
         ax.set_title(key, fontsize=10)
@@ -59,14 +67,15 @@ def learning_curves(models: list[dict]):
     return fig
 
 
-def per_class(models: list[dict], class_names: list[str]):
+def per_class(models: list[ModelResult], class_names: list[str]):
+    """Per-class test accuracy of every model, as grouped bars."""
     plt = _pyplot()
     x = np.arange(len(class_names))
     width = 0.8 / len(models)
     fig, ax = plt.subplots(figsize=(8, 3.2))
     for index, (model, color) in enumerate(zip(models, COLORS)):
-        values = [model["runs"][0]["per_class_accuracy"][c] or 0 for c in class_names]
-        ax.bar(x + (index - (len(models) - 1) / 2) * width, values, width, label=model["spec"], color=color)
+        values = [model.deep.per_class_accuracy[c] or 0 for c in class_names]
+        ax.bar(x + (index - (len(models) - 1) / 2) * width, values, width, label=model.spec, color=color)
     ax.set_xticks(x, class_names, rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("test accuracy")
@@ -76,14 +85,15 @@ def per_class(models: list[dict], class_names: list[str]):
     return fig
 
 
-def shift_robustness(models: list[dict]):
+def shift_robustness(models: list[ModelResult]):
+    """Test accuracy against the shift in pixels, a line per model."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     for model, color in zip(models, COLORS):
-        curve = model["runs"][0]["shift_accuracy"]
-        shifts = sorted(int(k) for k in curve)
-        ax.plot(shifts, [curve[s] for s in shifts], "-o", color=color, label=model["spec"])
-    ax.set_xticks(sorted(int(k) for k in models[0]["runs"][0]["shift_accuracy"]))
+        curve = model.deep.shift_accuracy
+        shifts = sorted(curve)
+        ax.plot(shifts, [curve[s] for s in shifts], "-o", color=color, label=model.spec)
+    ax.set_xticks(sorted(models[0].deep.shift_accuracy))
     ax.set_xlabel("shift (pixels, right and down)")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1)

@@ -7,12 +7,16 @@ import html
 import platform
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cnnlab.presenters import figures
 from cnnlab.presenters.comparison import markdown_table, significance
 from cnnlab.presenters.plots import confusion_figure, sample_grid, save_figure
+
+if TYPE_CHECKING:
+    from cnnlab.experiment.results import Comparison, ModelResult
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;line-height:1.5;margin:0 auto;
@@ -88,91 +92,89 @@ def _html_table(markdown: str) -> str:
             + "".join("<tr>" + cells(row, "td") + "</tr>" for row in rows) + "</tbody></table>")
 
 
-def write_report(result: dict, data, command: list[str]) -> tuple[Path, Path]:
+def write_report(comparison: Comparison, command: list[str]) -> tuple[Path, Path]:
     """Write report.md and report.html into the comparison folder; returns their paths."""
-    folder = Path(result["folder"])
+    folder = Path(comparison.folder)
     report = Report(folder)
-    models = result["models"]
-    _dataset_section(report, result, data)
+    models = comparison.models
+    _dataset_section(report, comparison)
     _models_section(report, models)
-    _results_section(report, result, data)
+    _results_section(report, comparison)
     _convolution_section(report, models)
-    _reproducibility_section(report, result, command)
-    title = f"{' vs '.join(m['spec'] for m in models)} on {data.name}"
+    _reproducibility_section(report, comparison, command)
+    title = f"{' vs '.join(m.spec for m in models)} on {comparison.data.name}"
     (folder / "report.md").write_text(report.markdown(title))
     (folder / "report.html").write_text(report.html(title))
     return folder / "report.md", folder / "report.html"
 
 
-def _dataset_section(report: Report, result: dict, data) -> None:
-    facts = result["dataset"]
+def _dataset_section(report: Report, comparison: Comparison) -> None:
+    facts, data = comparison.dataset, comparison.data
     report.heading("The dataset")
     report.text(f"{data.name}: {len(data.y_train):,} training and {len(data.y_test):,} test images of "
                 f"{'x'.join(map(str, data.image_shape))}, {data.num_classes} classes. Source: "
-                f"{facts['identity'].get('source')} ({facts['identity'].get('location')}).")
+                f"{facts.identity.get('source')} ({facts.identity.get('location')}).")
     for split in ("train", "test"):
         images, labels = data.split(split)
         report.figure(sample_grid(images, labels, data.class_names, 10, 0, f"{split}: 10 random images"),
                       f"samples-{split}", f"Ten random {split} images of {data.name}, titled with their class")
-    if facts.get("split"):
-        report.text(f"Validation split: {facts['split']['description']}.")
-        report.figure(figures.class_counts(facts["split"]), "class-counts",
+    if facts.split:
+        report.text(f"Validation split: {facts.split['description']}.")
+        report.figure(figures.class_counts(facts.split), "class-counts",
                       "Bar chart of images per class in the train, validation and test parts")
 
 
-def _models_section(report: Report, models: list[dict]) -> None:
+def _models_section(report: Report, models: list[ModelResult]) -> None:
     report.heading("The models")
     for model in models:
-        first = model["runs"][0]
-        report.text(f"{model['spec']}: {first['params']:,} parameters, {first['macs']:,} forward MACs per image.")
-        report.code(first["summary"])
-        report.figure(figures.layer_params(model["spec"], first["_layer_params"]), f"params-{model['spec']}",
-                      f"Horizontal bars of parameters per layer of {model['spec']}")
+        first = model.first
+        report.text(f"{model.spec}: {first.params:,} parameters, {first.macs:,} forward MACs per image.")
+        report.code(first.summary)
+        report.figure(figures.layer_params(model.spec, model.deep.layer_params), f"params-{model.spec}",
+                      f"Horizontal bars of parameters per layer of {model.spec}")
 
 
-def _results_section(report: Report, result: dict, data) -> None:
-    models = result["models"]
+def _results_section(report: Report, comparison: Comparison) -> None:
+    models, data = comparison.models, comparison.data
     report.heading("Learning curves")
     report.figure(figures.learning_curves(models), "learning-curves",
                   "Training and validation loss and accuracy per epoch for every model")
     report.heading("Test results")
-    report.table(markdown_table(result))
-    report.text(significance(result)["text"] + ".")
+    report.table(markdown_table(comparison))
+    report.text(significance(comparison).text + ".")
     for model in models:
-        first = model["runs"][0]
-        report.figure(confusion_figure(first["confusion_matrix"], data.class_names,
-                                       f"{model['spec']}: test confusion matrix"),
-                      f"confusion-{model['spec']}", f"Confusion matrix of {model['spec']} on the test images")
+        report.figure(confusion_figure(model.deep.confusion_matrix, data.class_names,
+                                       f"{model.spec}: test confusion matrix"),
+                      f"confusion-{model.spec}", f"Confusion matrix of {model.spec} on the test images")
     report.figure(figures.per_class(models, data.class_names), "per-class",
                   "Grouped bars of per-class test accuracy for every model")
     report.table(_per_class_table(models, data.class_names))
     for model in models:
-        pairs = ", ".join(f"{p['true']} taken for {p['predicted']} ({p['count']})"
-                          for p in model["runs"][0]["most_confused"])
-        report.text(f"{model['spec']}, most confused: {pairs or 'none'}.")
+        pairs = ", ".join(f"{p.true} taken for {p.predicted} ({p.count})" for p in model.deep.most_confused)
+        report.text(f"{model.spec}, most confused: {pairs or 'none'}.")
     _disagreements(report, models[0], models[1], data)
 
 
-def _per_class_table(models: list[dict], class_names: list[str]) -> str:
-    a, b = models[0]["runs"][0]["per_class_accuracy"], models[1]["runs"][0]["per_class_accuracy"]
-    head = f"| class | {models[0]['spec']} | {models[1]['spec']} | difference |\n|---|---|---|---|"
+def _per_class_table(models: list[ModelResult], class_names: list[str]) -> str:
+    a, b = models[0].deep.per_class_accuracy, models[1].deep.per_class_accuracy
+    head = f"| class | {models[0].spec} | {models[1].spec} | difference |\n|---|---|---|---|"
     rows = [f"| {c} | {a[c] or 0:.3f} | {b[c] or 0:.3f} | {(b[c] or 0) - (a[c] or 0):+.3f} |" for c in class_names]
     return "\n".join([head, *rows])
 
 
-def _disagreements(report: Report, first: dict, second: dict, data) -> None:
-    pa, pb, truth = first["runs"][0]["_predictions"], second["runs"][0]["_predictions"], data.y_test
+def _disagreements(report: Report, first: ModelResult, second: ModelResult, data) -> None:
+    pa, pb, truth = first.deep.predictions, second.deep.predictions, data.y_test
     for wrong, right, guess in ((first, second, pa), (second, first, pb)):
         mask = ((pa != truth) & (pb == truth)) if wrong is first else ((pb != truth) & (pa == truth))
         index = np.flatnonzero(mask)[:10]
-        title = f"{wrong['spec']} wrong, {right['spec']} right ({int(mask.sum()):,} test images)"
+        title = f"{wrong.spec} wrong, {right.spec} right ({int(mask.sum()):,} test images)"
         report.figure(figures.disagreement_grid(data.x_test[index], truth[index], guess[index], data.class_names,
                                                 title),
-                      f"wrong-{wrong['spec']}-right-{right['spec']}",
-                      f"Test images that {wrong['spec']} gets wrong and {right['spec']} gets right")
+                      f"wrong-{wrong.spec}-right-{right.spec}",
+                      f"Test images that {wrong.spec} gets wrong and {right.spec} gets right")
 
 
-def _convolution_section(report: Report, models: list[dict]) -> None:
+def _convolution_section(report: Report, models: list[ModelResult]) -> None:
     report.heading("Why convolutions")
     report.text("Claim 1: a convolutional network is less thrown by small shifts of the image. "
                 "Test accuracy on copies shifted right and down by 0 to 4 pixels (empty border filled "
@@ -182,24 +184,24 @@ def _convolution_section(report: Report, models: list[dict]) -> None:
     report.text("Claim 2: its first layer learns small local filters (edges, colour blobs), shared across "
                 "the whole image:")
     for model in models:
-        kernels = model["runs"][0]["_filters"]
+        kernels = model.deep.filters
         if kernels is not None:
-            report.figure(figures.filters(model["spec"], kernels), f"filters-{model['spec']}",
-                          f"The first convolutional layer's filters of {model['spec']}, drawn as small images")
+            report.figure(figures.filters(model.spec, kernels), f"filters-{model.spec}",
+                          f"The first convolutional layer's filters of {model.spec}, drawn as small images")
 
 
-def _reproducibility_section(report: Report, result: dict, command: list[str]) -> None:
+def _reproducibility_section(report: Report, comparison: Comparison, command: list[str]) -> None:
     import torch
 
     from cnnlab import __version__
 
-    identity = result["dataset"]["identity"]
-    seeds = sorted({run["seed"] for model in result["models"] for run in model["runs"]})
+    identity = comparison.dataset.identity
+    seeds = sorted({run.seed for model in comparison.models for run in model.runs})
     report.heading("Reproducibility")
     report.code("\n".join([
         f"command: {shlex.join(command)}", f"seeds: {', '.join(map(str, seeds))}",
         f"versions: cnnlab {__version__}, torch {torch.__version__}, numpy {np.__version__}, "
         f"python {platform.python_version()}",
-        f"device: {result['models'][0]['runs'][0].get('device', 'cpu')}, {torch.get_num_threads()} threads",
+        f"device: {comparison.models[0].first.device}, {torch.get_num_threads()} threads",
         f"dataset: {identity.get('source')} at {identity.get('location')}",
         f"dataset sha256: {identity.get('sha256')} ({identity.get('verified')})"]))

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 from cnnlab.net.inference import BYTES_PER_FLOAT, ModelInfo
+from cnnlab.net.registry import shape_text
+from cnnlab.net.spec import INPUT
 
 HEADERS = ("Layer (type)", "Output Shape", "Param #", "Formula", "MACs")
+GRAPH_HEADERS = (*HEADERS, "Connected to")
 RIGHT_ALIGNED = {2, 4}
 
 
@@ -20,12 +23,10 @@ def readable_bytes(count: int) -> str:
     raise AssertionError("unreachable")
 
 
-def shape_text(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(["None", *map(str, shape)]) + ")"
-
-
 def _rows(info: ModelInfo) -> list[tuple[str, ...]]:
-    return [
+    """One row per layer; a graph adds an input row and Keras' 'Connected to' cells, one line per input
+    (continuation rows carry only that cell)."""
+    rows = [
         (
             f"{layer.layer.name} ({layer.layer.keras_class})",
             shape_text(layer.output_shape),
@@ -35,6 +36,14 @@ def _rows(info: ModelInfo) -> list[tuple[str, ...]]:
         )
         for layer in info.layers
     ]
+    if info.is_chain:
+        return rows
+    graph = [(f"{INPUT} (InputLayer)", shape_text(info.input_shape), "0", "-", "0", "-")]
+    for row, layer in zip(rows, info.layers):
+        first, *rest = [f"{name}[0][0]" for name in layer.layer.inputs]
+        graph.append((*row, first))
+        graph += [("", "", "", "", "", more) for more in rest]
+    return graph
 
 
 def _format_row(cells: tuple[str, ...], widths: list[int]) -> str:
@@ -52,14 +61,15 @@ def _params_line(label: str, count: int) -> str:
 def format_summary(info: ModelInfo) -> str:
     """The summary table and footer as printed by ``cnnlab summary``."""
     rows = _rows(info)
-    widths = [max(len(row[i]) for row in [HEADERS, *rows]) for i in range(len(HEADERS))]
+    headers = HEADERS if info.is_chain else GRAPH_HEADERS
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
     rule_width = sum(widths) + 3 * (len(widths) - 1) + 1
     largest = info.largest_layer
     share = largest.params / info.total_params if info.total_params else 0.0
     lines = [
         f'Model: "{info.name}"    input: {shape_text(info.input_shape)}',
         "_" * rule_width,
-        _format_row(HEADERS, widths),
+        _format_row(headers, widths),
         "=" * rule_width,
         *(_format_row(row, widths) for row in rows),
         "=" * rule_width,

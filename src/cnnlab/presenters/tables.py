@@ -2,35 +2,43 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def format_evaluation(result: dict) -> str:
-    names = result["class_names"]
+if TYPE_CHECKING:
+    from cnnlab.runs.evaluation import Evaluation, Prediction
+
+
+def format_evaluation(result: Evaluation) -> str:
+    """Loss and accuracy, per-class accuracy, then the confusion matrix, as ``cnnlab evaluate`` prints them."""
+    names = result.class_names
     width = max(len("class"), *map(len, names))
-    lines = [f"{result['split']}: {result['count']:,} images  loss {result['loss']:.4f}  "
-             f"accuracy {result['accuracy']:.4f}", "",
+    lines = [f"{result.split}: {result.count:,} images  loss {result.loss:.4f}  "
+             f"accuracy {result.accuracy:.4f}", "",
              f"{'class'.ljust(width)}  accuracy"]
     for name in names:
-        value = result["per_class_accuracy"][name]
+        value = result.per_class_accuracy[name]
         lines.append(f"{name.ljust(width)}  {'-' if value is None else f'{value:.4f}':>8}")
     lines += ["", "confusion matrix (rows: true class, columns: predicted)"]
-    cell = max(5, *(len(str(v)) + 1 for row in result["confusion_matrix"] for v in row))
+    cell = max(5, *(len(str(v)) + 1 for row in result.confusion_matrix for v in row))
     short = [name[:cell - 1] for name in names]
     lines.append(" " * width + "".join(s.rjust(cell) for s in short))
-    for name, row in zip(names, result["confusion_matrix"]):
+    for name, row in zip(names, result.confusion_matrix):
         lines.append(name.ljust(width) + "".join(str(v).rjust(cell) for v in row))
     return "\n".join(lines)
 
 
-def confusion_csv(result: dict) -> str:
-    names = result["class_names"]
+def confusion_csv(result: Evaluation) -> str:
+    """The confusion matrix as CSV, class names on both axes."""
+    names = result.class_names
     rows = ["true\\predicted," + ",".join(names)]
-    rows += [f"{name}," + ",".join(map(str, row)) for name, row in zip(names, result["confusion_matrix"])]
+    rows += [f"{name}," + ",".join(map(str, row)) for name, row in zip(names, result.confusion_matrix)]
     return "\n".join(rows) + "\n"
 
 
-def format_predictions(results: list[dict]) -> str:
+def format_predictions(results: list[Prediction]) -> str:
+    """Each image's path, then its top classes with probabilities."""
     lines = []
     for item in results:
-        lines.append(item["image"])
-        lines += [f"  {name:<16} {prob:7.2%}" for name, prob in item["top"]]
+        lines.append(item.image)
+        lines += [f"  {name:<16} {prob:7.2%}" for name, prob in item.top]
     return "\n".join(lines)

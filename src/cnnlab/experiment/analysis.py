@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cnnlab.experiment.results import ConfusedPair, DeepAnalysis, RunOutcome
+
+SHIFTS = (0, 1, 2, 3, 4)  # pixels; 4 is an eighth of a CIFAR-10 image's side
 SHIFT_SAMPLE = 2000  # shifted copies are scored on at most this many test images
 
 
@@ -50,44 +53,48 @@ def first_conv_filters(model) -> np.ndarray | None:
     return None
 
 
-def most_confused(matrix: np.ndarray, class_names: list[str], top: int = 5) -> list[dict]:
+def most_confused(matrix: np.ndarray, class_names: list[str], top: int = 5) -> list[ConfusedPair]:
     """The off-diagonal cells with the most errors: true class taken for another."""
     matrix = np.asarray(matrix)
     cells = [(matrix[i, j], i, j) for i in range(len(matrix)) for j in range(len(matrix)) if i != j]
     cells.sort(reverse=True)
-    return [{"true": class_names[i], "predicted": class_names[j], "count": int(n)} for n, i, j in cells[:top]
-            if n > 0]
+    return [ConfusedPair(class_names[i], class_names[j], int(n)) for n, i, j in cells[:top] if n > 0]
 
 
-def evaluate_run_deeply(run_dir: Path, data=None, deep: bool = True, shifts=(0, 1, 2, 3, 4)):
-    """``(facts, dataset)``: test metrics and history figures; with ``deep``, the analyses too."""
-    from cnnlab.engine.metrics import classification_report, score_logits
+def evaluate_run(run_dir: Path, data, *, status: str, seed: int, deep: bool, shifts=SHIFTS) -> RunOutcome:
+    """A finished run's test results and training figures; with ``deep``, the report's analyses too.
+
+    ``data`` is the dataset the run was trained on, loaded once by the caller.
+    """
+    from cnnlab.engine.metrics import score_logits
     from cnnlab.net.resolve import summarize
     from cnnlab.net.spec import parse_spec
-    from cnnlab.runs import read_json, read_metrics
-    from cnnlab.training import load_run, open_dataset
+    from cnnlab.runs.directory import read_json, read_metrics
+    from cnnlab.runs.evaluation import load_run
 
+    run_dir = Path(run_dir)
     model, saved = load_run(run_dir)
-    if data is None:
-        data = open_dataset(saved["dataset"], saved["dataset_options"])
     score = score_logits(_logits(model, data.x_test), data.y_test)
-    predictions = score["predictions"]
-    rows = read_metrics(Path(run_dir))
+    rows = read_metrics(run_dir)
     info = summarize(parse_spec(saved["spec"]))
-    facts = {
-        "test_accuracy": score["accuracy"],
-        "test_loss": score["loss"],
-        "best_val_accuracy": max((r["val_accuracy"] or 0.0) for r in rows),
-        "final_val_accuracy": rows[-1]["val_accuracy"] or 0.0,
-        "seconds_per_epoch": float(np.mean([r["time"] for r in rows])),
-        "history": rows, "params": info.total_params, "macs": info.macs,
-        "summary": (Path(run_dir) / "summary.txt").read_text(),
-        "device": read_json(Path(run_dir) / "manifest.json")["device"],
-    }
-    if deep:
-        report = classification_report(data.y_test, predictions, data.class_names)
-        facts.update(report, most_confused=most_confused(report["confusion_matrix"], data.class_names),
-                     shift_accuracy=shift_accuracy(model, data.x_test, data.y_test, shifts),
-                     _predictions=predictions, _filters=first_conv_filters(model),
-                     _layer_params=[(layer.layer.name, layer.params) for layer in info.layers])
-    return facts, data
+    return RunOutcome(
+        run_dir=run_dir, status=status, seed=seed, test_accuracy=score["accuracy"], test_loss=score["loss"],
+        best_val_accuracy=max((r["val_accuracy"] or 0.0) for r in rows),
+        final_val_accuracy=rows[-1]["val_accuracy"] or 0.0,
+        seconds_per_epoch=float(np.mean([r["time"] for r in rows])), history=rows,
+        params=info.total_params, macs=info.macs, summary=(run_dir / "summary.txt").read_text(),
+        device=read_json(run_dir / "manifest.json")["device"],
+        deep=analyse_deeply(model, data, score["predictions"], info, shifts) if deep else None)
+
+
+def analyse_deeply(model, data, predictions: np.ndarray, info, shifts=SHIFTS) -> DeepAnalysis:
+    """Test errors by class, accuracy on shifted images, and the first layer's filters of a trained model."""
+    from cnnlab.engine.metrics import classification_report
+
+    report = classification_report(data.y_test, predictions, data.class_names)
+    return DeepAnalysis(
+        confusion_matrix=report["confusion_matrix"], per_class_accuracy=report["per_class_accuracy"],
+        most_confused=most_confused(report["confusion_matrix"], data.class_names),
+        shift_accuracy=shift_accuracy(model, data.x_test, data.y_test, shifts),
+        predictions=predictions, filters=first_conv_filters(model),
+        layer_params=[(layer.layer.name, layer.params) for layer in info.layers])

@@ -1,4 +1,4 @@
-"""Training runs on disk: a run directory per run, written as it goes, resumable exactly.
+"""A run directory's files: creating it, and reading and writing its records.
 
 A run directory holds config.json (the resolved options), spec.yaml, summary.txt,
 metrics.csv (a row per epoch), history.json, manifest.json (versions, device,
@@ -12,7 +12,6 @@ import csv
 import json
 import platform
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab.data.cache import atomic_write
@@ -25,14 +24,6 @@ METRIC_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "time
 
 class RunError(CnnlabError):
     """A run directory that exists already, or is missing or incomplete; names it."""
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    history: list[dict]
-    split_audit: dict | None
-    estimate_seconds: float | None = None
 
 
 def new_run_dir(out: Path, base: str, explicit: bool) -> Path:
@@ -50,11 +41,20 @@ def new_run_dir(out: Path, base: str, explicit: bool) -> Path:
             candidate, suffix = out / f"{base}-{suffix}", suffix + 1
 
 
+def open_dataset(dataset: str, options: dict):
+    """The dataset a run names, loaded with the options it was given."""
+    from cnnlab.data import load_dataset
+
+    return load_dataset(dataset, **options)
+
+
 def write_json(path: Path, data) -> None:
+    """``data`` as indented JSON, written atomically."""
     atomic_write(path, lambda handle: handle.write((json.dumps(data, indent=2) + "\n").encode()))
 
 
 def read_json(path: Path) -> dict:
+    """A run's JSON record; a missing or unreadable one is a RunError naming it."""
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -74,11 +74,13 @@ def write_metrics(run_dir: Path, history: list[dict]) -> None:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
+    """metrics.csv as one dict per epoch (every value a float; empty cells None)."""
     with open(run_dir / "metrics.csv", newline="") as handle:
         return [{k: (float(v) if v else None) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
 def manifest(dataset, config: TrainConfig, device, argv: list[str] | None) -> dict:
+    """What reproducing a run takes: versions, device, threads, the dataset's identity, seed, command."""
     import numpy
     import torch
 
@@ -97,6 +99,7 @@ def manifest(dataset, config: TrainConfig, device, argv: list[str] | None) -> di
 
 
 def describe_device(device) -> str:
+    """'cuda: <GPU name>' or 'cpu: <CPU model>'."""
     import torch
 
     if device.type == "cuda":

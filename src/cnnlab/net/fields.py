@@ -1,0 +1,177 @@
+"""Field types of the layer-spec language: each checks and normalises one value.
+
+A layer kind declares its fields as ``{name: Field(type, default)}``. The types are
+objects, not bare functions, so that documentation (``describe``) and the randomized
+tests (which draw values per type) are generic over them. Pure Python.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from cnnlab.errors import SpecError
+
+ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "gelu", "leaky_relu", "elu", "silu", "softplus")
+ACTIVATION_ALIASES = {"swish": "silu"}  # Keras 3 resolves "swish" to silu
+PADDINGS = ("valid", "same")
+SHOWN_CHARS = 60  # an error never prints more of a user's value than this
+
+
+def shown(value: Any) -> str:
+    """A user's value for an error message: its repr, cut short (a spec may hold huge values)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "...(cut)"
+
+
+def suggest(word: Any, options) -> str:
+    """`` (did you mean 'x'?)`` for the closest option, or nothing."""
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word[:SHOWN_CHARS], list(options), n=1, cutoff=0.5)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class FieldType:
+    """Checks one field's value: ``check(value, where)`` returns it normalised or raises SpecError."""
+
+    text = "a value"
+
+    def check(self, value: Any, where: str) -> Any:
+        raise NotImplementedError
+
+    def fail(self, value: Any, where: str) -> SpecError:
+        return SpecError(f"{where}: expected {self.text}, got {shown(value)}")
+
+
+class PositiveInt(FieldType):
+    text = "a positive integer"
+
+    def check(self, value, where):
+        if not _is_int(value) or value <= 0:
+            raise self.fail(value, where)
+        return value
+
+
+class Pair(FieldType):
+    """An int or ``[h, w]`` of positive ints, normalised to a tuple."""
+
+    text = "a positive integer or [h, w]"
+
+    def check(self, value, where):
+        if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_int(v) and v > 0 for v in value):
+            return (value[0], value[1])
+        if _is_int(value) and value > 0:
+            return (value, value)
+        raise self.fail(value, where)
+
+
+class OptionalPair(Pair):
+    text = "a positive integer, [h, w], or null"
+
+    def check(self, value, where):
+        return None if value is None else super().check(value, where)
+
+
+class Padding2D(FieldType):
+    """zeropadding2d's amounts: ``n``, ``[h, w]`` or ``[[top, bottom], [left, right]]``."""
+
+    text = "a non-negative integer, [h, w] or [[top, bottom], [left, right]]"
+
+    def check(self, value, where):
+        if _is_int(value) and value >= 0:
+            return ((value, value), (value, value))
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            if all(_is_int(v) and v >= 0 for v in value):
+                return ((value[0], value[0]), (value[1], value[1]))
+            if all(isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(n) and n >= 0 for n in v)
+                   for v in value):
+                return ((value[0][0], value[0][1]), (value[1][0], value[1][1]))
+        raise self.fail(value, where)
+
+
+class Choice(FieldType):
+    def __init__(self, options: tuple[str, ...], aliases: dict[str, str] | None = None):
+        self.options, self.aliases = options, aliases or {}
+        self.text = "one of " + ", ".join(options)
+
+    def check(self, value, where):
+        if not isinstance(value, str):
+            raise self.fail(value, where)
+        key = value.lower()
+        key = self.aliases.get(key, key)
+        if key not in self.options:
+            raise SpecError(f"{where}: unknown value {shown(value)}{suggest(value, self.options)}; "
+                            f"expected {self.text}")
+        return key
+
+
+class Bool(FieldType):
+    text = "true or false"
+
+    def check(self, value, where):
+        if not isinstance(value, bool):
+            raise self.fail(value, where)
+        return value
+
+
+class Fraction(FieldType):
+    text = "a number in [0, 1)"
+
+    def check(self, value, where):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise self.fail(value, where)
+        return float(value)
+
+
+class PositiveFloat(FieldType):
+    text = "a positive number"
+
+    def check(self, value, where):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise self.fail(value, where)
+        return float(value)
+
+
+class Axis(FieldType):
+    """An axis of Keras' shape ``(None, ...)``; checked against the rank when shapes are known."""
+
+    text = "a non-zero integer axis (-1 is the last)"
+
+    def check(self, value, where):
+        if not _is_int(value) or value == 0 or abs(value) > 8:
+            raise self.fail(value, where)
+        return value
+
+
+ACTIVATION = Choice(ACTIVATIONS, ACTIVATION_ALIASES)
+PADDING = Choice(PADDINGS)
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Field:
+    """A field of a layer kind: its type, its default (or REQUIRED), and a Keras argument name."""
+
+    type: FieldType
+    default: Any = REQUIRED
+    keras: str | None = None  # the Keras constructor's name for it, where it differs
+    default_text: str | None = None  # how the docs show a default that is derived
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def describe(self, name: str) -> str:
+        """``name`` or ``name`` (default), for the docs."""
+        if self.required:
+            return f"`{name}`"
+        default = self.default
+        text = self.default_text or (("true" if default else "false") if isinstance(default, bool)
+                                     else str(default).replace("'", ""))
+        return f"`{name}` ({text})"

@@ -1,0 +1,136 @@
+"""Convolutions: conv2d, depthwise_conv2d, separable_conv2d (Keras' Conv2D family)."""
+
+from __future__ import annotations
+
+from cnnlab.errors import SpecError
+from cnnlab.net.fields import ACTIVATION, PADDING, Bool, Field, Pair, PositiveInt
+from cnnlab.net.geometry import window_output
+from cnnlab.net.registry import LayerKind, Params, register
+
+_WINDOW = {
+    "kernel": Field(Pair(), keras="kernel_size"),
+    "strides": Field(Pair(), 1),
+    "padding": Field(PADDING, "valid"),
+    "dilation_rate": Field(Pair(), 1),
+    "activation": Field(ACTIVATION, "linear"),
+    "use_bias": Field(Bool(), True),
+}
+
+
+class _Convolution(LayerKind):
+    """What the three convolutions share: the window, strides, padding, dilation, activation."""
+
+    image_only = True
+
+    def normalize(self, fields, where):
+        if max(fields["strides"]) > 1 and max(fields["dilation_rate"]) > 1:
+            raise SpecError(f"{where}: field 'dilation_rate': a dilation_rate above 1 cannot be combined "
+                            f"with strides above 1 (Keras refuses it too)")
+        return fields
+
+    def spatial(self, layer, shape, where) -> tuple[int, int]:
+        return window_output(shape, layer["kernel"], layer["strides"], layer["padding"], where, "kernel",
+                             layer["dilation_rate"])
+
+    def depthwise_kernel(self, layer, channels: int) -> tuple[int, str]:
+        """Weights of a per-channel kernel: count and formula, kh*kw*cin*depth_multiplier."""
+        (kh, kw), multiplier = layer["kernel"], layer["depth_multiplier"]
+        return kh * kw * channels * multiplier, f"{kh}*{kw}*{channels}*{multiplier}"
+
+    def conv_module(self, layer, input_shape, out_channels: int, *, groups: int = 1, pointwise: bool = False,
+                    use_bias: bool | None = None, activation: str | None = None):
+        """A torch convolution of this layer's geometry (or a 1x1 one), with its bias and activation."""
+        from cnnlab.net.torch_ops import Conv2dBlock
+
+        geometry = (dict(kernel=(1, 1), strides=(1, 1), padding="valid", dilation=(1, 1)) if pointwise else
+                    dict(kernel=layer["kernel"], strides=layer["strides"], padding=layer["padding"],
+                         dilation=layer["dilation_rate"]))
+        return Conv2dBlock(input_shape, out_channels, groups=groups,
+                           bias=layer["use_bias"] if use_bias is None else use_bias,
+                           activation=layer["activation"] if activation is None else activation, **geometry)
+
+
+@register
+class Conv2D(_Convolution):
+    name, keras_class = "conv2d", "Conv2D"
+    doc = "2D convolution: `filters` kernels of size `kernel`, glorot-uniform, zero bias"
+    fields = {"filters": Field(PositiveInt()), **_WINDOW}
+    keras_args = ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "groups",
+                  "activation", "use_bias")
+
+    def output_shape(self, layer, shapes, where):
+        return (*self.spatial(layer, shapes[0], where), layer["filters"])
+
+    def params(self, layer, shapes):
+        (kh, kw), cin, filters = layer["kernel"], shapes[0][2], layer["filters"]
+        bias = filters if layer["use_bias"] else 0
+        return Params(kh * kw * cin * filters + bias, formula=f"{kh}*{kw}*{cin}*{filters}"
+                      + (f" + {filters}" if bias else ""))
+
+    def macs(self, layer, shapes, output):
+        (kh, kw), cin = layer["kernel"], shapes[0][2]
+        return output[0] * output[1] * output[2] * kh * kw * cin
+
+    def build(self, info):
+        return self.conv_module(info.layer, info.input_shape, info.layer["filters"])
+
+
+@register
+class DepthwiseConv2D(_Convolution):
+    name, keras_class = "depthwise_conv2d", "DepthwiseConv2D"
+    doc = "one `kernel` per input channel (times `depth_multiplier`); no mixing across channels"
+    fields = {"kernel": _WINDOW["kernel"], "strides": _WINDOW["strides"], "padding": _WINDOW["padding"],
+              "depth_multiplier": Field(PositiveInt(), 1), "dilation_rate": _WINDOW["dilation_rate"],
+              "activation": _WINDOW["activation"], "use_bias": _WINDOW["use_bias"]}
+    keras_args = ("kernel_size", "strides", "padding", "depth_multiplier", "data_format", "dilation_rate",
+                  "activation", "use_bias")
+
+    def output_shape(self, layer, shapes, where):
+        return (*self.spatial(layer, shapes[0], where), shapes[0][2] * layer["depth_multiplier"])
+
+    def params(self, layer, shapes):
+        weights, formula = self.depthwise_kernel(layer, shapes[0][2])
+        bias = shapes[0][2] * layer["depth_multiplier"] if layer["use_bias"] else 0
+        return Params(weights + bias, formula=formula + (f" + {bias}" if bias else ""))
+
+    def macs(self, layer, shapes, output):
+        return output[0] * output[1] * self.depthwise_kernel(layer, shapes[0][2])[0]
+
+    def build(self, info):
+        channels = info.input_shape[2]
+        return self.conv_module(info.layer, info.input_shape, channels * info.layer["depth_multiplier"],
+                                groups=channels)
+
+
+@register
+class SeparableConv2D(_Convolution):
+    name, keras_class = "separable_conv2d", "SeparableConv2D"
+    doc = "depthwise convolution, then a 1x1 convolution to `filters` channels (one bias, after both)"
+    fields = {"filters": Field(PositiveInt()), **_WINDOW, "depth_multiplier": Field(PositiveInt(), 1)}
+    keras_args = ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate",
+                  "depth_multiplier", "activation", "use_bias")
+
+    def output_shape(self, layer, shapes, where):
+        return (*self.spatial(layer, shapes[0], where), layer["filters"])
+
+    def params(self, layer, shapes):
+        depthwise, formula = self.depthwise_kernel(layer, shapes[0][2])
+        middle, filters = shapes[0][2] * layer["depth_multiplier"], layer["filters"]
+        bias = filters if layer["use_bias"] else 0
+        return Params(depthwise + middle * filters + bias,
+                      formula=f"{formula} + {middle}*{filters}" + (f" + {filters}" if bias else ""))
+
+    def macs(self, layer, shapes, output):
+        middle = shapes[0][2] * layer["depth_multiplier"]
+        per_pixel = self.depthwise_kernel(layer, shapes[0][2])[0] + middle * layer["filters"]
+        return output[0] * output[1] * per_pixel
+
+    def build(self, info):
+        from torch import nn
+
+        layer, channels = info.layer, info.input_shape[2]
+        middle = channels * layer["depth_multiplier"]
+        depthwise = self.conv_module(layer, info.input_shape, middle, groups=channels, use_bias=False,
+                                     activation="linear")
+        pointwise = self.conv_module(layer, (*info.output_shape[:2], middle), layer["filters"], pointwise=True)
+        return nn.Sequential(depthwise, pointwise)  # Keras: one bias and the activation, after both

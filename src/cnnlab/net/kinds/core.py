@@ -1,0 +1,108 @@
+"""The core kinds: dense, flatten, dropout, activation, batchnorm."""
+
+from __future__ import annotations
+
+import math
+
+from cnnlab.errors import SpecError
+from cnnlab.net.fields import ACTIVATION, Bool, Field, Fraction, PositiveFloat, PositiveInt
+from cnnlab.net.registry import LayerKind, Params, register, shape_text
+
+
+@register
+class Dense(LayerKind):
+    name, keras_class = "dense", "Dense"
+    doc = "fully connected: `units` outputs from a flat input, glorot-uniform, zero bias"
+    fields = {"units": Field(PositiveInt()), "activation": Field(ACTIVATION, "linear"),
+              "use_bias": Field(Bool(), True)}
+    keras_args = ("units", "activation", "use_bias")
+
+    def output_shape(self, layer, shapes, where):
+        if len(shapes[0]) != 1:
+            raise SpecError(f"{where}: dense needs a flat input, got {shape_text(shapes[0])}; "
+                            "add a {kind: flatten} layer before it")
+        return (layer["units"],)
+
+    def params(self, layer, shapes):
+        fan_in, units = shapes[0][0], layer["units"]
+        bias = units if layer["use_bias"] else 0
+        return Params(fan_in * units + bias, formula=f"{fan_in}*{units}" + (f" + {units}" if bias else ""))
+
+    def macs(self, layer, shapes, output):
+        return shapes[0][0] * layer["units"]
+
+    def build(self, info):
+        from cnnlab.net.torch_ops import DenseBlock
+
+        return DenseBlock(info.input_shape[0], info.layer["units"], info.layer["use_bias"],
+                          info.layer["activation"])
+
+
+@register
+class Flatten(LayerKind):
+    name, keras_class = "flatten", "Flatten"
+    doc = "(H, W, C) -> (H*W*C,), in Keras' channels-last order"
+    keras_args = ("data_format",)
+
+    def output_shape(self, layer, shapes, where):
+        return (math.prod(shapes[0]),)
+
+    def build(self, info):
+        from cnnlab.net.torch_ops import KerasFlatten
+
+        return KerasFlatten()
+
+
+@register
+class Dropout(LayerKind):
+    name, keras_class = "dropout", "Dropout"
+    doc = "zeroes a `rate` fraction of its inputs in training (scaling the rest), identity otherwise"
+    fields = {"rate": Field(Fraction())}
+    keras_args = ("rate", "noise_shape", "seed")
+
+    def output_shape(self, layer, shapes, where):
+        return shapes[0]
+
+    def build(self, info):
+        from cnnlab.net.torch_ops import Dropout as TorchDropout
+
+        return TorchDropout(info.layer["rate"])
+
+
+@register
+class Activation(LayerKind):
+    name, keras_class = "activation", "Activation"
+    doc = "applies `activation` element-wise"
+    fields = {"activation": Field(ACTIVATION)}
+    keras_args = ("activation",)
+
+    def output_shape(self, layer, shapes, where):
+        return shapes[0]
+
+    def build(self, info):
+        from cnnlab.net.torch_ops import activation_module
+
+        return activation_module(info.layer["activation"])
+
+
+@register
+class BatchNormalization(LayerKind):
+    name, keras_class = "batchnorm", "BatchNormalization"
+    doc = "normalises each channel; 4 parameters per channel, 2 trainable (gamma, beta)"
+    fields = {"momentum": Field(Fraction(), 0.99), "epsilon": Field(PositiveFloat(), 1e-3)}
+    keras_args = ("axis", "momentum", "epsilon")
+
+    def output_shape(self, layer, shapes, where):
+        return shapes[0]
+
+    def params(self, layer, shapes):
+        channels = shapes[0][-1]
+        # Keras: gamma and beta train; the moving mean and variance do not.
+        return Params(2 * channels, 2 * channels, f"4*{channels}")
+
+    def build(self, info):
+        from torch import nn
+
+        cls = nn.BatchNorm2d if len(info.input_shape) == 3 else nn.BatchNorm1d
+        # Keras' moving average keeps `momentum` of the old value; torch's momentum is the new share.
+        return cls(info.input_shape[-1], eps=info.layer["epsilon"], momentum=1 - info.layer["momentum"])

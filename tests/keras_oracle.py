@@ -1,0 +1,93 @@
+"""Keras 3 as the second oracle: the same network built with Keras' functional API.
+
+cnnlab's specs have Keras' meaning, so per-layer output shapes and parameter counts
+must equal what Keras reports for the same functional model. The Keras model is
+built generically from the registry: each kind's ``keras_class`` is looked up in
+``keras.layers`` and each field is passed under its Keras argument name (the
+Field's ``keras``, else the field's own name). A new kind whose fields match
+Keras' arguments therefore needs no change here.
+
+Keras runs on its torch backend (``KERAS_BACKEND=torch`` unless already set). A test
+module importing this one is skipped, with the reason, where Keras 3 is absent.
+"""
+
+import math
+import os
+
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip(
+    "keras", minversion="3.0",
+    reason=f"Keras 3 is not installed (or cannot load its {os.environ['KERAS_BACKEND']!r} backend); "
+           "the Keras oracle tests need `pip install 'keras>=3.8'` (part of the dev extra)")
+
+from cnnlab.net.spec import INPUT  # noqa: E402
+
+INPUT_NAME = INPUT  # the Keras input layer's name: a spec layer can never be called this
+
+
+def keras_arguments(layer):
+    """The Keras constructor's keyword arguments for a spec layer: fields under their Keras names."""
+    kind = layer.definition
+    return {spec_field.keras or name: layer[name] for name, spec_field in kind.fields.items()}
+
+
+def keras_layer(layer):
+    """The Keras layer object for a spec layer, named as in the spec."""
+    cls = getattr(keras.layers, layer.keras_class, None)
+    if cls is None:
+        raise LookupError(f"kind '{layer.kind}': keras.layers has no class '{layer.keras_class}' "
+                          f"(Keras {keras.__version__})")
+    return cls(name=layer.name, **keras_arguments(layer))
+
+
+def keras_model(spec, input_shape=None):
+    """``(model, layers)``: the Keras functional model and the Keras layer of each spec layer, in order.
+
+    ``layers`` holds every spec layer, also one whose output is never used (Keras leaves
+    such a layer out of ``model.layers``, but it is built and has its weights).
+    Raises whatever Keras raises for a network it refuses.
+    """
+    shape = tuple(input_shape if input_shape is not None else spec.input_shape)
+    tensors = {INPUT: keras.Input(shape=shape, name=INPUT_NAME)}
+    layers = []
+    for layer in spec.layers:
+        keras_obj = keras_layer(layer)
+        args = [tensors[name] for name in layer.inputs]
+        single = layer.definition.max_inputs == 1
+        tensors[layer.name] = keras_obj(args[0] if single else args)
+        layers.append(keras_obj)
+    model = keras.Model(tensors[INPUT], tensors[spec.layers[-1].name], name=_model_name(spec.name))
+    return model, layers
+
+
+def _model_name(name):
+    return name if name and "/" not in name else "model"
+
+
+def reaching_output(spec):
+    """Names of the layers the output depends on (the last layer included): a functional model's layers."""
+    by_name = {layer.name: layer for layer in spec.layers}
+    reached, pending = set(), [spec.layers[-1].name]
+    while pending:
+        name = pending.pop()
+        if name in by_name and name not in reached:
+            reached.add(name)
+            pending.extend(by_name[name].inputs)
+    return reached
+
+
+def weight_count(weights):
+    return sum(math.prod(weight.shape) for weight in weights)
+
+
+def layer_facts(layers):
+    """[(output_shape without the batch axis, trainable, non_trainable)] of built Keras layers."""
+    return [(tuple(layer.output.shape[1:]), weight_count(layer.trainable_weights),
+             weight_count(layer.non_trainable_weights)) for layer in layers]
+
+
+def keras_layer_facts(spec, input_shape=None):
+    """[(output_shape without the batch axis, trainable, non_trainable)] per spec layer, from Keras."""
+    return layer_facts(keras_model(spec, input_shape)[1])
