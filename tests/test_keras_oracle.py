@@ -17,7 +17,7 @@ from cnnlab.net.fields import REQUIRED, Field, Pair
 from cnnlab.net.inference import infer
 from cnnlab.net.presets import PRESETS, default_input, preset
 from cnnlab.net.registry import LayerKind, all_kinds, registered
-from cnnlab.net.spec import ModelSpec, parse_spec
+from cnnlab.net.spec import LayerSpec, ModelSpec, parse_spec
 
 from keras_oracle import keras, keras_model, layer_facts, reaching_output, weight_count
 from oracle import analytic_layer_facts
@@ -264,19 +264,13 @@ def refusals(data, bypass):
     return spec, ours, theirs
 
 
-STRIDE_DILATION = ("disagreement: cnnlab refuses strides > 1 with dilation_rate > 1 for {kind} ('Keras refuses "
-                   "it too'), but Keras 3's {cls} builds it (torch backend: (None, 3, 3, 2) from 9x9x2, kernel 3)")
-
-
 @pytest.mark.parametrize("kind,extra", [
     ("conv2d", {"filters": 2}),
-    pytest.param("depthwise_conv2d", {}, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-        STRIDE_DILATION.format(kind="depthwise_conv2d", cls="DepthwiseConv2D")))),
-    pytest.param("separable_conv2d", {"filters": 2}, marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError,
-        reason=STRIDE_DILATION.format(kind="separable_conv2d", cls="SeparableConv2D"))),
+    ("depthwise_conv2d", {}),
+    ("separable_conv2d", {"filters": 2}),
 ])
-def test_strides_with_dilation_refused_as_keras_refuses(kind, extra):
+def test_strides_with_dilation_refused_where_keras_refuses(kind, extra):
+    # Keras' Conv2D refuses strides > 1 with dilation > 1; its depthwise and separable forms build it.
     def layer(**fields):
         return {"input": [9, 9, 2], "layers": [{"kind": kind, "kernel": 3, "dilation_rate": 2, **extra, **fields}]}
 
@@ -316,32 +310,31 @@ def test_cnnlab_is_stricter_than_keras_here(name):
 
 
 @pytest.mark.parametrize("kind", ["add", "concatenate"])
-def test_cnnlab_refuses_one_input_twice_where_keras_does_not(kind):
-    # Keras merges a tensor with itself (x + x, [x, x]); cnnlab refuses a layer named twice in 'inputs'.
-    with pytest.raises(SpecError, match="named twice"):
-        parse_spec({"input": [3, 2, 4], "layers": [{"kind": kind, "inputs": ["input", "input"]}]})
-    tensor = keras.Input((3, 2, 4))
-    merged = getattr(keras.layers, all_kinds()[kind].keras_class)()([tensor, tensor])
-    assert tuple(merged.shape[1:]) == ((3, 2, 4) if kind == "add" else (3, 2, 8))
+def test_one_input_twice_merges_as_in_keras(kind):
+    # Keras merges a tensor with itself (x + x, [x, x]); so does cnnlab.
+    assert_matches_keras(parse_spec({"input": [3, 2, 4], "layers": [{"kind": kind, "inputs": ["input", "input"]}]}))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "disagreement: cnnlab's totals count layers whose output is never used (it warns about them); "
-    "Keras' functional model leaves them out, and so does model.count_params()"))
-def test_unused_layer_total_matches_keras():
+def test_unused_layer_is_counted_where_keras_leaves_it_out():
+    # A documented difference: cnnlab warns about a layer nothing reads and still counts it.
     spec = parse_spec({"input": [4], "layers": [
         {"kind": "dense", "name": "unused", "units": 3},
         {"kind": "dense", "name": "out", "units": 2, "inputs": ["input"]}]})
     assert spec.warnings
     model, info = assert_matches_keras(spec)  # every layer's own facts agree ...
-    assert info.total_params == model.count_params()  # ... 25 against Keras' 10
+    assert (info.total_params, model.count_params()) == (25, 10)  # ... the totals differ by the unused layer
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "disagreement: cnnlab accepts any non-empty layer name; Keras refuses a name with '/'"))
-def test_keras_accepts_the_layer_names_cnnlab_accepts():
-    data = {"input": [4], "layers": [{"kind": "dense", "name": "block/dense", "units": 2}]}
-    _, ours, theirs = refusals(data, lambda: pytest.skip("cnnlab refuses the name: nothing to compare"))
+@pytest.mark.parametrize("name", ["block/dense", "dense_1", "Block-1"])
+def test_layer_names_are_refused_where_keras_refuses_them(name):
+    data = {"input": [4], "layers": [{"kind": "dense", "name": name, "units": 2}]}
+    def named_anyway():  # the same spec with the name cnnlab refused, to ask Keras alone
+        accepted = parse_spec({**data, "layers": [{**data["layers"][0], "name": "x"}]})
+        layer = accepted.layers[0]
+        return ModelSpec(accepted.name, (LayerSpec(layer.kind, name, 0, layer.fields, layer.inputs),),
+                         accepted.input_shape)
+
+    _, ours, theirs = refusals(data, named_anyway)
     assert (ours is None) == (theirs is None), (ours, theirs)
 
 
@@ -359,10 +352,7 @@ def _same_default(spec_field, ours, theirs):
 
 
 @pytest.mark.parametrize("kind", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=(
-        "disagreement: avgpool2d's pool defaults to 2, but Keras 3's AveragePooling2D requires pool_size "
-        "(MaxPooling2D's defaults to 2)"))) if name == "avgpool2d" else name
-    for name in sorted(all_kinds())])
+    name for name in sorted(all_kinds())])
 def test_defaults_equal_keras_defaults(kind):
     definition = all_kinds()[kind]
     for name, spec_field in definition.fields.items():

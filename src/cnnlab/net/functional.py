@@ -16,7 +16,7 @@ from cnnlab.errors import SpecError
 from cnnlab.net.fields import ACTIVATION, shown
 from cnnlab.net.inference import infer_layer
 from cnnlab.net.registry import LayerKind, get_kind, shape_text
-from cnnlab.net.spec import INPUT, LayerSpec, ModelSpec, assign_names, parse_fields, parse_spec
+from cnnlab.net.spec import INPUT, LayerSpec, ModelSpec, assign_names, check_input_count, parse_fields, parse_spec
 
 # Keras arguments cnnlab accepts only at the value Keras defaults to (anything else is refused).
 KERAS_DEFAULT_ONLY = {
@@ -80,7 +80,7 @@ class Layer:
         kind = self.kind
         names = tuple(f"input_{i}" for i in range(len(tensors)))
         layer = LayerSpec(kind.name, self.name or kind.prefix, 0, parse_fields(self.fields, kind, where), names)
-        _check_count(kind, len(tensors), where)
+        check_input_count(kind, len(tensors), where)
         self._info = infer_layer(layer, tuple(t.shape[1:] for t in tensors), where)
         self.output = KerasTensor(self._info.output_shape, self, tensors)
         return self.output
@@ -134,13 +134,6 @@ def keras_arguments(kind: LayerKind, args: tuple, kwargs: dict, where: str) -> d
         elif spec_field.required:
             raise SpecError(f"{where}: missing required argument '{keras_name}'")
     return raw
-
-
-def _check_count(kind: LayerKind, count: int, where: str) -> None:
-    low, high = kind.min_inputs, kind.max_inputs
-    if count < low or (high is not None and count > high):
-        wanted = f"{low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}"
-        raise SpecError(f"{where}: takes {wanted} input(s), got {count}")
 
 
 class InputLayer:

@@ -151,7 +151,7 @@ def _parse_layers(raw_layers: list[Any], source: str) -> tuple[LayerSpec, ...]:
     for index, raw in enumerate(raw_layers):
         where = f"{source}: layer {index} '{names[index]}' ({kinds[index].name})"
         inputs = _parse_inputs(raw, index, names, positions, raw_layers, where)
-        _check_input_count(kinds[index], inputs, where)
+        check_input_count(kinds[index], len(inputs), f"{where}: field 'inputs'", inputs)
         fields = parse_fields(raw, kinds[index], where)
         layers.append(LayerSpec(kinds[index].name, names[index], index, fields, inputs))
     return tuple(layers)
@@ -175,8 +175,9 @@ def assign_names(kinds: list[LayerKind], given: list[Any], source: str) -> list[
         if name is None:
             continue
         where = f"{source}: layer {index} {shown(name)} ({kinds[index].name}): field 'name'"
-        if not isinstance(name, str) or not name.strip():
-            raise SpecError(f"{where}: expected a non-empty string, got {shown(name)}")
+        if not isinstance(name, str) or not name.strip() or not name.isprintable() or "/" in name:
+            raise SpecError(f"{where}: expected a non-empty name of printable characters without '/' "
+                            f"(as Keras requires), got {shown(name)}")
         if name == INPUT:
             raise SpecError(f"{where}: '{INPUT}' names the model's input; choose another name")
         if name in taken:
@@ -211,9 +212,7 @@ def _parse_inputs(raw, index, names, positions, raw_layers, where) -> tuple[str,
                             f"{suggest(ref, [INPUT, *names[:index]])}")
         if positions[ref] >= index:
             raise SpecError(f"{where}: field 'inputs': {_forward_reference(ref, index, names, positions, raw_layers)}")
-    if len(set(value)) < len(value):
-        raise SpecError(f"{where}: field 'inputs': a layer is named twice in {shown(value)}")
-    return tuple(value)
+    return tuple(value)  # one input may appear twice (x + x), as Keras allows
 
 
 def _forward_reference(ref: str, index: int, names, positions, raw_layers) -> str:
@@ -244,12 +243,13 @@ def _path_back(start: str, target: str, names, positions, raw_layers, seen: set)
     return None
 
 
-def _check_input_count(kind: LayerKind, inputs: tuple[str, ...], where: str) -> None:
+def check_input_count(kind: LayerKind, count: int, where: str, names: tuple[str, ...] = ()) -> None:
+    """Refuse a layer given fewer or more inputs than its kind takes."""
     low, high = kind.min_inputs, kind.max_inputs
-    if len(inputs) < low or (high is not None and len(inputs) > high):
+    if count < low or (high is not None and count > high):
         wanted = f"{low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}"
-        raise SpecError(f"{where}: field 'inputs': {kind.name} takes {wanted} input(s), "
-                        f"got {len(inputs)} ({', '.join(inputs)})")
+        listed = f" ({', '.join(names)})" if names else ""
+        raise SpecError(f"{where}: {kind.name} takes {wanted} input(s), got {count}{listed}")
 
 
 def parse_fields(raw: dict[str, Any], kind: LayerKind, where: str) -> dict[str, Any]:

@@ -22,12 +22,6 @@ class _Convolution(LayerKind):
 
     image_only = True
 
-    def normalize(self, fields, where):
-        if max(fields["strides"]) > 1 and max(fields["dilation_rate"]) > 1:
-            raise SpecError(f"{where}: field 'dilation_rate': a dilation_rate above 1 cannot be combined "
-                            f"with strides above 1 (Keras refuses it too)")
-        return fields
-
     def spatial(self, layer, shape, where) -> tuple[int, int]:
         return window_output(shape, layer["kernel"], layer["strides"], layer["padding"], where, "kernel",
                              layer["dilation_rate"])
@@ -57,6 +51,13 @@ class Conv2D(_Convolution):
     fields = {"filters": Field(PositiveInt()), **_WINDOW}
     keras_args = ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "groups",
                   "activation", "use_bias")
+
+    def normalize(self, fields, where):
+        # Keras' Conv2D refuses this pair (its depthwise and separable forms accept it).
+        if max(fields["strides"]) > 1 and max(fields["dilation_rate"]) > 1:
+            raise SpecError(f"{where}: field 'dilation_rate': a dilation_rate above 1 cannot be combined "
+                            f"with strides above 1 (Keras' Conv2D refuses it too)")
+        return fields
 
     def output_shape(self, layer, shapes, where):
         return (*self.spatial(layer, shapes[0], where), layer["filters"])

@@ -44,6 +44,7 @@ class MaxPooling2D(_Pool):
 @register
 class AveragePooling2D(_Pool):
     name, keras_class = "avgpool2d", "AveragePooling2D"
+    fields = {**_POOL_FIELDS, "pool": Field(Pair(), keras="pool_size")}  # Keras requires pool_size here
     doc = "the mean of each `pool` window ('same' padding is left out of the mean, as in Keras)"
 
 
