@@ -122,3 +122,16 @@ def test_graph_forward_equals_hand_written_torch():
     expected = torch.cat([x + a, x], dim=2)  # Keras axis 1 is H: torch dimension 2
     assert torch.allclose(model(x), expected, atol=1e-6)
     assert infer(spec).output_shape == (10, 5, 2)
+
+
+@pytest.mark.slow
+def test_compare_mlp_cnn_resnet20_on_digits(tmp_path, capsys):
+    assert main(["compare", "mlp", "cnn", "resnet20", "--dataset", "digits", "--epochs", "1", "--out",
+                 str(tmp_path), "--quiet"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()
+            if line.startswith(("mlp ", "cnn ", "resnet20 "))}
+    assert list(rows) == ["mlp", "cnn", "resnet20"]
+    assert rows["resnet20"][1] == "274,154"  # digits: one input channel, so the stem has 3*3*1*16 + 16
+    folder = tmp_path / "compare-mlp-cnn-resnet20-digits"
+    assert "Connected to" in (folder / "runs" / "resnet20-seed0" / "summary.txt").read_text()
+    assert "s1b1_add (Add)" in (folder / "report.md").read_text()
