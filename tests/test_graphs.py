@@ -12,7 +12,8 @@ from cnnlab.net.builder import build_model
 from cnnlab.net.inference import infer
 from cnnlab.net.presets import preset
 from cnnlab.net.resolve import summarize
-from cnnlab.net.spec import parse_spec, parse_spec_text
+from cnnlab.net.spec import parse_spec
+from cnnlab.net.spec_file import parse_spec_text
 
 GOLDEN = Path(__file__).parent / "golden"
 CONV = {"kind": "conv2d", "filters": 4, "kernel": 3, "padding": "same"}

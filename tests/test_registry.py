@@ -9,7 +9,7 @@ import torch
 import cnnlab
 from cnnlab.net.fields import Field, PositiveFloat
 from cnnlab.net.registry import KINDS, LayerKind, Params, registered
-from cnnlab.net.spec import parse_spec_text
+from cnnlab.net.spec_file import parse_spec_text
 from cnnlab.presenters.kinds_table import kinds_markdown
 from cnnlab.presenters.summary_table import format_summary
 

@@ -4,7 +4,8 @@ import pytest
 
 from cnnlab.net.inference import infer
 from cnnlab.net.resolve import resolve_spec
-from cnnlab.net.spec import SpecError, parse_spec, parse_spec_text
+from cnnlab.net.spec import SpecError, parse_spec
+from cnnlab.net.spec_file import parse_spec_text
 
 CONV = {"kind": "conv2d", "filters": 8, "kernel": 3}
 
@@ -30,7 +31,7 @@ def test_unknown_key_suggests_closest_and_names_layer():
 def test_user_given_name_appears_in_message():
     message = error_of([CONV, {"kind": "dense", "units": 0, "name": "head"}])
     assert "layer 1 'head' (dense): field 'units'" in message
-    assert "expected a positive integer, got 0" in message
+    assert "expected a positive integer (below 2^31), got 0" in message
 
 
 @pytest.mark.parametrize("field,value,expect", [

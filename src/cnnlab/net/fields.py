@@ -8,6 +8,7 @@ tests (which draw values per type) are generic over them. Pure Python.
 from __future__ import annotations
 
 import difflib
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +18,21 @@ ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "gelu", "leaky_re
 ACTIVATION_ALIASES = {"swish": "silu"}  # Keras 3 resolves "swish" to silu
 PADDINGS = ("valid", "same")
 SHOWN_CHARS = 60  # an error never prints more of a user's value than this
+MAX_INT = 2**31  # sizes, windows and paddings stay below it (torch's int32 kernels)
+
+
+_REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 4, 4, 4
+_REPR.maxstring = _REPR.maxother = SHOWN_CHARS
 
 
 def shown(value: Any) -> str:
-    """A user's value for an error message: its repr, cut short (a spec may hold huge values)."""
-    text = repr(value)
+    """A user's value for an error message: a bounded repr, cut short.
+
+    reprlib stops at a few levels and items, so even a YAML alias bomb (a billion
+    shared leaves) prints in microseconds.
+    """
+    text = _REPR.repr(value)
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "...(cut)"
 
 
@@ -37,6 +48,11 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_size(value: Any) -> bool:
+    """A non-negative int below MAX_INT."""
+    return _is_int(value) and 0 <= value < MAX_INT
+
+
 class FieldType:
     """Checks one field's value: ``check(value, where)`` returns it normalised or raises SpecError."""
 
@@ -50,10 +66,10 @@ class FieldType:
 
 
 class PositiveInt(FieldType):
-    text = "a positive integer"
+    text = "a positive integer (below 2^31)"
 
     def check(self, value, where):
-        if not _is_int(value) or value <= 0:
+        if not _is_int(value) or not 0 < value < MAX_INT:
             raise self.fail(value, where)
         return value
 
@@ -64,9 +80,9 @@ class Pair(FieldType):
     text = "a positive integer or [h, w]"
 
     def check(self, value, where):
-        if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_int(v) and v > 0 for v in value):
+        if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_int(v) and 0 < v < MAX_INT for v in value):
             return (value[0], value[1])
-        if _is_int(value) and value > 0:
+        if _is_int(value) and 0 < value < MAX_INT:
             return (value, value)
         raise self.fail(value, where)
 
@@ -84,13 +100,12 @@ class Padding2D(FieldType):
     text = "a non-negative integer, [h, w] or [[top, bottom], [left, right]]"
 
     def check(self, value, where):
-        if _is_int(value) and value >= 0:
+        if _is_size(value):
             return ((value, value), (value, value))
         if isinstance(value, (list, tuple)) and len(value) == 2:
-            if all(_is_int(v) and v >= 0 for v in value):
+            if all(_is_size(v) for v in value):
                 return ((value[0], value[0]), (value[1], value[1]))
-            if all(isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(n) and n >= 0 for n in v)
-                   for v in value):
+            if all(isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_size(n) for n in v) for v in value):
                 return ((value[0][0], value[0][1]), (value[1][0], value[1][1]))
         raise self.fail(value, where)
 

@@ -7,7 +7,8 @@ import os
 from cnnlab.net.fields import shown, suggest
 from cnnlab.net.inference import ModelInfo, infer
 from cnnlab.net.presets import PRESETS, default_input, preset, preset_name
-from cnnlab.net.spec import ModelSpec, SpecError, load_spec_file, parse_spec, parse_spec_text
+from cnnlab.net.spec import ModelSpec, SpecError, parse_spec
+from cnnlab.net.spec_file import load_spec_file, parse_spec_text
 
 
 def resolve_spec(spec: str | list | dict | ModelSpec) -> ModelSpec:

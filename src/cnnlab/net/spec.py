@@ -1,10 +1,10 @@
 """Layer-spec language: parse and validate a network description (a chain or a graph).
 
-Pure computation: no torch, no file I/O except :func:`load_spec_file`, which only
-reads the text it is pointed at. A spec is an ordered list of layers with Keras'
-meaning and defaults. A layer takes the previous layer's output unless it names its
-``inputs`` (earlier layers, or ``input``, the model's input); the last layer is the
-output. Every field is checked by the layer kind's declaration in the registry.
+Pure computation: no torch, no file I/O (:mod:`cnnlab.net.spec_file` reads YAML).
+A spec is an ordered list of layers with Keras' meaning and defaults. A layer takes
+the previous layer's output unless it names its ``inputs`` (earlier layers, or ``input``,
+the model's input); the last layer is the output. Every field is checked by the layer
+kind's declaration in the registry.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from cnnlab.net.registry import LayerKind, all_kinds, get_kind
 INPUT = "input"  # how a layer names the model's input in ``inputs``
 TOP_LEVEL_KEYS = ("name", "input", "layers")
 COMMON_KEYS = ("kind", "name", "inputs")
+MAX_LAYERS = 10_000
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,8 @@ def parse_spec(data: Any, source: str = "inline", name: str | None = None) -> Mo
     raw_layers = data.get("layers")
     if not isinstance(raw_layers, list) or not raw_layers:
         raise SpecError(f"{source}: 'layers' must be a non-empty list of layers")
+    if len(raw_layers) > MAX_LAYERS:
+        raise SpecError(f"{source}: {len(raw_layers):,} layers; cnnlab takes at most {MAX_LAYERS:,}")
     layers = _parse_layers(raw_layers, source)
     spec_name = data.get("name", name or "model")
     if not isinstance(spec_name, str):
@@ -276,24 +279,3 @@ def _unused_warnings(layers: tuple[LayerSpec, ...], source: str) -> tuple[str, .
     used = {ref for layer in layers for ref in layer.inputs}
     return tuple(f"{source}: {layer.label}: its output is never used (only the last layer is the output)"
                  for layer in layers[:-1] if layer.name not in used)
-
-
-def parse_spec_text(text: str, source: str = "inline") -> ModelSpec:
-    """Parse YAML (or JSON) text with ``yaml.safe_load``; object-building tags are refused."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{source}: not a valid spec: {exc}") from None
-    return parse_spec(data, source)
-
-
-def load_spec_file(path: str) -> ModelSpec:
-    """Read and validate a spec file; errors name the file."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read spec file: {exc.strerror}") from None
-    return parse_spec_text(text, source=path)

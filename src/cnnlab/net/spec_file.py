@@ -1,0 +1,75 @@
+"""Reading specs from YAML text and files, with bounds on what a hostile file can make cnnlab do.
+
+Before ``yaml.safe_load`` builds anything, the text is checked: its size, and (from
+the parser's event stream, which is iterative) how deep it nests, how many nodes it
+has and how long its numbers are. A spec never needs more than a small fraction of
+these limits; a crafted file meets them at once instead of exhausting memory, time or
+Python's recursion limit.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import yaml
+
+from cnnlab.errors import SpecError
+from cnnlab.net.spec import ModelSpec, parse_spec
+
+MAX_SPEC_BYTES = 256 * 1024   # a ResNet-20 spec is 8 KB
+MAX_DEPTH = 32                # nesting of mappings and lists (a spec needs 4)
+MAX_NODES = 200_000
+MAX_NUMBER_CHARS = 32         # longer numbers than this are no layer size
+
+
+def _check_shape(text: str, source: str) -> None:
+    depth = 0
+    for nodes, event in enumerate(yaml.parse(text, Loader=yaml.SafeLoader), 1):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise SpecError(f"{source}: nested more than {MAX_DEPTH} levels deep; a spec needs 4")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        elif isinstance(event, yaml.ScalarEvent) and len(event.value) > MAX_NUMBER_CHARS and event.style is None \
+                and event.value.lstrip("+-")[:1].isdigit():
+            raise SpecError(f"{source}: a number of {len(event.value):,} characters (line "
+                            f"{event.start_mark.line + 1}); layer sizes are small integers")
+        if nodes > MAX_NODES:
+            raise SpecError(f"{source}: more than {MAX_NODES:,} YAML nodes; not a spec")
+
+
+def parse_spec_text(text: str, source: str = "inline") -> ModelSpec:
+    """Parse YAML (or JSON) text with ``yaml.safe_load``; object-building tags are refused."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(f"{source}: {len(text):,} characters; a spec is at most {MAX_SPEC_BYTES:,}")
+    try:
+        _check_shape(text, source)
+        data = yaml.safe_load(text)
+    except SpecError:
+        raise
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: not a valid spec: {str(exc)[:400]}") from None
+    except (RecursionError, ValueError) as exc:  # belt and braces: the checks above should catch these
+        raise SpecError(f"{source}: not a valid spec ({type(exc).__name__})") from None
+    return parse_spec(data, source)
+
+
+def load_spec_file(path: str) -> ModelSpec:
+    """Read and validate a spec file (a regular file of UTF-8 text); errors name the file."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise SpecError(f"{path}: not a regular file; a spec is a YAML file")
+        if info.st_size > MAX_SPEC_BYTES:
+            raise SpecError(f"{path}: {info.st_size:,} bytes; a spec is at most {MAX_SPEC_BYTES:,}")
+        with open(path, "rb") as handle:
+            content = handle.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read spec file: {exc.strerror}") from None
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start}); save the spec as UTF-8") from None
+    return parse_spec_text(text, source=path)
