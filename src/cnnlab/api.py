@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.inputs import InputError, check_classes, check_images, check_labels
+from cnnlab.net.presets import preset_name
 from cnnlab.net.resolve import fit_spec, resolve_spec
 from cnnlab.net.spec import ModelSpec, SpecError
 
@@ -121,13 +123,16 @@ class Model:
         return path
 
     def _default_input(self):
-        from cnnlab.net.presets import default_input, preset_name
+        from cnnlab.net.presets import default_input
 
         name = preset_name(self.spec)
         return default_input(name) if name else None
 
-    def build(self, input_shape: tuple[int, ...], num_classes: int):
-        """Build the torch module (seeded, Keras initialisation by default)."""
+    def build(self, input_shape: tuple[int, ...], num_classes: int | None = None):
+        """Build the torch module (seeded, Keras initialisation by default).
+
+        A preset's head takes ``num_classes``; a user's network keeps its own output units.
+        """
         from cnnlab.engine.session import seed_everything
         from cnnlab.net.builder import build_model
 
@@ -151,22 +156,45 @@ class Model:
         ``options`` are further :class:`TrainConfig` fields (``schedule``, ``split_method``,
         ``early_stopping``, ``momentum``...). Calling ``fit`` again trains on from here.
         """
-        from cnnlab.engine.session import class_indices, train_model
+        from cnnlab.engine.session import train_model
         from cnnlab.presenters.progress import ProgressPrinter
 
-        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                             val_split=0 if validation_data is not None else validation_split,
-                             seed=self.seed, device=self.device, init=self.init, **options).validate()
-        x, labels = np.asarray(x), class_indices(y)
+        config = _train_config(options, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                               val_split=0 if validation_data is not None else validation_split,
+                               seed=self.seed, device=self.device, init=self.init)
+        x = check_images(x, "x", self._input_shape())
+        labels = check_labels(y, len(x), "y")
 
         def module():  # built on the first fit, when the data says the input shape and class count
-            return self.module if self.module is not None else self.build(x.shape[1:], int(labels.max()) + 1)
+            if self.module is None:
+                self.build(x.shape[1:], labels.class_count() if preset_name(self.spec) else None)
+            check_classes(labels, self._outputs(), "y")
+            return self.module
 
-        session = train_model(module, x, labels, config, validation=validation_data,
+        validation = self._validation(validation_data, x.shape[1:])
+        session = train_model(module, x, labels.indices, config, validation=validation,
                               before_run=self._keep_optimizer, callback=ProgressPrinter() if verbose else None)
         self._state = session.state
         self.history = History(session.state.history)
         return self.history
+
+    def _validation(self, data, sample_shape) -> tuple[np.ndarray, np.ndarray] | None:
+        """``validation_data=(x_val, y_val)``, checked as the training data is."""
+        if data is None:
+            return None
+        if not isinstance(data, (tuple, list)) or len(data) != 2:
+            raise InputError("validation_data: expected a pair (x_val, y_val)")
+        x = check_images(data[0], "validation_data[0]", sample_shape)
+        labels = check_labels(data[1], len(x), "validation_data[1]")
+        if self.module is not None:
+            check_classes(labels, self._outputs(), "validation_data[1]")
+        return x, labels.indices
+
+    def _input_shape(self) -> tuple[int, ...] | None:
+        return None if self.module is None else self.module.info.input_shape
+
+    def _outputs(self) -> int:
+        return self._require_module().info.output_shape[-1]
 
     def _keep_optimizer(self, session) -> None:
         if self._state is not None:  # keep the optimizer's moments across fit calls, as Keras does
@@ -178,8 +206,11 @@ class Model:
         from cnnlab.engine.session import images_to_tensor, labels_to_tensor
 
         device = self._device()
+        x = check_images(x, "x", self._input_shape())
+        labels = check_labels(y, len(x), "y")
+        check_classes(labels, self._outputs(), "y")
         return evaluate_tensors(self._require_module(), images_to_tensor(x, device),
-                                labels_to_tensor(y, device), batch_size)
+                                labels_to_tensor(labels.indices, device), batch_size)
 
     def predict(self, x, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities ``(N, classes)`` (the final softmax applied)."""
@@ -188,7 +219,7 @@ class Model:
         from cnnlab.engine.session import images_to_tensor
 
         module = self._require_module().eval()
-        tensor = images_to_tensor(x, self._device())
+        tensor = images_to_tensor(check_images(x, "x", self._input_shape()), self._device())
         with torch.no_grad():
             parts = [module.probabilities(tensor[i:i + batch_size]) for i in range(0, len(tensor), batch_size)]
         return torch.cat(parts).cpu().numpy()
@@ -232,6 +263,18 @@ class Sequential(Model):
             raise SpecError("Sequential.add: the model is built already (after fit); make a new one")
         self.spec = sequential_spec([*self._items, layer], self._name)
         self._items.append(layer)
+
+
+def _train_config(options: dict, **given) -> TrainConfig:
+    """A validated TrainConfig; an unknown keyword names itself and the valid ones."""
+    from dataclasses import fields
+
+    valid = sorted({f.name for f in fields(TrainConfig)} - {"seed", "device", "init", "val_split"})
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise InputError(f"fit: unknown argument '{unknown[0]}'; fit takes x, y, batch_size, epochs, "
+                         f"validation_split, validation_data, verbose and {', '.join(valid)}")
+    return TrainConfig(**given, **options).validate()
 
 
 def load_data(dataset: str = "cifar10", **options):

@@ -44,7 +44,7 @@ def summarize(spec, input_shape: tuple[int, ...] | None = None,
     return infer(model_spec, shape)
 
 
-def fit_spec(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> ModelSpec:
+def fit_spec(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int | None) -> ModelSpec:
     """The spec sized for the data: a preset takes the data's image shape and class count; a user's
     spec must agree with the data on both (Keras would refuse the data too)."""
     input_shape = tuple(input_shape)
@@ -53,7 +53,7 @@ def fit_spec(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) ->
                         f"but the data's images are {'x'.join(map(str, input_shape))}")
     spec = spec.with_input(input_shape)
     last_dense = [layer for layer in spec.layers if layer.kind == "dense"]
-    if last_dense and last_dense[-1]["units"] != num_classes:
+    if num_classes is not None and last_dense and last_dense[-1]["units"] != num_classes:
         if preset_name(spec) is None:
             raise SpecError(f"{spec.source}: the last dense layer has {last_dense[-1]['units']} units "
                             f"but the data has {num_classes} classes")
