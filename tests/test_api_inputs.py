@@ -86,5 +86,5 @@ def test_validation_data_and_predict_shapes(data):
 
 def test_unknown_fit_argument_names_the_valid_ones(data):
     x, y = data
-    with pytest.raises(InputError, match="unknown argument 'callbacks'; fit takes x, y, batch_size"):
-        fitted(x, y, callbacks=[])
+    with pytest.raises(InputError, match="unknown argument 'callback'; fit takes x, y, batch_size"):
+        fitted(x, y, callback=[])

@@ -1,10 +1,11 @@
-"""The Python API: the experiment in a few lines, in a script or a notebook.
+"""``cnnlab.Model`` and ``cnnlab.Sequential``: networks with fit/evaluate/predict, as in Keras.
 
 >>> import cnnlab
 >>> data = cnnlab.load_data("digits")
 >>> model = cnnlab.Model("cnn")
 >>> history = model.fit(data.x_train, data.y_train, epochs=3, verbose=0)
->>> model.evaluate(data.x_test, data.y_test)["accuracy"] > 0.8
+>>> loss, accuracy = model.evaluate(data.x_test, data.y_test)
+>>> accuracy > 0.8
 True
 """
 
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.api.history import History
+from cnnlab.api.views import NetworkViews
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.inputs import InputError, check_classes, check_images, check_labels
 from cnnlab.net.presets import preset_name
@@ -21,26 +24,7 @@ from cnnlab.net.resolve import fit_spec, resolve_spec
 from cnnlab.net.spec import ModelSpec, SpecError
 
 
-class History:
-    """Per-epoch metrics: ``history.history["val_accuracy"]`` as in Keras, ``records`` as dicts."""
-
-    def __init__(self, records: list[dict]):
-        self.records = [dict(r) for r in records]
-
-    @property
-    def history(self) -> dict[str, list]:
-        keys = [k for k in self.records[0] if k != "epoch"] if self.records else []
-        return {key: [r[key] for r in self.records] for key in keys}
-
-    @property
-    def epoch(self) -> list[int]:
-        return [r["epoch"] - 1 for r in self.records]
-
-    def __repr__(self) -> str:
-        return f"History({len(self.records)} epochs)"
-
-
-class Model:
+class Model(NetworkViews):
     """A network with fit/evaluate/predict: a preset name, spec file, YAML text or list, or a graph
     made with :mod:`cnnlab.layers` as in Keras (``Model(inputs=inp, outputs=out)``).
 
@@ -61,7 +45,9 @@ class Model:
         self._setup(model_spec, functional, init, device, seed)
 
     def _setup(self, spec, functional: bool, init: str = "keras", device: str = "auto", seed: int = 0) -> None:
-        self._spec, self._functional = spec, functional
+        from cnnlab.api.compiling import Compiled
+
+        self._spec, self._functional, self._compiled = spec, functional, Compiled()
         self.init, self.device, self.seed = init, device, seed
         self.module = None
         self.history: History | None = None
@@ -78,56 +64,6 @@ class Model:
     def spec(self, value: ModelSpec) -> None:
         self._spec = value
 
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def layers(self) -> list:
-        """Keras-style layer objects (an ``InputLayer`` first for a graph), with ``output.shape``."""
-        from cnnlab.net.functional import spec_layers
-
-        shape = self.spec.input_shape or self._default_input()
-        return spec_layers(self.spec, shape, with_input=self._functional or not self.spec.is_chain)
-
-    def get_layer(self, name: str):
-        """The layer called ``name`` (as in Keras)."""
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise SpecError(f"model '{self.name}' has no layer '{name}'; layers: "
-                        + ", ".join(layer.name for layer in self.layers))
-
-    def count_params(self) -> int:
-        """All parameters, batchnorm statistics included, as Keras counts them."""
-        from cnnlab.net.resolve import summarize
-
-        return summarize(self.spec).total_params
-
-    def to_yaml(self) -> str:
-        """The network as a spec file's text (``cnnlab summary``/``train`` read it)."""
-        import yaml
-
-        return yaml.safe_dump(self.spec.to_dict(), sort_keys=False)
-
-    def save_spec(self, path: str | Path) -> Path:
-        """Write :meth:`to_yaml` to ``path`` (refusing to replace an existing file)."""
-        path = Path(path)
-        try:
-            with open(path, "x", encoding="utf-8") as handle:
-                handle.write(self.to_yaml())
-        except FileExistsError:
-            raise SpecError(f"{path}: exists already; choose another file name") from None
-        except OSError as exc:
-            raise SpecError(f"{path}: cannot write the spec: {exc.strerror}") from None
-        return path
-
-    def _default_input(self):
-        from cnnlab.net.presets import default_input
-
-        name = preset_name(self.spec)
-        return default_input(name) if name else None
-
     def build(self, input_shape: tuple[int, ...], num_classes: int | None = None):
         """Build the torch module (seeded, Keras initialisation by default).
 
@@ -141,29 +77,39 @@ class Model:
         self.module = build_model(self.spec, init=self.init)
         return self.module
 
-    def summary(self) -> None:
-        """Print the Keras-style summary (needs an input shape: from the spec or a fit)."""
-        from cnnlab.net.resolve import summarize
-        from cnnlab.presenters.summary_table import format_summary
+    def compile(self, optimizer="adam", loss=None, metrics=None, **unsupported) -> None:
+        """Keras' compile: ``optimizer`` by name (``"adam"``, ``"Adam"``, ``"sgd"``, ``"adamw"``) or object
+        (``cnnlab.optimizers.Adam(learning_rate=1e-3)``); ``loss`` ``categorical_crossentropy`` (one-hot labels)
+        or ``sparse_categorical_crossentropy`` (class indices); ``metrics=["accuracy"]``. Optional: without
+        compile, ``fit`` uses the experiment's recipe (Adam 0.001) and takes either label format."""
+        from cnnlab.api.compiling import compile_options
 
-        print(format_summary(summarize(self.spec)), end="")
+        self._compiled = compile_options(optimizer, loss, metrics, **unsupported)
 
-    def fit(self, x, y, *, batch_size: int = 32, epochs: int = 5, validation_split: float = 0.2,
-            validation_data=None, optimizer: str = "adam", lr: float = 1e-3, verbose: int = 1,
-            **options) -> History:
-        """Train; defaults are the experiment's recipe. Returns (and keeps) the History.
+    def fit(self, x=None, y=None, batch_size: int | None = None, epochs: int | None = None, verbose=1,
+            callbacks=None, validation_split: float | None = None, validation_data=None, shuffle: bool = True,
+            initial_epoch: int = 0, **options) -> History:
+        """Train, with Keras' arguments in Keras' order; returns (and keeps) the History.
 
-        ``options`` are further :class:`TrainConfig` fields (``schedule``, ``split_method``,
-        ``early_stopping``, ``momentum``...). Calling ``fit`` again trains on from here.
+        Defaults are the experiment's recipe (batch 32, 5 epochs, 20% validation; Keras' own
+        defaults are 1 epoch and no validation). ``verbose`` is 0 (silent), 1 (progress bar)
+        or 2 (one line per epoch). ``options`` are further :class:`TrainConfig` fields
+        (``schedule``, ``split_method``, ``early_stopping``...). Calling ``fit`` again trains on.
         """
         from cnnlab.engine.session import train_model
-        from cnnlab.presenters.progress import ProgressPrinter
 
-        config = _train_config(options, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                               val_split=0 if validation_data is not None else validation_split,
-                               seed=self.seed, device=self.device, init=self.init)
+        if x is None or y is None:
+            raise InputError("fit: give the images x and the labels y")
+        if callbacks or not shuffle:
+            raise InputError("fit: callbacks and shuffle=False are not supported yet")
+        recipe = {"batch_size": batch_size or TrainConfig.batch_size, "epochs": _epochs(epochs, initial_epoch),
+                  "val_split": 0 if validation_data is not None else
+                  TrainConfig.val_split if validation_split is None else validation_split}
+        config = _train_config(options, {**self._compiled.options, **recipe, **options, "seed": self.seed,
+                                         "device": self.device, "init": self.init})
         x = check_images(x, "x", self._input_shape())
         labels = check_labels(y, len(x), "y")
+        self._compiled.check_labels(labels, "y")
 
         def module():  # built on the first fit, when the data says the input shape and class count
             if self.module is None:
@@ -173,7 +119,7 @@ class Model:
 
         validation = self._validation(validation_data, x.shape[1:])
         session = train_model(module, x, labels.indices, config, validation=validation,
-                              before_run=self._keep_optimizer, callback=ProgressPrinter() if verbose else None)
+                              before_run=self._keep_optimizer, callback=_progress(verbose))
         self._state = session.state
         self.history = History(session.state.history)
         return self.history
@@ -186,6 +132,7 @@ class Model:
             raise InputError("validation_data: expected a pair (x_val, y_val)")
         x = check_images(data[0], "validation_data[0]", sample_shape)
         labels = check_labels(data[1], len(x), "validation_data[1]")
+        self._compiled.check_labels(labels, "validation_data[1]")
         if self.module is not None:
             check_classes(labels, self._outputs(), "validation_data[1]")
         return x, labels.indices
@@ -200,25 +147,32 @@ class Model:
         if self._state is not None:  # keep the optimizer's moments across fit calls, as Keras does
             session.state.optimizer.load_state_dict(self._state.optimizer.state_dict())
 
-    def evaluate(self, x, y, batch_size: int = 1024) -> dict:
-        """``{"loss", "accuracy"}`` on these images and labels (dropout off)."""
+    def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose=0, return_dict: bool = False):
+        """``[loss, accuracy]`` on these images and labels (dropout off), as Keras returns them;
+        ``return_dict=True`` gives ``{"loss": ..., "accuracy": ...}``."""
         from cnnlab.engine.loop import evaluate_tensors
         from cnnlab.engine.session import images_to_tensor, labels_to_tensor
 
+        _check_verbose(verbose)
         device = self._device()
         x = check_images(x, "x", self._input_shape())
         labels = check_labels(y, len(x), "y")
+        self._compiled.check_labels(labels, "y")
         check_classes(labels, self._outputs(), "y")
-        return evaluate_tensors(self._require_module(), images_to_tensor(x, device),
-                                labels_to_tensor(labels.indices, device), batch_size)
+        result = evaluate_tensors(self._require_module(), images_to_tensor(x, device),
+                                  labels_to_tensor(labels.indices, device), batch_size or 1024)
+        return result if return_dict else [result["loss"], result["accuracy"]]
 
-    def predict(self, x, batch_size: int = 1024) -> np.ndarray:
-        """Class probabilities ``(N, classes)`` (the final softmax applied)."""
+    def predict(self, x, batch_size: int | None = None, verbose=0) -> np.ndarray:
+        """Class probabilities ``(N, classes)`` (the final softmax applied); one image may come
+        without its batch axis."""
         import torch
 
         from cnnlab.engine.session import images_to_tensor
 
         module = self._require_module().eval()
+        _check_verbose(verbose)
+        batch_size = batch_size or 1024
         tensor = images_to_tensor(check_images(x, "x", self._input_shape()), self._device())
         with torch.no_grad():
             parts = [module.probabilities(tensor[i:i + batch_size]) for i in range(0, len(tensor), batch_size)]
@@ -265,28 +219,40 @@ class Sequential(Model):
         self._items.append(layer)
 
 
-def _train_config(options: dict, **given) -> TrainConfig:
-    """A validated TrainConfig; an unknown keyword names itself and the valid ones."""
+def _epochs(epochs: int | None, initial_epoch: int) -> int:
+    """Keras' ``epochs`` is the last epoch's number: ``fit(..., epochs=10, initial_epoch=7)`` trains 3."""
+    total = TrainConfig.epochs if epochs is None else epochs
+    if not isinstance(initial_epoch, int) or isinstance(initial_epoch, bool) or initial_epoch < 0:
+        raise InputError(f"fit: initial_epoch must be a non-negative integer, got {initial_epoch!r}")
+    if initial_epoch and (not isinstance(total, int) or total <= initial_epoch):
+        raise InputError(f"fit: epochs ({total}) must be larger than initial_epoch ({initial_epoch})")
+    return total - initial_epoch
+
+
+def _check_verbose(verbose) -> None:
+    if verbose not in (0, 1, 2, "auto") or isinstance(verbose, bool):
+        raise InputError(f"verbose must be 0 (silent), 1 (progress bar), 2 (one line per epoch) or 'auto', "
+                         f"got {verbose!r}")
+
+
+def _progress(verbose):
+    """Keras' verbose: 0 silent, 1 (or 'auto') a progress bar, 2 one line per epoch."""
+    from cnnlab.presenters.progress import ProgressPrinter
+
+    _check_verbose(verbose)
+    return None if verbose == 0 else ProgressPrinter(bars=False) if verbose == 2 else ProgressPrinter()
+
+
+def _train_config(options: dict, merged: dict) -> TrainConfig:
+    """A validated TrainConfig from ``merged``; an unknown keyword in ``options`` (fit's own
+    ``**options``) names itself and the valid ones."""
     from dataclasses import fields
 
-    valid = sorted({f.name for f in fields(TrainConfig)} - {"seed", "device", "init", "val_split"})
+    valid = sorted({f.name for f in fields(TrainConfig)} - {"seed", "device", "init", "val_split", "epochs",
+                                                           "batch_size"})
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise InputError(f"fit: unknown argument '{unknown[0]}'; fit takes x, y, batch_size, epochs, "
-                         f"validation_split, validation_data, verbose and {', '.join(valid)}")
-    return TrainConfig(**given, **options).validate()
-
-
-def load_data(dataset: str = "cifar10", **options):
-    """A :class:`cnnlab.data.Dataset` by name or path (see :func:`cnnlab.data.load_dataset`)."""
-    from cnnlab.data import load_dataset
-
-    return load_dataset(dataset, **options)
-
-
-def show_samples(dataset, split: str = "train", n: int = 10, seed: int = 0):
-    """A matplotlib Figure of ``n`` random labelled images (displays itself in a notebook)."""
-    from cnnlab.presenters.plots import sample_grid
-
-    images, labels = dataset.split(split)
-    return sample_grid(images, labels, dataset.class_names, n, seed, title=f"{dataset.name} ({split})")
+        raise InputError(f"fit: unknown argument '{unknown[0]}'; fit takes x, y, batch_size, epochs, verbose, "
+                         f"callbacks, validation_split, validation_data, shuffle, initial_epoch and "
+                         f"{', '.join(valid)}")
+    return TrainConfig(**merged).validate()

@@ -1,0 +1,16 @@
+"""The Python API: the experiment in a few lines, in a script or a notebook.
+
+>>> import cnnlab
+>>> data = cnnlab.load_data("digits")
+>>> model = cnnlab.Model("cnn")
+>>> history = model.fit(data.x_train, data.y_train, epochs=3, verbose=0)
+>>> loss, accuracy = model.evaluate(data.x_test, data.y_test)
+>>> accuracy > 0.8
+True
+"""
+
+from cnnlab.api.datasets import load_data, show_samples
+from cnnlab.api.history import History
+from cnnlab.api.model import Model, Sequential
+
+__all__ = ["History", "Model", "Sequential", "load_data", "show_samples"]

@@ -1,0 +1,70 @@
+"""What a model shows of its network without training: layers, parameters, summary, spec (no torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cnnlab.net.presets import preset_name
+from cnnlab.net.spec import SpecError
+
+
+class NetworkViews:
+    """Keras' ways of looking at a model: ``layers``, ``get_layer``, ``count_params``, ``summary``;
+    and the network as a spec (``to_yaml``, ``save_spec``). Needs ``self.spec`` and ``self._functional``."""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def layers(self) -> list:
+        """Keras-style layer objects (an ``InputLayer`` first for a graph), with ``output.shape``."""
+        from cnnlab.net.functional import spec_layers
+
+        shape = self.spec.input_shape or self._default_input()
+        return spec_layers(self.spec, shape, with_input=self._functional or not self.spec.is_chain)
+
+    def get_layer(self, name: str):
+        """The layer called ``name`` (as in Keras)."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise SpecError(f"model '{self.name}' has no layer '{name}'; layers: "
+                        + ", ".join(layer.name for layer in self.layers))
+
+    def count_params(self) -> int:
+        """All parameters, batchnorm statistics included, as Keras counts them."""
+        from cnnlab.net.resolve import summarize
+
+        return summarize(self.spec).total_params
+
+    def to_yaml(self) -> str:
+        """The network as a spec file's text (``cnnlab summary``/``train`` read it)."""
+        import yaml
+
+        return yaml.safe_dump(self.spec.to_dict(), sort_keys=False)
+
+    def save_spec(self, path: str | Path) -> Path:
+        """Write :meth:`to_yaml` to ``path`` (refusing to replace an existing file)."""
+        path = Path(path)
+        try:
+            with open(path, "x", encoding="utf-8") as handle:
+                handle.write(self.to_yaml())
+        except FileExistsError:
+            raise SpecError(f"{path}: exists already; choose another file name") from None
+        except OSError as exc:
+            raise SpecError(f"{path}: cannot write the spec: {exc.strerror}") from None
+        return path
+
+    def _default_input(self):
+        from cnnlab.net.presets import default_input
+
+        name = preset_name(self.spec)
+        return default_input(name) if name else None
+
+    def summary(self) -> None:
+        """Print the Keras-style summary (needs an input shape: from the spec or a fit)."""
+        from cnnlab.net.resolve import summarize
+        from cnnlab.presenters.summary_table import format_summary
+
+        print(format_summary(summarize(self.spec)), end="")

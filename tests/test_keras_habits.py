@@ -1,0 +1,78 @@
+"""A Keras user's habits: compile, positional fit, verbose, evaluate's list, optimizers, to_categorical."""
+
+import numpy as np
+import pytest
+
+import cnnlab
+from cnnlab import optimizers
+from cnnlab.engine.config import ConfigError
+from cnnlab.engine.inputs import InputError
+from cnnlab.layers import Dense, Flatten, Input
+from cnnlab.utils import to_categorical
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return cnnlab.load_data("digits")
+
+
+def small_model(data):
+    inp = Input(shape=data.image_shape)
+    return cnnlab.Model(inputs=inp, outputs=Dense(10, activation="softmax")(Flatten()(inp)))
+
+
+def test_the_course_sequence_with_keras_names(digits, capsys):
+    model = small_model(digits)
+    model.compile(optimizer="Adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    y_train, y_test = to_categorical(digits.y_train, 10), to_categorical(digits.y_test)
+    history = model.fit(digits.x_train, y_train, 16, 4, 2, None, 0.2)  # Keras' positional order
+    assert len(history.history["val_accuracy"]) == 4
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 4  # verbose=2: one line per epoch, no bar
+    loss, accuracy = model.evaluate(digits.x_test, y_test)
+    assert 0.5 < accuracy <= 1 and loss > 0
+    assert model.predict(digits.x_test[:3]).shape == (3, 10)
+
+
+def test_loss_must_agree_with_the_label_format(digits):
+    model = small_model(digits)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    with pytest.raises(InputError, match="expects one-hot labels .* use loss='sparse_categorical_crossentropy'"):
+        model.fit(digits.x_train, digits.y_train, epochs=1, verbose=0)
+    model.compile(loss="sparse_categorical_crossentropy")
+    with pytest.raises(InputError, match="expects class indices"):
+        model.fit(digits.x_train, to_categorical(digits.y_train), epochs=1, verbose=0)
+
+
+def test_optimizer_objects_and_keras2_lr(digits):
+    assert optimizers.Adam(learning_rate=0.01).options() == {"optimizer": "adam", "lr": 0.01}
+    assert optimizers.Adam(lr=0.02).options()["lr"] == 0.02
+    assert optimizers.SGD(0.1, momentum=0.9, nesterov=True).options() == {
+        "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True}
+    model = small_model(digits)
+    model.compile(optimizer=optimizers.SGD(learning_rate=0.05), loss="sparse_categorical_crossentropy")
+    model.fit(digits.x_train, digits.y_train, epochs=1, verbose=0)
+    assert model.history.history["lr"] == [0.05]
+    for bad, expect in ((lambda: model.compile(optimizer="adagrad"), "unknown optimizer 'adagrad'"),
+                        (lambda: model.compile(loss="mse"), "unsupported loss 'mse'"),
+                        (lambda: model.compile(metrics=["auc"]), "unsupported metric 'auc'"),
+                        (lambda: optimizers.Adam(beta_1=0.5), "argument 'beta_1'=0.5 is not supported")):
+        with pytest.raises(ConfigError, match=expect):
+            bad()
+
+
+def test_verbose_and_epochs_arguments(digits):
+    model = small_model(digits)
+    with pytest.raises(InputError, match="verbose must be 0"):
+        model.fit(digits.x_train, digits.y_train, epochs=1, verbose=3)
+    history = model.fit(digits.x_train, digits.y_train, epochs=3, initial_epoch=2, verbose=0)
+    assert len(history.history["loss"]) == 1  # Keras: epochs is the last epoch's number
+    with pytest.raises(InputError, match="epochs .* must be larger than initial_epoch"):
+        model.fit(digits.x_train, digits.y_train, epochs=2, initial_epoch=2, verbose=0)
+
+
+def test_to_categorical_as_keras():
+    assert to_categorical([0, 2, 1]).tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 0]]
+    assert to_categorical(np.array([[1], [0]]), 3).shape == (2, 3)
+    with pytest.raises(InputError, match="does not fit num_classes=2"):
+        to_categorical([0, 2], 2)
