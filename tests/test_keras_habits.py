@@ -76,3 +76,33 @@ def test_to_categorical_as_keras():
     assert to_categorical(np.array([[1], [0]]), 3).shape == (2, 3)
     with pytest.raises(InputError, match="does not fit num_classes=2"):
         to_categorical([0, 2], 2)
+
+
+def test_save_and_load_model_round_trip(digits, tmp_path):
+    model = small_model(digits)
+    model.fit(digits.x_train, digits.y_train, epochs=1, verbose=0)
+    path = model.save(tmp_path / "net.cnnlab")
+    again = cnnlab.load_model(path)
+    assert np.array_equal(again.predict(digits.x_test[:8]), model.predict(digits.x_test[:8]))
+    assert again.count_params() == model.count_params()
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:  # a plain safetensors file, nothing pickled
+        assert handle.metadata()["format"] == "cnnlab-model/1"
+    model.save(path)  # replacing its own file is fine
+    other = tmp_path / "notes.txt"
+    other.write_text("mine")
+    with pytest.raises(cnnlab.CnnlabError, match="not a cnnlab model file; choose another name"):
+        model.save(other)
+    assert other.read_text() == "mine"
+    with pytest.raises(cnnlab.CnnlabError, match="not a cnnlab model file"):
+        cnnlab.load_model(other)
+
+
+def test_load_model_from_a_run_directory(digits, tmp_path):
+    from cnnlab.cli.main import main
+
+    assert main(["train", "mlp", "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path), "--quiet"]) == 0
+    model = cnnlab.load_model(tmp_path / "mlp-digits")
+    assert model.class_names == [str(i) for i in range(10)]
+    assert model.predict(digits.x_test[:2]).shape == (2, 10)

@@ -50,6 +50,7 @@ class Model(NetworkViews):
         self._spec, self._functional, self._compiled = spec, functional, Compiled()
         self.init, self.device, self.seed = init, device, seed
         self.module = None
+        self.class_names: list[str] | None = None  # known for models loaded from runs or files
         self.history: History | None = None
         self._state = None
 
@@ -177,6 +178,13 @@ class Model(NetworkViews):
         with torch.no_grad():
             parts = [module.probabilities(tensor[i:i + batch_size]) for i in range(0, len(tensor), batch_size)]
         return torch.cat(parts).cpu().numpy()
+
+    def save(self, path: str | Path) -> Path:
+        """The whole model in one file (spec, weights, class names, preprocessing): ``cnnlab.load_model``
+        reads it back. A safetensors file: nothing in it is pickled."""
+        from cnnlab.api.saving import save_model
+
+        return save_model(self, path)
 
     def save_weights(self, path: str | Path) -> Path:
         """The weights as a safetensors file."""
