@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.api.callback_bridge import CallbackBridge
 from cnnlab.api.history import History
 from cnnlab.api.views import NetworkViews
 from cnnlab.engine.config import TrainConfig
@@ -97,12 +98,13 @@ class Model(NetworkViews):
         or 2 (one line per epoch). ``options`` are further :class:`TrainConfig` fields
         (``schedule``, ``split_method``, ``early_stopping``...). Calling ``fit`` again trains on.
         """
+        from cnnlab.engine.loop import NonFiniteLossError
         from cnnlab.engine.session import train_model
 
         if x is None or y is None:
             raise InputError("fit: give the images x and the labels y")
-        if callbacks or not shuffle:
-            raise InputError("fit: callbacks and shuffle=False are not supported yet")
+        if not shuffle:
+            raise InputError("fit: shuffle=False is not supported (cnnlab always shuffles, seeded)")
         recipe = {"batch_size": batch_size or TrainConfig.batch_size, "epochs": _epochs(epochs, initial_epoch),
                   "val_split": 0 if validation_data is not None else
                   TrainConfig.val_split if validation_split is None else validation_split}
@@ -119,11 +121,37 @@ class Model(NetworkViews):
             return self.module
 
         validation = self._validation(validation_data, x.shape[1:])
-        session = train_model(module, x, labels.indices, config, validation=validation,
-                              before_run=self._keep_optimizer, callback=_progress(verbose))
-        self._state = session.state
-        self.history = History(session.state.history)
+        bridge = CallbackBridge(self, callbacks or [], _progress(verbose))
+
+        def before_run(session):
+            self._keep_optimizer(session)
+            self._state = session.state  # live: callbacks read and set the learning rate through it
+            bridge.attach(session)
+
+        try:
+            train_model(module, x, labels.indices, config, validation=validation,
+                                  before_run=before_run, callback=bridge)
+        except NonFiniteLossError:
+            if not bridge.terminates_on_nan:
+                raise
+        bridge.on_train_end()
+        self.history = History(bridge.state.history)
         return self.history
+
+    @property
+    def learning_rate(self) -> float:
+        """The optimizer's current learning rate (settable, as callbacks do)."""
+        return self._state_now().optimizer.param_groups[0]["lr"]
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        for group in self._state_now().optimizer.param_groups:
+            group["lr"] = value
+
+    def _state_now(self):
+        if self._state is None:
+            raise InputError("the model has no optimizer yet: fit() creates it")
+        return self._state
 
     def _validation(self, data, sample_shape) -> tuple[np.ndarray, np.ndarray] | None:
         """``validation_data=(x_val, y_val)``, checked as the training data is."""

@@ -64,7 +64,11 @@ class NetworkViews:
 
     def summary(self) -> None:
         """Print the Keras-style summary (needs an input shape: from the spec or a fit)."""
+        print(self.summary_text(), end="")
+
+    def summary_text(self) -> str:
+        """The Keras-style summary table as text."""
         from cnnlab.net.resolve import summarize
         from cnnlab.presenters.summary_table import format_summary
 
-        print(format_summary(summarize(self.spec)), end="")
+        return format_summary(summarize(self.spec))

@@ -1,0 +1,176 @@
+"""Keras' callbacks for ``model.fit(..., callbacks=[...])``, with Keras' names, arguments and hooks.
+
+A callback sees ``self.model`` (the :class:`cnnlab.Model`) and gets ``logs`` dicts with
+Keras' keys: ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``learning_rate``.
+Setting ``self.model.stop_training = True`` ends training after the current epoch.
+Batch hooks run at the engine's progress points (every 25 steps and the last one),
+not after every step: reading the loss back each step would stall the training loop.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from cnnlab.engine.config import ConfigError
+
+
+class Callback:
+    """Base class with Keras' hook names; override the ones you need."""
+
+    def __init__(self):
+        self.model = None
+
+    def set_model(self, model) -> None:
+        self.model = model
+
+    def on_train_begin(self, logs=None): ...
+    def on_train_end(self, logs=None): ...
+    def on_epoch_begin(self, epoch, logs=None): ...
+    def on_epoch_end(self, epoch, logs=None): ...
+    def on_train_batch_begin(self, batch, logs=None): ...
+    def on_train_batch_end(self, batch, logs=None): ...
+
+
+def _mode(monitor: str, mode: str) -> str:
+    if mode not in ("auto", "min", "max"):
+        raise ConfigError(f"mode must be auto, min or max, got {mode!r}")
+    return mode if mode != "auto" else ("max" if "acc" in monitor else "min")
+
+
+class _Monitor(Callback):
+    """What EarlyStopping and ModelCheckpoint share: a monitored value and what counts as better."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0):
+        super().__init__()
+        self.monitor, self.mode, self.min_delta = monitor, _mode(monitor, mode), abs(min_delta)
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def improved(self, logs: dict) -> bool | None:
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            return None  # Keras warns and skips; so does cnnlab (e.g. val_loss without validation)
+        better = value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+        if better:
+            self.best = value
+        return better
+
+
+class EarlyStopping(_Monitor):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs (Keras' semantics)."""
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto", baseline=None,
+                 restore_best_weights=False, start_from_epoch=0):
+        super().__init__(monitor, mode, min_delta)
+        self.patience, self.restore_best_weights, self.start_from_epoch = patience, restore_best_weights, \
+            start_from_epoch
+        if baseline is not None:
+            self.best = baseline
+        self.wait, self.stopped_epoch, self.best_weights = 0, 0, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch < self.start_from_epoch:
+            return
+        better = self.improved(logs)
+        if better is None:
+            return
+        if better:
+            self.wait = 0
+            if self.restore_best_weights:
+                self.best_weights = {k: v.detach().clone() for k, v in self.model.module.state_dict().items()}
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None and self.stopped_epoch:
+            self.model.module.load_state_dict(self.best_weights)
+
+
+class ModelCheckpoint(_Monitor):
+    """Save the model (``model.save``) or its weights after each epoch, or only when ``monitor`` improves.
+
+    ``filepath`` may hold ``{epoch}`` and log keys, as in Keras: ``"ckpt-{epoch:02d}.cnnlab"``.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
+                 mode="auto", save_freq="epoch"):
+        super().__init__(monitor, mode)
+        if save_freq != "epoch":
+            raise ConfigError("ModelCheckpoint: only save_freq='epoch' is supported")
+        self.filepath, self.save_best_only, self.save_weights_only = str(filepath), save_best_only, \
+            save_weights_only
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_best_only and not self.improved(logs):
+            return
+        path = self.filepath.format(epoch=epoch + 1, **(logs or {}))
+        self.model.save_weights(path) if self.save_weights_only else self.model.save(path)
+
+
+class CSVLogger(Callback):
+    """One row per epoch of the logs, written as each epoch ends (``append`` continues a file)."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename, self.separator, self.append = Path(filename), separator, append
+        self.keys = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if self.keys is None:
+            self.keys = sorted(logs)
+            fresh = not (self.append and self.filename.exists())
+            with open(self.filename, "a" if not fresh else "w", newline="") as handle:
+                if fresh:
+                    csv.writer(handle, delimiter=self.separator).writerow(["epoch", *self.keys])
+        with open(self.filename, "a", newline="") as handle:
+            csv.writer(handle, delimiter=self.separator).writerow([epoch, *(logs.get(k, "") for k in self.keys)])
+
+
+class LearningRateScheduler(Callback):
+    """``schedule(epoch, lr) -> new lr`` at the start of each epoch (Keras' signature)."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        self.schedule = schedule
+
+    def on_epoch_begin(self, epoch, logs=None):
+        rate = float(self.schedule(epoch, self.model.learning_rate))
+        if not math.isfinite(rate) or rate <= 0:
+            raise ConfigError(f"LearningRateScheduler: the schedule gave {rate} for epoch {epoch}; "
+                              "a learning rate is a positive number")
+        self.model.learning_rate = rate
+
+
+class TerminateOnNaN(Callback):
+    """Stop training quietly at a NaN or infinite loss instead of raising (Keras' behaviour)."""
+
+    terminates_on_nan = True
+
+
+class TensorBoard(Callback):
+    """TensorBoard event files under ``log_dir``: per-epoch metrics, the learning rate, the summary as text.
+
+    Needs the ``tensorboard`` package (``pip install 'cnnlab[tensorboard]'``).
+    """
+
+    def __init__(self, log_dir="logs", **_ignored):
+        super().__init__()
+        self.log_dir, self.writer = str(log_dir), None
+
+    def on_train_begin(self, logs=None):
+        from cnnlab.presenters.tensorboard import open_writer
+
+        self.writer = open_writer(self.log_dir)
+        self.writer.summary(self.model.summary_text())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.writer.epoch(epoch + 1, logs or {})
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.close()

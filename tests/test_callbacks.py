@@ -1,0 +1,105 @@
+"""Keras' callbacks in fit: the hooks run, and stopping, checkpoints, logs and schedules take effect."""
+
+import csv
+
+import numpy as np
+import pytest
+
+import cnnlab
+from cnnlab import callbacks as cb
+from cnnlab.engine.config import ConfigError
+from cnnlab.engine.loop import NonFiniteLossError
+from cnnlab.layers import Dense, Flatten, Input
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return cnnlab.load_data("digits")
+
+
+def model_for(data):
+    inp = Input(shape=data.image_shape)
+    return cnnlab.Model(inputs=inp, outputs=Dense(10, activation="softmax")(Flatten()(inp)))
+
+
+class Recorder(cb.Callback):
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def on_train_begin(self, logs=None):
+        self.calls.append(("train_begin",))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.calls.append(("epoch_begin", epoch))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.calls.append(("batch_end", batch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.calls.append(("epoch_end", epoch, sorted(logs)))
+
+    def on_train_end(self, logs=None):
+        self.calls.append(("train_end", sorted(logs)))
+
+
+def test_hooks_run_in_keras_order_with_keras_logs(digits):
+    recorder = Recorder()
+    model_for(digits).fit(digits.x_train, digits.y_train, epochs=2, verbose=0, callbacks=[recorder])
+    keys = ["accuracy", "learning_rate", "loss", "val_accuracy", "val_loss"]
+    names = [call[0] for call in recorder.calls]
+    assert names[0] == "train_begin" and names[-1] == "train_end" and names.count("epoch_end") == 2
+    assert ("epoch_end", 0, keys) in recorder.calls and ("epoch_end", 1, keys) in recorder.calls
+    assert ("batch_end", 35) in recorder.calls  # the last of 36 steps: 1,149 images, batch 32
+
+
+def test_early_stopping_stops_and_restores(digits):
+    stopper = cb.EarlyStopping(monitor="loss", patience=0, min_delta=10.0)  # nothing improves by 10
+    history = model_for(digits).fit(digits.x_train, digits.y_train, epochs=5, verbose=0, callbacks=[stopper])
+    assert len(history.history["loss"]) == 2 and stopper.stopped_epoch == 1
+
+
+def test_checkpoint_csv_and_schedule(digits, tmp_path):
+    model = model_for(digits)
+    log = tmp_path / "log.csv"
+    callbacks = [cb.ModelCheckpoint(str(tmp_path / "ckpt-{epoch:02d}.cnnlab"), save_best_only=False),
+                 cb.CSVLogger(log), cb.LearningRateScheduler(lambda epoch, lr: 0.01 / (epoch + 1))]
+    history = model.fit(digits.x_train, digits.y_train, epochs=2, verbose=0, callbacks=callbacks)
+    assert history.history["lr"] == pytest.approx([0.01, 0.005])
+    with open(log, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    assert float(rows[1]["val_accuracy"]) == pytest.approx(history.history["val_accuracy"][1])
+    saved = cnnlab.load_model(tmp_path / "ckpt-02.cnnlab")
+    assert np.array_equal(saved.predict(digits.x_test[:4]), model.predict(digits.x_test[:4]))
+
+
+def test_terminate_on_nan_stops_quietly_instead_of_raising(digits):
+    class Poison(cb.Callback):  # NaN weights from the second epoch on
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                for parameter in self.model.module.parameters():
+                    parameter.data.fill_(float("nan"))
+
+    with pytest.raises(NonFiniteLossError):
+        model_for(digits).fit(digits.x_train, digits.y_train, epochs=3, verbose=0, callbacks=[Poison()])
+    history = model_for(digits).fit(digits.x_train, digits.y_train, epochs=3, verbose=0,
+                                    callbacks=[Poison(), cb.TerminateOnNaN()])
+    assert len(history.history["loss"]) == 1  # the first epoch's record, then a quiet stop
+
+
+def test_tensorboard_writes_event_files(digits, tmp_path):
+    pytest.importorskip("tensorboard")
+    model_for(digits).fit(digits.x_train, digits.y_train, epochs=1, verbose=0,
+                          callbacks=[cb.TensorBoard(log_dir=tmp_path / "tb")])
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert {"loss/train", "accuracy/validation", "learning_rate"} <= set(events.Tags()["scalars"])
+    assert events.Tags()["tensors"]  # the summary as text
+
+
+def test_not_a_callback_is_named(digits):
+    with pytest.raises(ConfigError, match="callbacks: str is not a cnnlab.callbacks.Callback"):
+        model_for(digits).fit(digits.x_train, digits.y_train, epochs=1, verbose=0, callbacks=["early"])
