@@ -27,8 +27,10 @@ def test_the_course_sequence_with_keras_names(digits, capsys):
     y_train, y_test = to_categorical(digits.y_train, 10), to_categorical(digits.y_test)
     history = model.fit(digits.x_train, y_train, 16, 4, 2, None, 0.2)  # Keras' positional order
     assert len(history.history["val_accuracy"]) == 4
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
-    assert len(lines) == 4  # verbose=2: one line per epoch, no bar
+    out = capsys.readouterr().out.splitlines()  # stdout, as Keras prints
+    assert [line for line in out if line.startswith("Epoch ")] == [f"Epoch {i}/4" for i in (1, 2, 3, 4)]
+    finished = [line for line in out if line.startswith("72/72 - ")]  # 1,149 images, batch 16
+    assert len(finished) == 4 and " - val_accuracy: " in finished[0]  # verbose=2: one line per epoch
     loss, accuracy = model.evaluate(digits.x_test, y_test)
     assert 0.5 < accuracy <= 1 and loss > 0
     assert model.predict(digits.x_test[:3]).shape == (3, 10)

@@ -273,10 +273,10 @@ def _check_verbose(verbose) -> None:
 
 def _progress(verbose):
     """Keras' verbose: 0 silent, 1 (or 'auto') a progress bar, 2 one line per epoch."""
-    from cnnlab.presenters.progress import ProgressPrinter
+    from cnnlab.presenters.keras_progress import KerasStylePrinter
 
     _check_verbose(verbose)
-    return None if verbose == 0 else ProgressPrinter(bars=False) if verbose == 2 else ProgressPrinter()
+    return None if verbose == 0 else KerasStylePrinter(bars=verbose != 2)
 
 
 def _train_config(options: dict, merged: dict) -> TrainConfig:
