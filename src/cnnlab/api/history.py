@@ -20,3 +20,12 @@ class History:
 
     def __repr__(self) -> str:
         return f"History({len(self.records)} epochs)"
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the per-epoch metrics as a table."""
+        keys = [k for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in self.history]
+        head = "".join(f"<th>{k}</th>" for k in ["epoch", *keys])
+        rows = "".join("<tr><td>" + str(r["epoch"]) + "</td>" + "".join(
+            f"<td>{r[k]:.4f}</td>" if r.get(k) is not None else "<td></td>" for k in keys) + "</tr>"
+            for r in self.records)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"

@@ -72,3 +72,20 @@ class NetworkViews:
         from cnnlab.presenters.summary_table import format_summary
 
         return format_summary(summarize(self.spec))
+
+    def __repr__(self) -> str:
+        try:
+            size = f"{len(self.spec.layers)} layers, {self.count_params():,} parameters"
+        except SpecError:  # no layers yet, or no input shape to count with
+            size = "not built"
+        trained = "trained" if getattr(self, "history", None) is not None else "not trained"
+        return f"<cnnlab.Model '{self.name if self._spec is not None else '-'}': {size}, {trained}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the summary table rather than a repr."""
+        import html
+
+        try:
+            return f"<pre>{html.escape(self.summary_text())}</pre>"
+        except SpecError as exc:
+            return f"<pre>{html.escape(repr(self))}\n{html.escape(str(exc))}</pre>"
