@@ -1,13 +1,4 @@
-"""``cnnlab.Model`` and ``cnnlab.Sequential``: networks with fit/evaluate/predict, as in Keras.
-
->>> import cnnlab
->>> data = cnnlab.load_data("digits")
->>> model = cnnlab.Model("cnn")
->>> history = model.fit(data.x_train, data.y_train, epochs=3, verbose=0)
->>> loss, accuracy = model.evaluate(data.x_test, data.y_test)
->>> accuracy > 0.8
-True
-"""
+"""``cnnlab.Model`` and ``cnnlab.Sequential``: networks with fit/evaluate/predict, as in Keras (see cnnlab.api)."""
 
 from __future__ import annotations
 
