@@ -99,7 +99,7 @@ def bench(name: str, data, x, y, epochs: int, bf16: bool) -> dict:
 def machine() -> dict:
     import os
 
-    from cnnlab.runs.directory import describe_device
+    from cnnlab.runs.records import describe_device
 
     return {"cpu": describe_device(torch.device("cpu")), "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,

@@ -15,6 +15,12 @@ from cnnlab.runs.directory import RunError, read_metrics
 from browser import chromium, inspect_page, screenshot
 
 
+def run_of(folder: Path, spec: str, seed: int = 0) -> Path:
+    """A model's run folder: named by the spec, a hash of its content, and the seed."""
+    (found,) = (folder / "runs").glob(f"{spec}-*-seed{seed}")
+    return found
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     out = tmp_path_factory.mktemp("cmp")
@@ -31,7 +37,7 @@ def test_table_numbers_come_from_the_runs(finished):
     folder, printed = finished
     table = {line.split()[0]: line.split() for line in printed.splitlines() if line.startswith(("mlp ", "cnn "))}
     for spec in ("mlp", "cnn"):
-        run = folder / "runs" / f"{spec}-seed0"
+        run = run_of(folder, spec)
         rows = read_metrics(run)
         cells = table[spec]
         # model params MACs s/epoch best-val final-val test-acc test-loss
@@ -53,7 +59,8 @@ def test_comparison_json_holds_the_results_not_the_arrays(finished):
         assert model["test_accuracy"] == {"mean": run["test_accuracy"], "std": None,
                                           "values": [run["test_accuracy"]]}
         assert run["status"] == "trained" and run["seed"] == 0
-        assert run["run_dir"] == str(folder / "runs" / f"{model['spec']}-seed0")
+        assert run["run_dir"] == str(run_of(folder, model["spec"]))
+        assert f"-{model['spec_sha256'][:10]}-seed0" in run["run_dir"]
         assert sum(map(sum, run["confusion_matrix"])) == 360  # the digits test part
         assert set(run["shift_accuracy"]) == {"0", "1", "2", "3", "4"}
         assert not {"predictions", "filters", "layer_params", "deep"} & set(run)
@@ -93,7 +100,7 @@ def test_same_command_reuses_and_resumes(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         compare(["mlp", "cnn"], "digits", config, out=tmp_path, callback=StopInSecondModel())
     folder = tmp_path / "compare-mlp-cnn-digits"
-    mlp_weights = (folder / "runs/mlp-seed0/model.safetensors").stat().st_mtime_ns
+    mlp_weights = (run_of(folder, "mlp") / "model.safetensors").stat().st_mtime_ns
     loads = []
     real_load = data_module.load_dataset
     monkeypatch.setattr(data_module, "load_dataset", lambda *a, **k: loads.append(a) or real_load(*a, **k))
@@ -101,8 +108,8 @@ def test_same_command_reuses_and_resumes(tmp_path, monkeypatch):
     assert loads == [("digits",)]  # once, for the resumed training and every analysis alike
     statuses = {m.spec: m.first.status for m in result.models}
     assert statuses == {"mlp": "reused", "cnn": "resumed"}
-    assert (folder / "runs/mlp-seed0/model.safetensors").stat().st_mtime_ns == mlp_weights
-    assert [r["epoch"] for r in read_metrics(folder / "runs/cnn-seed0")] == [1, 2, 3]
+    assert (run_of(folder, "mlp") / "model.safetensors").stat().st_mtime_ns == mlp_weights
+    assert [r["epoch"] for r in read_metrics(run_of(folder, "cnn"))] == [1, 2, 3]
     with pytest.raises(RunError, match="the same spec twice"):
         compare(["mlp", "mlp"], "digits", config, out=tmp_path)
     with pytest.raises(RunError, match="a comparison with other options is there"):
@@ -116,7 +123,7 @@ def test_several_seeds(tmp_path, capsys):
     out = capsys.readouterr().out
     assert re.search(r"mlp .* 0\.\d{4} ± 0\.\d{4}", out)
     assert "Welch's t-test over 2 and 2 seeds" in out
-    assert (tmp_path / "compare-mlp-tiny_cnn-digits" / "runs" / "tiny_cnn-seed1" / "model.safetensors").exists()
+    assert (run_of(tmp_path / "compare-mlp-tiny_cnn-digits", "tiny_cnn", 1) / "model.safetensors").exists()
 
 
 @pytest.mark.skipif(chromium() is None, reason="Debian's chromium is not installed (.ci/run installs it)")

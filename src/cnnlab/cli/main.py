@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from cnnlab import __version__
-from cnnlab.cli import compare_commands, data_commands, model_commands, train_commands
+from cnnlab.cli import compare_commands, data_commands, export_commands, model_commands, train_commands
 from cnnlab.errors import CnnlabError
 
-COMMAND_MODULES = [model_commands, data_commands, train_commands, compare_commands]
+COMMAND_MODULES = [model_commands, data_commands, train_commands, compare_commands, export_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. piped into `head`
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a safety net: the file layers turn these into CnnlabErrors themselves
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"cnnlab: error: {where}{exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)
         return 130

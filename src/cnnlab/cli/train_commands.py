@@ -93,17 +93,18 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     """``cnnlab evaluate``: prints the evaluation, saves the confusion matrix as CSV and PNG in the run."""
     from cnnlab import runs
-    from cnnlab.presenters.plots import confusion_figure, save_figure
+    from cnnlab.presenters.plots import confusion_figure, figure_png
     from cnnlab.presenters.tables import confusion_csv, format_evaluation
+    from cnnlab.runs.directory import require_run, write_run_file
 
-    result = runs.evaluate(args.run_dir, args.split)
+    run_dir = require_run(Path(args.run_dir))  # it writes into the run: only into one cnnlab made
+    result = runs.evaluate(run_dir, args.split)
     print(format_evaluation(result))
-    run_dir = Path(args.run_dir)
-    (run_dir / f"confusion_{args.split}.csv").write_text(confusion_csv(result))
+    csv_path = write_run_file(run_dir, f"confusion_{args.split}.csv", confusion_csv(result).encode())
     figure = confusion_figure(result.confusion_matrix, result.class_names,
                               f"{run_dir.name}: {args.split} (accuracy {result.accuracy:.3f})")
-    path = save_figure(figure, run_dir / f"confusion_{args.split}.png")
-    print(f"\nsaved {run_dir / f'confusion_{args.split}.csv'} and {path}")
+    png_path = write_run_file(run_dir, f"confusion_{args.split}.png", figure_png(figure))
+    print(f"\nsaved {csv_path} and {png_path}")
     return 0
 
 

@@ -4,27 +4,33 @@ It holds the model and optimizer state, the scheduler, the epoch, the history,
 early-stopping state, and every RNG state (torch CPU and CUDA, the shuffle
 generator, numpy, Python), so a resumed run continues exactly. The final weights
 are also exported as safetensors for use elsewhere.
+
+Both are serialised in memory and stored with :func:`cnnlab.files.write_file`: a full
+disk or a read-only folder is then one error naming the file, never a half-written one.
+Reading never passes torch's or safetensors' own error text on (it shows object reprs,
+and torch's advises the unsafe ``weights_only=False``).
 """
 
 from __future__ import annotations
 
-import os
+import io
+import pickle
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from cnnlab.engine.loop import TrainState
-from cnnlab.errors import CnnlabError
+from cnnlab.engine.restore import CheckpointError, load_module_state, restore_state
+from cnnlab.files import read_regular, write_file
 
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "model.safetensors"
+MAX_FILE_BYTES = 8 * 1024**3  # far above any network cnnlab trains; a bound for a planted file
 
-
-class CheckpointError(CnnlabError):
-    """A checkpoint that is missing or unreadable; names the file."""
+__all__ = ["CHECKPOINT", "WEIGHTS", "CheckpointError", "export_weights", "load_checkpoint", "load_weights",
+           "read_checkpoint", "save_checkpoint"]
 
 
 def _rng_states(state: TrainState) -> dict:
@@ -43,19 +49,8 @@ def _python_state() -> list:
     return [version, list(internal), gauss]
 
 
-def _set_rng_states(rng: dict, state: TrainState) -> None:
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    state.shuffle_generator.set_state(rng["shuffle"])
-    name, keys, pos, has_gauss, cached = rng["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    version, internal, gauss = rng["python"]
-    random.setstate((version, tuple(internal), gauss))
-
-
 def save_checkpoint(state: TrainState, run_dir: Path) -> Path:
-    """Write the checkpoint to a temporary file, then rename it over the old one."""
+    """Serialise the state, then store it atomically over the previous checkpoint."""
     payload = {
         "model": state.model.state_dict(),
         "optimizer": state.optimizer.state_dict(),
@@ -65,55 +60,57 @@ def save_checkpoint(state: TrainState, run_dir: Path) -> Path:
         "early_stopping": {"best": state.best, "wait": state.wait, "stopped": state.stopped_early},
         "rng": _rng_states(state),
     }
-    path = Path(run_dir) / CHECKPOINT
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".checkpoint.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)  # atomic: a crash leaves the previous checkpoint intact
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return write_file(Path(run_dir) / CHECKPOINT, buffer.getvalue(), root=run_dir)
 
 
-def load_checkpoint(state: TrainState, run_dir: Path) -> TrainState:
-    """Restore ``state`` in place from ``run_dir``'s checkpoint (``weights_only=True``)."""
-    path = Path(run_dir) / CHECKPOINT
+def read_checkpoint(path: Path):
+    """A checkpoint's payload, unpickled with ``weights_only=True``; errors name the file only."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no checkpoint (did the first epoch finish?)")
+    data = read_regular(path, MAX_FILE_BYTES, CheckpointError, "checkpoint")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no checkpoint (did the first epoch finish?)") from None
-    except Exception as exc:
-        raise CheckpointError(f"{path}: unreadable checkpoint ({exc})") from None
-    state.model.load_state_dict(payload["model"])
-    state.optimizer.load_state_dict(payload["optimizer"])
-    if state.scheduler is not None and payload["scheduler"] is not None:
-        state.scheduler.load_state_dict(payload["scheduler"])
-    state.epoch, state.history = payload["epoch"], payload["history"]
-    stopping = payload["early_stopping"]
-    state.best, state.wait, state.stopped_early = stopping["best"], stopping["wait"], stopping["stopped"]
-    _set_rng_states(payload["rng"], state)
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{path}: holds objects other than tensors and plain data; refused (cnnlab "
+                              "loads checkpoints with weights_only=True and nothing else)") from None
+    except Exception:  # torch's text for a bad file includes reprs and unsafe advice: never shown
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated, damaged or another format)") from None
+
+
+def load_checkpoint(state: TrainState, run_dir: Path, epochs: int | None = None) -> TrainState:
+    """Restore ``state`` in place from ``run_dir``'s checkpoint, each part checked first.
+
+    ``epochs``, the run's planned epochs, bounds the checkpoint's epoch.
+    """
+    path = Path(run_dir) / CHECKPOINT
+    restore_state(state, read_checkpoint(path), path, epochs)
     return state
 
 
-def export_weights(model: torch.nn.Module, path: Path) -> Path:
-    """The model's weights (and batchnorm statistics) as a safetensors file, atomically."""
-    from safetensors.torch import save_file
+def export_weights(model: torch.nn.Module, path: Path, root: Path | None = None) -> Path:
+    """The model's weights (and batchnorm statistics) as a safetensors file, atomically.
+
+    ``root``, the run folder, bounds the check for links (default: the file's folder).
+    """
+    from safetensors.torch import save
 
     tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, path)
-    return Path(path)
+    path = Path(path)
+    return write_file(path, save(tensors), root=root or path.parent)
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:
-    from safetensors.torch import load_file
+    """Weights from a safetensors file, checked against ``model``'s names and shapes first."""
+    from safetensors.torch import load
 
+    path = Path(path)
+    data = read_regular(path, MAX_FILE_BYTES, CheckpointError, "weights file")
     try:
-        model.load_state_dict(load_file(str(path)))
-    except (OSError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: cannot load weights ({exc})") from None
+        tensors = load(data)
+    except Exception:  # safetensors' own text varies by version; the cause is the file either way
+        raise CheckpointError(f"{path}: not a readable safetensors file (truncated, damaged or another "
+                              "format)") from None
+    load_module_state(model, tensors, path, "weights")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from cnnlab.errors import CnnlabError
+from cnnlab.net.fields import shown
 
 OPTIMIZERS = ("adam", "sgd", "adamw")
 SCHEDULES = ("constant", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda")
 INITS = ("keras", "torch")
 PRECISIONS = ("fp32", "bf16")
+MAX_SEED = 2**63 - 1  # torch's seeds are 64-bit; compare adds the seed index to it
 
 
 class ConfigError(CnnlabError):
@@ -41,11 +44,15 @@ class TrainConfig:
     precision: str = "fp32"        # "bf16": autocast, fast where the CPU or GPU has bf16 units
 
     def validate(self, train_size: int | None = None) -> TrainConfig:
+        """Check every option, so a bad one is refused before a run folder or a model exists."""
+        self._check_types()
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)
         _positive_int("eval_batch_size", self.eval_batch_size)
         _non_negative_int("patience", self.patience)
-        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed}")
+        if not self.lr > 0 or not math.isfinite(self.lr):
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
         for name, options in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("device", DEVICES),
                               ("init", INITS), ("precision", PRECISIONS),
@@ -54,6 +61,7 @@ class TrainConfig:
                 raise ConfigError(f"unknown {name} '{getattr(self, name)}'; expected one of {', '.join(options)}")
         if not 0 <= self.val_split < 1:
             raise ConfigError(f"val_split must be in [0, 1), got {self.val_split}")
+        self._check_optimizer_options()
         if self.early_stopping and self.early_stopping not in ("loss", "accuracy", "val_loss", "val_accuracy"):
             raise ConfigError(f"cannot monitor '{self.early_stopping}'; expected loss, accuracy, "
                               "val_loss or val_accuracy")
@@ -62,16 +70,47 @@ class TrainConfig:
                               f"({train_size} images after the validation split)")
         return self
 
+    def _check_types(self) -> None:
+        """Each field's type (a config.json, or a Python caller, can hold anything)."""
+        for item in fields(self):
+            value, kinds = getattr(self, item.name), _TYPES[item.name]
+            if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+                expected = " or ".join("none" if kind is type(None) else kind.__name__ for kind in kinds)
+                raise ConfigError(f"{item.name} must be {expected}, got {shown(value)}")
+
+    def _check_optimizer_options(self) -> None:
+        """momentum, nesterov and weight_decay: where torch would refuse them, or ignore them unseen."""
+        if not 0 <= self.momentum <= 1:
+            raise ConfigError(f"momentum must be in [0, 1] (as in Keras), got {self.momentum}")
+        if self.optimizer != "sgd" and (self.momentum or self.nesterov):
+            raise ConfigError(f"momentum and nesterov apply to the sgd optimizer, not {self.optimizer}")
+        if self.nesterov and not self.momentum:
+            raise ConfigError("nesterov needs a momentum above 0 (e.g. --momentum 0.9)")
+        if self.weight_decay is not None and not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ConfigError(f"weight_decay must be a non-negative number, got {self.weight_decay}")
+        if self.weight_decay is not None and self.optimizer != "adamw":
+            raise ConfigError(f"weight_decay applies to the adamw optimizer, not {self.optimizer}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
+        if not isinstance(data, dict):
+            raise ConfigError(f"training options must be a mapping, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"unknown training options: {', '.join(sorted(unknown))}")
         return cls(**data)
+
+
+_NUMBER = (int, float)
+_TYPES = {"epochs": (int,), "batch_size": (int,), "lr": _NUMBER, "optimizer": (str,), "momentum": _NUMBER,
+          "nesterov": (bool,), "weight_decay": (*_NUMBER, type(None)), "schedule": (str,),
+          "val_split": _NUMBER, "split_method": (str,), "seed": (int,), "device": (str,), "init": (str,),
+          "deterministic": (bool,), "early_stopping": (str, type(None)), "patience": (int,),
+          "eval_batch_size": (int,), "precision": (str,)}
 
 
 def _positive_int(name: str, value) -> None:

@@ -24,10 +24,11 @@ METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 class NonFiniteLossError(CnnlabError):
     """Training produced a NaN or infinite loss; names the epoch and step."""
 
-    def __init__(self, epoch: int, step: int, value: float):
-        super().__init__(f"non-finite loss ({value}) at epoch {epoch}, step {step}: training stopped; "
-                         "the last good checkpoint is kept (try a lower learning rate)")
-        self.epoch, self.step = epoch, step
+    def __init__(self, epoch: int, step: int, value: float, kept: str | None = None):
+        # The engine keeps no files, so it claims none; the run layer says what it kept (``kept``).
+        super().__init__(f"non-finite loss ({value}) at epoch {epoch}, step {step}: training stopped"
+                         f"{'; ' + kept if kept else ''} (try a lower learning rate)")
+        self.epoch, self.step, self.value = epoch, step, value
 
 
 class DeterminismError(CnnlabError):

@@ -69,21 +69,23 @@ def evaluate_run(run_dir: Path, data, *, status: str, seed: int, deep: bool, shi
     from cnnlab.engine.metrics import score_logits
     from cnnlab.net.resolve import summarize
     from cnnlab.net.spec import parse_spec
-    from cnnlab.runs.directory import read_json, read_metrics
+    from cnnlab.runs.directory import RunError, read_json, read_metrics, read_text
     from cnnlab.runs.evaluation import load_run
 
     run_dir = Path(run_dir)
     model, saved = load_run(run_dir)
     score = score_logits(_logits(model, data.x_test), data.y_test)
     rows = read_metrics(run_dir)
-    info = summarize(parse_spec(saved["spec"]))
+    if not rows:
+        raise RunError(f"{run_dir / 'metrics.csv'}: no epochs recorded; damaged")
+    info = summarize(parse_spec(saved["spec"], source=str(run_dir / "config.json")))
     return RunOutcome(
         run_dir=run_dir, status=status, seed=seed, test_accuracy=score["accuracy"], test_loss=score["loss"],
         best_val_accuracy=max((r["val_accuracy"] or 0.0) for r in rows),
         final_val_accuracy=rows[-1]["val_accuracy"] or 0.0,
-        seconds_per_epoch=float(np.mean([r["time"] for r in rows])), history=rows,
-        params=info.total_params, macs=info.macs, summary=(run_dir / "summary.txt").read_text(),
-        device=read_json(run_dir / "manifest.json")["device"],
+        seconds_per_epoch=float(np.mean([r["time"] or 0.0 for r in rows])), history=rows,
+        params=info.total_params, macs=info.macs, summary=read_text(run_dir / "summary.txt"),
+        device=str(read_json(run_dir / "manifest.json").get("device", "unknown")),
         deep=analyse_deeply(model, data, score["predictions"], info, shifts) if deep else None)
 
 

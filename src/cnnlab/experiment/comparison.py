@@ -1,73 +1,130 @@
 """Compare networks on one dataset: train each (per seed), evaluate, analyse; resumable.
 
 The comparison directory's name comes from the specs and the dataset, so running the
-same command again finds it: finished runs are reused, interrupted ones resumed.
+same command again finds it: finished runs are reused, interrupted ones resumed. A
+run's folder is named by its spec's content (a short hash of the resolved spec), so an
+edited spec file is a new run, and two different files of one name are two models.
+cnnlab adopts only folders it made (their marker says so), and deletes none.
 The dataset is loaded once here and handed down to training and to the analyses.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 from pathlib import Path
 
 from cnnlab.engine.config import TrainConfig
 from cnnlab.experiment.results import Comparison, DatasetFacts, ModelResult
-from cnnlab.runs.directory import RunError, open_dataset, read_json, write_json
+from cnnlab.runs.directory import (
+    RunError,
+    check_folder_name,
+    create_marked,
+    is_marked,
+    open_dataset,
+    read_json,
+    require_run,
+    write_json,
+)
+from cnnlab.runs.records import check_dataset, dataset_options_record, dataset_reference, read_config, spec_digest
+
+DIGEST_CHARS = 10  # of the spec's sha256 in a run folder's name
 
 
 def _slug(text: str) -> str:
     name = Path(text).name.split(".")[0] if ("/" in text or "." in text) else text
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40].lstrip("-") or "model"
 
 
 def comparison_dir(specs: list[str], dataset: str, out: Path, name: str | None) -> Path:
     """The comparison's folder: ``name``, or one made from the specs and the dataset."""
-    return Path(out) / (name or f"compare-{'-'.join(map(_slug, specs))}-{_slug(dataset)}")
+    return Path(out) / (name or f"compare-{'-'.join(map(_slug, specs))}-{_slug(str(dataset))}")
 
 
-def _options_record(specs, dataset, config: TrainConfig, seeds: int, dataset_options: dict) -> dict:
+def _options_record(specs, dataset: str, config: TrainConfig, seeds: int, dataset_options: dict) -> dict:
     train = {k: v for k, v in config.to_dict().items() if k != "seed"}
-    return {"specs": list(specs), "dataset": str(dataset), "seeds": seeds, "base_seed": config.seed,
+    return {"specs": list(specs), "dataset": dataset, "seeds": seeds, "base_seed": config.seed,
             "train": train, "dataset_options": dataset_options}
 
 
 def _open_dir(folder: Path, record: dict) -> None:
-    """Create the comparison folder, or check that an existing one was made by the same command."""
-    if (folder / "options.json").exists():
+    """Create the comparison folder, or check that an existing one is cnnlab's and made by the same command.
+
+    Until a run exists in it, a comparison folder holds only its options: a new command
+    then takes it over, so a failed first attempt blocks nothing.
+    """
+    if not os.path.lexists(folder):
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            create_marked(folder, "comparison")
+        except FileExistsError:
+            raise RunError(f"{folder}: exists and is not a folder; pick another --name or --out") from None
+        except OSError as exc:
+            raise RunError(f"{folder}: cannot create the comparison folder ({exc.strerror})") from None
+    elif folder.is_symlink() or not folder.is_dir() or not is_marked(folder, "comparison"):
+        raise RunError(f"{folder}: exists and is not a comparison cnnlab made (no marker); cnnlab never adopts, "
+                       "empties or deletes such a folder: pass --name (or --out) to compare elsewhere")
+    elif (folder / "options.json").exists() and _has_runs(folder):
         if read_json(folder / "options.json") != json.loads(json.dumps(record)):
             raise RunError(f"{folder}: a comparison with other options is there; pass --name to "
                            "start another, or rerun it with its own options")
         return
-    folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "options.json", record)
 
 
-def _train_or_resume(run_dir: Path, spec: str, dataset: str, data, config: TrainConfig, options: dict,
+def _has_runs(folder: Path) -> bool:
+    runs = folder / "runs"
+    return runs.is_dir() and any(runs.iterdir())
+
+
+def _train_or_resume(run_dir: Path, model_spec, dataset: str, data, config: TrainConfig, options: dict,
                      callback) -> str:
+    """Train a run that is not there; reuse a finished one (on the same data); resume any other."""
     from cnnlab import runs
-    from cnnlab.engine.checkpoint import CHECKPOINT, WEIGHTS
+    from cnnlab.engine.checkpoint import WEIGHTS
+    from cnnlab.runs.records import recorded_identity
 
+    if not os.path.lexists(run_dir):
+        runs.train(model_spec, dataset, config, out=run_dir.parent, name=run_dir.name, dataset_options=options,
+                   callback=callback, data=data)
+        return "trained"
+    require_run(run_dir, link_ok=False)  # a folder cnnlab did not make is never adopted
     if (run_dir / WEIGHTS).exists():
+        check_dataset(run_dir, recorded_identity(run_dir, read_config(run_dir)), data, f"the dataset {dataset}")
         return "reused"
-    if (run_dir / CHECKPOINT).exists():
-        runs.resume(run_dir, callback, data=data)
-        return "resumed"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # started but no epoch finished: nothing to keep
-    runs.train(spec, dataset, config, out=run_dir.parent, name=run_dir.name, dataset_options=options,
-               callback=callback, data=data)
-    return "trained"
+    runs.resume(run_dir, callback, data=data)
+    return "resumed"
 
 
-def _check_request(specs, seeds: int) -> None:
-    if seeds < 1:
-        raise RunError(f"--seeds must be at least 1, got {seeds}")
+def _resolve(specs, seeds, config: TrainConfig) -> dict[str, tuple[object, str]]:
+    """Each spec resolved, with its content's digest; the same content twice is refused."""
+    from cnnlab.net.resolve import resolve_spec
+
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise RunError(f"--seeds must be a positive integer, got {seeds!r}"[:200])
+    TrainConfig.from_dict({**config.to_dict(), "seed": config.seed + seeds - 1}).validate()  # the last seed
     if len(specs) < 2:
         raise RunError("compare needs at least two specs")
-    slugs = [_slug(spec) for spec in specs]
-    if len(set(slugs)) < len(slugs):
-        raise RunError(f"compare got the same spec twice ({', '.join(specs)}); use --seeds N to repeat one")
+    resolved, seen = {}, {}
+    for spec in specs:
+        model_spec = resolve_spec(spec)
+        digest = spec_digest(model_spec)
+        if digest in seen or spec in resolved:
+            raise RunError(f"compare got the same spec twice ({seen.get(digest, spec)} and {spec} are one "
+                           "network); use --seeds N to repeat one")
+        resolved[spec], seen[digest] = (model_spec, digest), spec
+    return resolved
+
+
+def _check_fit(resolved: dict, data, config: TrainConfig) -> None:
+    """Every spec against the data, and the options against the data and machine: before any folder."""
+    from cnnlab.engine.session import resolve_device
+    from cnnlab.net.resolve import fit_spec, summarize
+
+    resolve_device(config.device)
+    config.validate(train_size=int(len(data.y_train) * (1 - config.val_split)))
+    for model_spec, _ in resolved.values():
+        summarize(fit_spec(model_spec, data.image_shape, data.num_classes))
 
 
 def compare(specs: list[str] = ("mlp", "cnn"), dataset: str = "cifar10", config: TrainConfig | None = None,
@@ -79,37 +136,46 @@ def compare(specs: list[str] = ("mlp", "cnn"), dataset: str = "cifar10", config:
     report draws (shift robustness, predictions, first-layer filters), and the dataset.
     """
     config = (config or TrainConfig()).validate()
-    _check_request(specs, seeds)
-    options = dict(dataset_options or {})
+    resolved = _resolve(list(specs), seeds, config)
+    if name is not None:
+        check_folder_name(name)
+    reference, options = dataset_reference(dataset), dataset_options_record(dataset_options)
     folder = comparison_dir(list(specs), dataset, Path(out), name)
-    _open_dir(folder, _options_record(specs, dataset, config, seeds, options))
-    data = open_dataset(dataset, options)  # once: every run trains and is tested on this same copy
-    trained = {spec: [_train_seed(folder, spec, dataset, data, config, config.seed + k, options, callback)
-                      for k in range(seeds)] for spec in specs}
-    comparison = analyse(folder, trained, data)
-    write_json(folder / "comparison.json", comparison.to_dict())
+    data = open_dataset(reference, options)  # once: every run trains and is tested on this same copy
+    _check_fit(resolved, data, config)
+    _open_dir(folder, _options_record(specs, reference, config, seeds, options))
+    trained = {spec: [_train_seed(folder, spec, resolved[spec], reference, data, config, config.seed + k, options,
+                                  callback) for k in range(seeds)] for spec in specs}
+    comparison = analyse(folder, trained, data, {spec: digest for spec, (_, digest) in resolved.items()})
+    write_json(folder / "comparison.json", comparison.to_dict(), root=folder)
     return comparison
 
 
-def _train_seed(folder: Path, spec: str, dataset: str, data, config: TrainConfig, seed: int, options: dict,
-                callback) -> tuple[Path, str, int]:
+def _train_seed(folder: Path, spec: str, resolved: tuple, dataset: str, data, config: TrainConfig, seed: int,
+                options: dict, callback) -> tuple[Path, str, int]:
     """``(run directory, status, seed)`` of one model and seed, trained, resumed or reused."""
+    from cnnlab.files import make_folder
+
+    model_spec, digest = resolved
     seeded = TrainConfig.from_dict({**config.to_dict(), "seed": seed})
-    run_dir = folder / "runs" / f"{_slug(spec)}-seed{seed}"
+    run_dir = make_folder(folder / "runs", root=folder) / f"{_slug(spec)}-{digest[:DIGEST_CHARS]}-seed{seed}"
     if callback is not None:
         callback.note(f"== {spec}, seed {seed}: {run_dir}")
-    return run_dir, _train_or_resume(run_dir, spec, dataset, data, seeded, options, callback), seed
+    return run_dir, _train_or_resume(run_dir, model_spec, dataset, data, seeded, options, callback), seed
 
 
-def analyse(folder: Path, trained: dict[str, list[tuple[Path, str, int]]], data) -> Comparison:
+def analyse(folder: Path, trained: dict[str, list[tuple[Path, str, int]]], data,
+            digests: dict[str, str] | None = None) -> Comparison:
     """Evaluate every run on the test part; the deeper analyses use each model's first seed.
 
-    ``trained`` maps each spec to its runs' ``(run directory, status, seed)``.
+    ``trained`` maps each spec to its runs' ``(run directory, status, seed)``; ``digests``
+    each spec to its content's sha256.
     """
     from cnnlab.experiment.analysis import evaluate_run
 
+    digests = digests or {}
     models = [ModelResult(spec, [evaluate_run(run_dir, data, status=status, seed=seed, deep=index == 0)
-                                 for index, (run_dir, status, seed) in enumerate(runs)])
+                                 for index, (run_dir, status, seed) in enumerate(runs)], digests.get(spec))
               for spec, runs in trained.items()]
     split = read_json(models[0].first.run_dir / "manifest.json").get("split")
     return Comparison(folder, models, DatasetFacts.of(data, split), data)

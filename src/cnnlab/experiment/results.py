@@ -103,6 +103,7 @@ class ModelResult:
 
     spec: str
     runs: list[RunOutcome]
+    spec_sha256: str | None = None  # the resolved spec's content: what identifies the model, not its file
 
     @property
     def first(self) -> RunOutcome:
@@ -139,8 +140,8 @@ class ModelResult:
         return self.stat("seconds_per_epoch")
 
     def to_dict(self) -> dict:
-        """The JSON record: the spec, every run, and each metric's statistics."""
-        return {"spec": self.spec, "runs": [run.to_dict() for run in self.runs],
+        """The JSON record: the spec and its content's hash, every run, and each metric's statistics."""
+        return {"spec": self.spec, "spec_sha256": self.spec_sha256, "runs": [run.to_dict() for run in self.runs],
                 **{metric: self.stat(metric).to_dict() for metric in METRICS}}
 
 

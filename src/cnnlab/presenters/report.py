@@ -5,15 +5,17 @@ from __future__ import annotations
 import base64
 import html
 import platform
+import re
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cnnlab.files import make_folder, write_file
 from cnnlab.presenters import figures
 from cnnlab.presenters.comparison import markdown_table, significance
-from cnnlab.presenters.plots import confusion_figure, sample_grid, save_figure
+from cnnlab.presenters.plots import confusion_figure, figure_png, sample_grid
 
 if TYPE_CHECKING:
     from cnnlab.experiment.results import Comparison, ModelResult
@@ -34,8 +36,9 @@ class Report:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        (folder / "figures").mkdir(parents=True, exist_ok=True)
+        make_folder(folder / "figures", root=folder)  # refused if a link was planted there
         self.blocks: list[tuple[str, object]] = []
+        self.names: set[str] = set()
 
     def heading(self, text: str) -> None:
         self.blocks.append(("h2", text))
@@ -50,8 +53,15 @@ class Report:
         self.blocks.append(("pre", text))
 
     def figure(self, fig, name: str, alt: str) -> None:
-        path = save_figure(fig, self.folder / "figures" / f"{name}.png")
-        self.blocks.append(("img", (path, alt)))
+        """Store the figure as figures/<name>.png; ``name`` (made from spec names) becomes one safe file name."""
+        base = name = re.sub(r"[^A-Za-z0-9_.-]", "-", name).lstrip(".")[:100] or "figure"
+        count = 1
+        while name in self.names:  # two specs whose names differ only in characters made safe
+            name, count = f"{base}-{count}", count + 1
+        self.names.add(name)
+        png = figure_png(fig)
+        path = write_file(self.folder / "figures" / f"{name}.png", png, root=self.folder)
+        self.blocks.append(("img", (path, alt, png)))
 
     def markdown(self, title: str) -> str:
         out = [f"# {title}", ""]
@@ -59,7 +69,7 @@ class Report:
             if kind == "h2":
                 out += [f"## {value}", ""]
             elif kind == "img":
-                path, alt = value
+                path, alt, _ = value
                 out += [f"![{alt}](figures/{path.name})", ""]
             elif kind == "pre":
                 out += ["```", value.rstrip(), "```", ""]
@@ -71,8 +81,8 @@ class Report:
         body = [f"<h1>{html.escape(title)}</h1>"]
         for kind, value in self.blocks:
             if kind == "img":
-                path, alt = value
-                data = base64.b64encode(path.read_bytes()).decode()
+                _, alt, png = value
+                data = base64.b64encode(png).decode()  # the bytes written, not the file re-read
                 body.append(f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">')
             elif kind == "table":
                 body.append(_html_table(value))
@@ -103,9 +113,9 @@ def write_report(comparison: Comparison, command: list[str]) -> tuple[Path, Path
     _convolution_section(report, models)
     _reproducibility_section(report, comparison, command)
     title = f"{' vs '.join(m.spec for m in models)} on {comparison.data.name}"
-    (folder / "report.md").write_text(report.markdown(title))
-    (folder / "report.html").write_text(report.html(title))
-    return folder / "report.md", folder / "report.html"
+    markdown = write_file(folder / "report.md", report.markdown(title).encode(), root=folder)
+    page = write_file(folder / "report.html", report.html(title).encode(), root=folder)
+    return markdown, page
 
 
 def _dataset_section(report: Report, comparison: Comparison) -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.engine.config import TrainConfig
+from cnnlab.files import read_regular
 from cnnlab.net.spec import parse_spec
-from cnnlab.runs.directory import RunError, open_dataset, read_json
+from cnnlab.runs.directory import RunError, open_dataset
+from cnnlab.runs.records import check_dataset, read_config, recorded_identity, saved_config
 
 
 @dataclass
@@ -33,38 +35,53 @@ class Prediction:
     top: list[tuple[str, float]]
 
 
-def load_run(run_dir: str | Path):
-    """``(model, saved config)`` of a run, the model holding its latest weights, in eval mode."""
-    from cnnlab.engine.checkpoint import CHECKPOINT, WEIGHTS, CheckpointError, load_weights
+MAX_IMAGE_BYTES = 64 * 1024**2  # an image file to classify; a FIFO or /dev/zero never gets read
+
+
+def _load(run_dir: Path):
+    """``(model, saved config, spec)`` of a run, the model holding its latest weights, in eval mode."""
+    from cnnlab.engine.checkpoint import CHECKPOINT, WEIGHTS, CheckpointError, load_weights, read_checkpoint
+    from cnnlab.engine.restore import load_module_state
     from cnnlab.net.builder import build_model
 
-    run_dir = Path(run_dir)
-    saved = read_json(run_dir / "config.json")
-    model = build_model(parse_spec(saved["spec"], source=str(run_dir / "config.json")))
+    saved = read_config(run_dir)
+    model_spec = parse_spec(saved["spec"], source=str(run_dir / "config.json"))
+    if model_spec.input_shape is None:
+        raise RunError(f"{run_dir / 'config.json'}: the spec has no input shape; damaged")
+    model = build_model(model_spec)
     if (run_dir / WEIGHTS).exists():
         load_weights(model, run_dir / WEIGHTS)
     elif (run_dir / CHECKPOINT).exists():
-        import torch
-
-        model.load_state_dict(torch.load(run_dir / CHECKPOINT, weights_only=True)["model"])
+        payload = read_checkpoint(run_dir / CHECKPOINT)
+        load_module_state(model, payload.get("model") if isinstance(payload, dict) else None,
+                          run_dir / CHECKPOINT, "model weights")
     else:
         raise CheckpointError(f"{run_dir}: no weights yet ({WEIGHTS} or {CHECKPOINT})")
-    return model.eval(), saved
+    return model.eval(), saved, model_spec
+
+
+def load_run(run_dir: str | Path):
+    """``(model, saved config)`` of a run, the model holding its latest weights, in eval mode."""
+    model, saved, _ = _load(Path(run_dir))
+    return model, saved
 
 
 def evaluate(run_dir: str | Path, split: str = "test") -> Evaluation:
     """Loss, accuracy, per-class accuracy and confusion matrix of a run on a split.
 
     ``split`` is 'test', 'train' (the part trained on) or 'val' (the held-out part).
+    The dataset is the one config.json names, and must be the one the run recorded.
     """
     import torch
 
     from cnnlab.engine.metrics import classification_report, predict_logits, score_logits
     from cnnlab.engine.session import images_to_tensor
 
-    model, saved = load_run(run_dir)
+    run_dir = Path(run_dir)
+    model, saved, _ = _load(run_dir)
     data = open_dataset(saved["dataset"], saved["dataset_options"])
-    x, y = _split_arrays(data, TrainConfig.from_dict(saved["train"]), split)
+    check_dataset(run_dir, recorded_identity(run_dir, saved), data, f"the dataset {saved['dataset']}")
+    x, y = _split_arrays(data, saved_config(saved), split, run_dir)
     score = score_logits(predict_logits(model, images_to_tensor(x, torch.device("cpu"))), y)
     report = classification_report(y, score["predictions"], data.class_names)
     return Evaluation(split=split, count=int(len(y)), loss=score["loss"], accuracy=score["accuracy"],
@@ -72,13 +89,18 @@ def evaluate(run_dir: str | Path, split: str = "test") -> Evaluation:
                       per_class_accuracy=report["per_class_accuracy"])
 
 
-def _split_arrays(data, config: TrainConfig, split: str):
+def _split_arrays(data, config: TrainConfig, split: str, run_dir: Path):
     from cnnlab.data.split import split_labels
 
     if split == "test":
         return data.x_test, data.y_test
     if split not in ("train", "val"):
         raise RunError(f"unknown split '{split}'; expected test, val or train")
+    if config.val_split == 0:
+        if split == "val":
+            raise RunError(f"{run_dir}: this run held out no validation part (val_split 0); "
+                           "evaluate --split test or train")
+        return data.x_train, data.y_train
     parts = split_labels(data.y_train, data.class_names, config.val_split, config.split_method, config.seed)
     index = parts.val_idx if split == "val" else parts.train_idx
     return data.x_train[index], data.y_train[index]
@@ -90,27 +112,33 @@ def predict(run_dir: str | Path, paths: list[str | Path], top: int = 3) -> list[
 
     from cnnlab.engine.session import images_to_tensor
 
-    model, saved = load_run(run_dir)
-    images = _read_images(paths, tuple(saved["spec"]["input"]), saved["dataset_options"].get("size"))
+    run_dir = Path(run_dir)
+    model, saved, model_spec = _load(run_dir)
+    names = recorded_identity(run_dir, saved).get("classes")
+    images = _read_images(paths, tuple(model_spec.input_shape), saved["dataset_options"].get("size"))
     with torch.no_grad():
         probs = model.probabilities(images_to_tensor(images, torch.device("cpu"))).numpy()
-    names = read_json(Path(run_dir) / "manifest.json")["dataset"]["classes"]
-    return [Prediction(str(path), [(names[i], float(row[i])) for i in np.argsort(-row)[:top]])
+    if not isinstance(names, list) or len(names) != probs.shape[1]:
+        raise RunError(f"{run_dir}: its record of the class names does not match the model's "
+                       f"{probs.shape[1]} outputs; damaged")
+    return [Prediction(str(path), [(str(names[i]), float(row[i])) for i in np.argsort(-row)[:top]])
             for path, row in zip(paths, probs)]
 
 
-def _read_images(paths: list[str | Path], input_shape: tuple[int, int, int], size) -> np.ndarray:
-    """The files decoded as the training data was (channels, resize); a wrong size is an error."""
+def _read_images(paths: list[str | Path], input_shape: tuple[int, ...], size) -> np.ndarray:
+    """The files decoded as the training data was (channels, resize); a wrong size is an error.
+
+    Only regular files of at most MAX_IMAGE_BYTES are read.
+    """
     from cnnlab.data.dataset import DatasetError
     from cnnlab.data.images import decode_image
 
+    if len(input_shape) != 3:
+        raise RunError(f"the model's input is {input_shape}, not an image; predict classifies image files")
     height, width, channels = input_shape
     arrays = []
     for path in map(Path, paths):
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            raise DatasetError(f"{path}: cannot read ({exc.strerror})") from None
+        content = read_regular(path, MAX_IMAGE_BYTES, DatasetError, "image")
         array, detail = decode_image(content, channels, tuple(size) if size else None)
         if array is None:
             raise DatasetError(f"{path}: {detail}")

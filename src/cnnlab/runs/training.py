@@ -1,23 +1,46 @@
-"""Train a network in a new run directory, or resume an interrupted run exactly where it stopped."""
+"""Train a network in a new run directory, or resume an interrupted run exactly where it stopped.
+
+Everything that can be refused (options, device, dataset, spec, names) is checked
+before the run folder is made. A run that fails before its first checkpoint leaves
+nothing behind; one killed before it (so nothing could clean up) restarts from epoch
+0 on ``--resume``, with its saved config.
+"""
 
 from __future__ import annotations
 
+import os
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.loop import NonFiniteLossError
+from cnnlab.files import write_file
 from cnnlab.net.resolve import fit_spec, resolve_spec, summarize
 from cnnlab.net.spec import parse_spec
 from cnnlab.runs.directory import (
     RunError,
-    manifest,
+    check_folder_name,
+    clear_for_restart,
+    discard_run,
     new_run_dir,
     open_dataset,
-    read_json,
+    require_run,
+    safe_name,
     write_json,
     write_metrics,
+)
+from cnnlab.runs.records import (
+    check_dataset,
+    dataset_identity,
+    dataset_options_record,
+    dataset_reference,
+    manifest,
+    read_config,
+    recorded_identity,
+    saved_config,
 )
 
 
@@ -37,42 +60,77 @@ def train(spec, dataset: str = "cifar10", config: TrainConfig | None = None, *, 
     """Train ``spec`` on ``dataset`` in a new run directory under ``out``; returns its history.
 
     ``data`` is the dataset already loaded (``cnnlab compare`` loads it once for all its
-    runs); ``dataset`` and ``dataset_options`` are recorded either way, so the run can be
-    resumed and evaluated on its own.
+    runs); ``dataset`` and ``dataset_options`` are recorded either way (a path made
+    absolute, with the data's identity), so the run can be resumed and evaluated on its own.
     """
     from cnnlab.presenters.summary_table import format_summary
 
+    config, data, model_spec, record = _checked(spec, dataset, config, name, dataset_options, data)
+    info = summarize(model_spec)  # validates the spec against the data before anything is written
+    run_dir = new_run_dir(Path(out), name or safe_name(f"{model_spec.name}-{data.name}"), explicit=name is not None)
+    try:
+        write_json(run_dir / "config.json", record)
+        write_file(run_dir / "spec.yaml", yaml.safe_dump(model_spec.to_dict(), sort_keys=False).encode(),
+                   root=run_dir)
+        write_file(run_dir / "summary.txt", format_summary(info).encode(), root=run_dir)
+        return _run(_RunRecorder(run_dir, data, config, callback, argv, resume=False), model_spec)
+    except BaseException:
+        _discard_if_nothing_kept(run_dir)
+        raise
+
+
+def _checked(spec, dataset, config: TrainConfig | None, name: str | None, dataset_options: dict | None, data):
+    """Everything a new run can be refused for, checked: ``(config, data, fitted spec, config.json record)``."""
+    from cnnlab.engine.session import resolve_device
+
     config = (config or TrainConfig()).validate()
-    options = dict(dataset_options or {})
-    data = data if data is not None else open_dataset(dataset, options)
+    resolve_device(config.device)
+    if name is not None:
+        check_folder_name(name)
+    reference, options = dataset_reference(dataset), dataset_options_record(dataset_options)
+    data = data if data is not None else open_dataset(reference, options)
     config.validate(train_size=int(len(data.y_train) * (1 - config.val_split)))
     model_spec = fit_spec(resolve_spec(spec), data.image_shape, data.num_classes)
-    info = summarize(model_spec)  # validates the spec against the data before anything is written
-    base = name or f"{model_spec.name}-{data.name}"
-    run_dir = new_run_dir(Path(out), base, explicit=name is not None)
-    write_json(run_dir / "config.json", {"spec": model_spec.to_dict(), "dataset": str(dataset),
-                                         "dataset_options": options, "train": config.to_dict()})
-    (run_dir / "spec.yaml").write_text(yaml.safe_dump(model_spec.to_dict(), sort_keys=False))
-    (run_dir / "summary.txt").write_text(format_summary(info))
-    return _run(_RunRecorder(run_dir, data, config, callback, argv, resume=False), model_spec)
+    record = {"spec": model_spec.to_dict(), "dataset": reference, "dataset_options": options,
+              "dataset_identity": dataset_identity(data), "train": config.to_dict()}
+    return config, data, model_spec, record
+
+
+def _discard_if_nothing_kept(run_dir: Path) -> None:
+    """A new run that died before its first checkpoint holds nothing worth keeping: remove it,
+    so it blocks no later attempt under its name."""
+    from cnnlab.engine.checkpoint import CHECKPOINT
+
+    if not os.path.lexists(run_dir / CHECKPOINT):
+        with suppress(Exception):  # the original error is the one to report
+            discard_run(run_dir)
 
 
 def resume(run_dir: str | Path, callback=None, argv: list[str] | None = None, *, data=None) -> RunResult:
     """Continue an interrupted run from its last checkpoint, exactly where it stopped.
 
+    A run killed before its first checkpoint restarts from epoch 0 with its saved config.
     ``data``, the dataset already loaded, must be the one the run started on (its
-    sha256 is checked against the manifest's).
+    identity is checked against the run's record).
     """
-    run_dir = Path(run_dir)
-    saved = read_json(run_dir / "config.json")
-    config = TrainConfig.from_dict(saved["train"]).validate()
-    data = data if data is not None else open_dataset(saved["dataset"], saved["dataset_options"])
-    previous = read_json(run_dir / "manifest.json")["dataset"].get("sha256")
-    if previous != data.identity.get("sha256"):
-        raise RunError(f"{run_dir}: the dataset changed since this run started "
-                       f"(sha256 {data.identity.get('sha256')}, the run used {previous})")
+    from cnnlab.engine.checkpoint import CHECKPOINT, WEIGHTS
+    from cnnlab.engine.session import resolve_device
+
+    run_dir = require_run(Path(run_dir))
+    saved = read_config(run_dir)
+    config = saved_config(saved)
+    resolve_device(config.device)
     model_spec = parse_spec(saved["spec"], source=str(run_dir / "config.json"))
-    return _run(_RunRecorder(run_dir, data, config, callback, argv, resume=True), model_spec)
+    data = data if data is not None else open_dataset(saved["dataset"], saved["dataset_options"])
+    check_dataset(run_dir, recorded_identity(run_dir, saved), data, f"the dataset {saved['dataset']}")
+    restart = not (run_dir / CHECKPOINT).exists()
+    if restart and (run_dir / WEIGHTS).exists():
+        raise RunError(f"{run_dir}: finished (it has {WEIGHTS}) but its {CHECKPOINT} is gone; nothing to resume")
+    if restart:
+        clear_for_restart(run_dir)
+        if callback is not None:
+            callback.note(f"{run_dir}: no epoch had finished; restarting from epoch 1 with its saved config")
+    return _run(_RunRecorder(run_dir, data, config, callback, argv, resume=not restart), model_spec)
 
 
 def _run(recorder: _RunRecorder, model_spec) -> RunResult:
@@ -81,10 +139,16 @@ def _run(recorder: _RunRecorder, model_spec) -> RunResult:
     from cnnlab.net.builder import build_model
 
     data, config = recorder.data, recorder.config
-    session = train_model(lambda: build_model(model_spec, init=config.init), data.x_train, data.y_train, config,
-                          class_names=data.class_names, before_run=recorder.before_run,
-                          callback=recorder.callback, on_epoch_saved=recorder.save_epoch)
-    export_weights(session.state.model, recorder.run_dir / WEIGHTS)
+    try:
+        session = train_model(lambda: build_model(model_spec, init=config.init), data.x_train, data.y_train,
+                              config, class_names=data.class_names, before_run=recorder.before_run,
+                              callback=recorder.callback, on_epoch_saved=recorder.save_epoch)
+    except NonFiniteLossError as exc:
+        kept = exc.epoch - 1  # every finished epoch was checkpointed before the next began
+        note = (f"the checkpoint of epoch {kept} is kept in {recorder.run_dir}" if kept
+                else "no epoch had finished, so no checkpoint was kept")
+        raise NonFiniteLossError(exc.epoch, exc.step, exc.value, kept=note) from None
+    export_weights(session.state.model, recorder.run_dir / WEIGHTS, root=recorder.run_dir)
     return RunResult(recorder.run_dir, session.state.history, recorder.audit, recorder.estimate)
 
 
@@ -103,7 +167,7 @@ class _RunRecorder:
 
         self.audit = session.split.audit(self.data) if session.split is not None else None
         if self.resume:
-            load_checkpoint(session.state, self.run_dir)
+            load_checkpoint(session.state, self.run_dir, self.config.epochs)
             write_metrics(self.run_dir, session.state.history)
         else:
             device = session.tensors.x_train.device
