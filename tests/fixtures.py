@@ -67,3 +67,24 @@ def tar_with(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) ->
                 info.size = len(data)
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
     return path
+
+
+def assert_error_line(err: str, *fragments: str) -> None:
+    """stderr is one ``cnnlab: error:`` line holding ``fragments``: no traceback, no reprs, no unsafe advice."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cnnlab: error: "), err
+    assert " at 0x" not in err and "weights_only=False" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def image_folder(root: Path, classes=("cat", "dog"), per_class: int = 10, seed: int = 0) -> Path:
+    """A tiny ``<class>/*.png`` dataset of random 8x8 RGB images."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for index in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(root / name / f"{index}.png")
+    return root

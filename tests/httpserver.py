@@ -26,6 +26,10 @@ def _handler(behaviour: Behaviour):
                 return
             if mode == "html":
                 return self._send(200, b"<html><body>Service unavailable</body></html>", "text/html")
+            if mode in ("endless", "trickle"):
+                return self._stream(payload, mode)
+            if mode == "huge-length":
+                return self._send(200, payload, length=5 * 1024**3)
             start = self._range_start()
             if mode == "drop-then-resume" and len(behaviour.requests) == 1:
                 return self._send(200, payload[: len(payload) // 2], length=len(payload))
@@ -37,6 +41,27 @@ def _handler(behaviour: Behaviour):
                 return self._send(206, payload[start:], extra={
                     "Content-Range": f"bytes {start}-{len(payload) - 1}/{len(payload)}"})
             return self._send(200, payload)
+
+        def _stream(self, payload, mode):
+            """endless: no Content-Length, the payload then zeros until the client hangs up.
+            trickle: the right Content-Length, then a byte every 50 ms."""
+            self.send_response(200)
+            self.send_header("Content-Type", "application/gzip")
+            if mode == "trickle":
+                self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            try:
+                if mode == "endless":
+                    self.wfile.write(payload)
+                    while True:
+                        self.wfile.write(bytes(1 << 16))
+                for byte in payload:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except OSError:  # the client gave up, as it should
+                pass
+            self.close_connection = True
 
         def _range_start(self) -> int:
             header = self.headers.get("Range", "")

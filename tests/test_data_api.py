@@ -79,3 +79,40 @@ def test_data_show_writes_png(tmp_path, capsys):
 def test_data_error_is_a_message(capsys):
     assert main(["data", "info", "/nonexistent/dir"]) == 2
     assert "neither a dataset name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,names", [
+    (["--n", "0"], "--n"),
+    (["--n", "-3"], "--n"),
+    (["--n", "100000"], "--n"),
+    (["--seed", "-1"], "--seed"),
+    (["-o", "{tmp}/out.xyz"], "out.xyz: '.xyz' is not an image format"),
+    (["-o", "{tmp}/out"], "out: no suffix is not an image format"),
+])
+def test_data_show_bad_options_are_one_error_line(tmp_path, capsys, argv, names):
+    argv = [arg.format(tmp=tmp_path) for arg in argv]
+    options = {"-o": str(tmp_path / "grid.png")} | dict(zip(argv[::2], argv[1::2]))
+    code = main(["data", "show", "digits", *(item for pair in options.items() for item in pair)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("cnnlab: error: ") and names in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_class_names_with_dollars_are_drawn_as_text(tmp_path, capsys):
+    from PIL import Image
+
+    from cnnlab.presenters import figures
+    from cnnlab.presenters.plots import confusion_figure, save_figure
+
+    for split in ("train", "test"):
+        for name in ("$^$", "a$b$c"):
+            (tmp_path / "odd" / split / name).mkdir(parents=True)
+            Image.new("RGB", (4, 4)).save(tmp_path / "odd" / split / name / "0.png")
+    out = tmp_path / "grid.png"
+    assert main(["data", "show", str(tmp_path / "odd"), "--cache-dir", str(tmp_path / "c"), "-o", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    names = ["$^$", "a$b$c"]
+    audit = {part: dict.fromkeys(names, 1) for part in ("train", "validation", "test")}
+    for fig in (confusion_figure(np.eye(2, dtype=int), names, title="$^$"), figures.class_counts(audit),
+                figures.disagreement_grid(np.zeros((1, 4, 4, 3), np.uint8), [0], [1], names, "$^$ vs $")):
+        save_figure(fig, tmp_path / "figure.png")

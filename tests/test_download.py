@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import time
 
 import pytest
 
@@ -60,3 +61,29 @@ def test_server_that_never_answers_times_out(tmp_path):
 def test_unreachable_host_is_reported(tmp_path):
     with pytest.raises(DownloadError, match="cannot connect"):
         fetch("http://127.0.0.1:9/x.tar.gz", tmp_path / "x", retries=0)
+
+
+def test_server_that_never_stops_sending_is_cut_at_the_expected_size(tmp_path):
+    dest = tmp_path / "a.tar.gz"
+    with LoopbackServer(PAYLOAD, "endless") as server, pytest.raises(DownloadError) as caught:
+        fetch(server.url, dest, retries=1)
+    message = str(caught.value)
+    assert server.url in message and f"more than the expected {len(PAYLOAD):,} bytes" in message
+    assert not dest.exists() and not (tmp_path / "a.tar.gz.part").exists()  # nothing kept, disk not filled
+
+
+def test_announced_size_beyond_the_expected_one_is_refused_before_reading(tmp_path):
+    dest = tmp_path / "a.tar.gz"
+    with LoopbackServer(PAYLOAD, "huge-length") as server, pytest.raises(DownloadError) as caught:
+        fetch(server.url, dest, retries=0)
+    assert f"announces {5 * 1024**3:,} bytes, expected {len(PAYLOAD):,}" in str(caught.value)
+    assert not (tmp_path / "a.tar.gz.part").exists() or (tmp_path / "a.tar.gz.part").stat().st_size == 0
+
+
+def test_overall_deadline_ends_a_server_sending_a_byte_at_a_time(tmp_path):
+    dest = tmp_path / "a.tar.gz"
+    started = time.monotonic()
+    with LoopbackServer(PAYLOAD, "trickle") as server, pytest.raises(DownloadError, match="deadline"):
+        fetch(server.url, dest, retries=3, deadline=0.5)
+    assert time.monotonic() - started < 3  # each read is well within `timeout`; only the deadline ends it
+    assert not dest.exists()

@@ -46,9 +46,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     show = data.add_parser("show", help="save a grid of random labelled images")
     add_dataset_options(show)
     show.add_argument("--split", choices=("train", "test"), default="train")
-    show.add_argument("--n", type=int, default=10, help="number of images (default 10)")
+    show.add_argument("--n", type=int, default=10, help="number of images, 1 to 100 (default 10)")
     show.add_argument("--seed", type=int, default=0)
-    show.add_argument("-o", "--output", required=True, metavar="FILE.png")
+    show.add_argument("-o", "--output", required=True, metavar="FILE.png",
+                      help="the image to write (.png, .pdf, .svg, .jpg, ...)")
     show.set_defaults(handler=run_show)
 
 
@@ -76,11 +77,13 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from cnnlab.presenters.plots import sample_grid, save_figure
+    from cnnlab.presenters.plots import check_sample_options, figure_format, sample_grid, save_figure
 
+    check_sample_options(args.n, args.seed)  # before loading: a typo should not cost a CIFAR-10 load
+    figure_format(args.output)
     dataset = open_dataset(args)
     images, labels = dataset.split(args.split)
     fig = sample_grid(images, labels, dataset.class_names, args.n, args.seed,
-                      title=f"{dataset.name} ({args.split}): {args.n} random images")
+                      title=f"{dataset.name} ({args.split}): {min(args.n, len(images))} random images")
     print(f"saved {save_figure(fig, args.output)}")
     return 0

@@ -1,24 +1,48 @@
-"""Safe archive extraction: only accepted members, as regular files, inside the target.
+"""Safe archive reading: only regular members, inside the target, within bounded sizes.
 
-Extraction writes into a temporary folder beside the target and renames it into
-place only when every member is written, so a half-finished extraction is never
-taken for a finished one.
+Every archive gets a budget (``limits.archive_budget``): the sizes its members
+declare may add up to no more than that, and a tar stream is never inflated past
+it, so a small archive cannot make cnnlab inflate gigabytes. Extraction writes
+into a temporary folder beside the target and renames it into place only when
+every member is written, so a half-finished extraction is never taken for a
+finished one.
 """
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import shutil
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
+from cnnlab.data import limits
 from cnnlab.data.dataset import DatasetError
+
+# What the stdlib decoders raise on damaged data.
+READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError,
+               RuntimeError, NotImplementedError, ValueError)
 
 
 class UnsafeArchiveError(DatasetError):
-    """An archive member that would escape the target, or is not a plain file."""
+    """An archive member that would escape the target, is not a plain file, or inflates too far."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """One archive member: its name, kind ('file', 'dir' or what else), declared size and opener."""
+
+    name: str
+    kind: str
+    size: int
+    open: Callable[[], BinaryIO]
 
 
 def member_path(name: str, archive: Path) -> PurePosixPath:
@@ -33,12 +57,65 @@ def member_path(name: str, archive: Path) -> PurePosixPath:
     return path
 
 
-def _tar_members(archive: Path) -> Iterator[tuple[str, str, Callable[[], bytes]]]:
-    """(name, kind, read) per member, kind being 'file', 'dir' or what else it is."""
-    with tarfile.open(archive, "r:*") as tar:
+class _BoundedStream:
+    """A forward-only view of a decompressed tar stream that refuses to go past ``budget``.
+
+    tarfile reads extended headers (pax, GNU long names) whole and skips members by
+    inflating through them; both are bounded here, where every byte passes.
+    """
+
+    def __init__(self, inner: BinaryIO, budget: int, archive: Path):
+        self.inner, self.budget, self.archive, self.name = inner, budget, archive, str(archive)
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0 or size > limits.MAX_TAR_HEADER_BYTES:
+            shown = "all of it" if size is None or size < 0 else limits.size_text(size)
+            raise UnsafeArchiveError(f"{self.archive}: a tar header asks to read {shown} at once (more than "
+                                     f"{limits.size_text(limits.MAX_TAR_HEADER_BYTES)}); refused")
+        self._check(self.inner.tell() + size)
+        return self.inner.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        target = offset if whence == 0 else self.inner.tell() + offset if whence == 1 else None
+        if target is None:
+            raise OSError("cannot seek from the end of a compressed stream")
+        self._check(target)
+        return self.inner.seek(target)
+
+    def tell(self) -> int:
+        return self.inner.tell()
+
+    def _check(self, position: int) -> None:
+        if position > self.budget:
+            raise UnsafeArchiveError(_over_budget(self.archive, self.budget))
+
+
+def _over_budget(archive: Path, budget: int) -> str:
+    return (f"{archive}: inflates to more than {limits.size_text(budget)} (the most cnnlab inflates from "
+            f"an archive of this size: {limits.ARCHIVE_MAX_INFLATION}x, at least "
+            f"{limits.size_text(limits.ARCHIVE_MIN_BUDGET)}); refused as a possible decompression bomb. "
+            "If it is genuine, extract it and pass the folder")
+
+
+def _decompressed(raw: BinaryIO) -> BinaryIO:
+    """The tar stream inside gzip, bzip2 or xz compression (or ``raw`` itself for a plain tar)."""
+    magic = raw.read(6)
+    raw.seek(0)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=raw)
+    if magic.startswith(b"BZh"):
+        return bz2.BZ2File(raw)
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(raw)
+    return raw
+
+
+def _tar_members(archive: Path, budget: int) -> Iterator[Member]:
+    with open(archive, "rb") as raw, _decompressed(raw) as stream, tarfile.open(
+            fileobj=_BoundedStream(stream, budget, archive), mode="r:") as tar:
         for info in tar:
             kind = "file" if info.isreg() else "dir" if info.isdir() else _tar_kind(info)
-            yield info.name, kind, (lambda info=info: tar.extractfile(info).read())
+            yield Member(info.name, kind, info.size, lambda info=info: tar.extractfile(info))
 
 
 def _tar_kind(info: tarfile.TarInfo) -> str:
@@ -53,49 +130,82 @@ def _tar_kind(info: tarfile.TarInfo) -> str:
     return "special member"
 
 
-def _zip_members(archive: Path) -> Iterator[tuple[str, str, Callable[[], bytes]]]:
+def _zip_members(archive: Path) -> Iterator[Member]:
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
             mode = (info.external_attr >> 16) & 0o170000
             kind = "dir" if info.is_dir() else "symbolic link" if mode == 0o120000 else "file"
-            yield info.filename, kind, (lambda info=info: zf.read(info))
+            yield Member(info.filename, kind, info.file_size, lambda info=info: zf.open(info))
 
 
-def iter_members(archive: Path) -> Iterator[tuple[str, str, Callable[[], bytes]]]:
-    """Members of a .tar(.gz/.bz2/.xz) or .zip archive."""
+def iter_members(archive: Path) -> Iterator[Member]:
+    """Members of a .tar(.gz/.bz2/.xz) or .zip archive, at most ``limits.MAX_FILES`` of them."""
+    archive = Path(archive)
     try:
-        if zipfile.is_zipfile(archive):
-            yield from _zip_members(archive)
-        else:
-            yield from _tar_members(archive)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise DatasetError(f"{archive}: not a readable archive ({exc})") from None
+        budget = limits.archive_budget(archive)
+        members = _zip_members(archive) if zipfile.is_zipfile(archive) else _tar_members(archive, budget)
+        for count, member in enumerate(members, 1):
+            if count > limits.MAX_FILES:
+                raise UnsafeArchiveError(f"{archive}: more than {limits.MAX_FILES:,} members; refused")
+            yield member
+    except READ_ERRORS as exc:
+        raise DatasetError(f"{archive}: not a readable archive ({type(exc).__name__}: {exc})") from None
 
 
-def regular_members(archive: Path) -> Iterator[tuple[PurePosixPath, Callable[[], bytes]]]:
-    """(relative path, read) per regular file; links, devices, absolute paths and '..' are refused."""
-    for name, kind, read in iter_members(archive):
-        path = member_path(name, archive)
-        if kind == "dir":
+def regular_members(archive: Path) -> Iterator[tuple[PurePosixPath, Member]]:
+    """(relative path, member) per regular file; links, devices, absolute paths and '..' are refused.
+
+    The sizes the members declare, all of them counted, may add up to the archive's
+    budget and no more: the archive is refused before a member beyond it is read.
+    """
+    archive = Path(archive)
+    budget, declared = limits.archive_budget(archive), 0
+    for member in iter_members(archive):
+        path = member_path(member.name, archive)
+        if member.kind == "dir":
             continue  # folders are made as files need them
-        if kind != "file":
-            raise UnsafeArchiveError(f"{archive}: member '{name}' is a {kind}, not a regular file; refused")
-        yield path, read
+        if member.kind != "file":
+            raise UnsafeArchiveError(f"{archive}: member '{member.name}' is a {member.kind}, not a regular "
+                                     "file; refused")
+        declared += member.size
+        if declared > budget:
+            raise UnsafeArchiveError(_over_budget(archive, budget))
+        yield path, member
 
 
-def safe_extract(archive: Path, target: Path, accept: Callable[[PurePosixPath], bool]) -> Path:
+def _open_member(name: str, member: Member, limit: int, what: str) -> BinaryIO:
+    """The member's stream, refused when it declares more than ``limit`` bytes."""
+    if member.size > limit:
+        raise limits.FileLimitError(name, limits.too_large(member.size, limit, what))
+    return member.open()
+
+
+def read_member(archive: Path, member: Member, limit: int, what: str = "member") -> bytes:
+    """The member's bytes; larger than ``limit`` (declared or found) or damaged: FileLimitError."""
+    name = f"{archive}: {member.name}"
+    try:
+        with _open_member(name, member, limit, what) as stream:
+            return limits.read_bounded(stream, limit, name, what)
+    except READ_ERRORS as exc:
+        raise limits.FileLimitError(name, f"cannot be read from the archive ({type(exc).__name__}: {exc})") \
+            from None
+
+
+def safe_extract(archive: Path, target: Path, accept: Callable[[PurePosixPath], bool],
+                 max_member: int = limits.MAX_EXTRACTED_MEMBER_BYTES) -> Path:
     """Extract the members ``accept`` admits into ``target``; refuse everything unsafe.
 
     A member that is a link, device or other special file, has an absolute path or
-    '..', or is not accepted, stops extraction with an error naming it; nothing
-    is then left behind and ``target`` is not created.
+    '..', is not accepted or is larger than ``max_member``, or an archive over its
+    budget, stops extraction with an error naming it; nothing is then left behind
+    and ``target`` is not created.
     """
     archive, target = Path(archive), Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
     try:
-        for path, read in regular_members(archive):
-            _extract_one(archive, staging, path, read, accept)
+        for path, member in regular_members(archive):
+            _extract_one(archive, staging, path, member, accept, max_member)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
@@ -104,7 +214,7 @@ def safe_extract(archive: Path, target: Path, accept: Callable[[PurePosixPath], 
     return target
 
 
-def _extract_one(archive, staging, path: PurePosixPath, read, accept) -> None:
+def _extract_one(archive, staging, path: PurePosixPath, member: Member, accept, max_member: int) -> None:
     name = str(path)
     if not accept(path):
         raise UnsafeArchiveError(f"{archive}: unexpected member '{name}'; refused")
@@ -112,4 +222,9 @@ def _extract_one(archive, staging, path: PurePosixPath, read, accept) -> None:
     if staging.resolve() not in out.resolve().parents:
         raise UnsafeArchiveError(f"{archive}: member '{name}' resolves outside the target; refused")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(read())
+    source = f"{archive}: {name}"
+    try:
+        with _open_member(source, member, max_member, "member") as stream, open(out, "wb") as handle:
+            limits.copy_bounded(stream, handle, max_member, source)
+    except READ_ERRORS as exc:  # OSError here is the archive's (a bad CRC) or the disk's: both fatal
+        raise DatasetError(f"{source}: cannot be extracted ({type(exc).__name__}: {exc})") from None

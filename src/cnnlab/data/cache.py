@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -36,18 +35,17 @@ def md5_bytes(data: bytes) -> str:
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it into place."""
+    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it into place.
+
+    The one write helper's contract (:func:`cnnlab.files.write_file`): ``path`` itself
+    may not be a link, and the file gets the umask's permissions, so a cache shared on
+    a course server stays readable by the group the umask allows.
+    """
+    from cnnlab.files import write_file
+
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file(path, write, root=path.parent)
 
 
 def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:

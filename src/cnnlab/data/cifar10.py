@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from cnnlab.data import cache as cache_mod
+from cnnlab.data import limits
 from cnnlab.data.archive import safe_extract
 from cnnlab.data.dataset import Dataset, DatasetError
 from cnnlab.data.download import DownloadError, download
@@ -120,10 +122,9 @@ def _download(release: Release, archive: Path, allow_download: bool, progress: b
 
 def _read_member(folder: Path, name: str, release: Release):
     path = folder / name
-    try:
-        data = path.read_bytes()
-    except OSError:
-        raise DatasetError(f"{path}: missing CIFAR-10 batch file") from None
+    if not os.path.lexists(path):
+        raise DatasetError(f"{path}: missing CIFAR-10 batch file")
+    data = limits.read_regular_file(path, limits.MAX_BATCH_FILE_BYTES, "CIFAR-10 batch file")
     if cache_mod.md5_bytes(data) != release.md5s[name]:
         raise DatasetError(f"{path}: md5 mismatch: not the official {name}")
     return restricted_loads(data, str(path))

@@ -30,6 +30,18 @@ class Dataset:
     identity: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    def __post_init__(self):
+        # With one class every prediction is right: training "reaches" accuracy 1.0 and means nothing.
+        where = f"dataset '{self.name}'" + (f" ({self.identity['location']})" if "location" in self.identity else "")
+        if len(self.class_names) < 2:
+            raise DatasetError(f"{where} has {len(self.class_names)} class(es) {list(self.class_names)}; "
+                               "a classifier needs at least two")
+        present = np.unique(np.asarray(self.y_train))
+        if present.size < 2:
+            raise DatasetError(f"{where}: its training part holds images of "
+                               f"{'one class only' if present.size else 'no class'}; a classifier needs "
+                               "at least two")
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])

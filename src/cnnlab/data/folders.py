@@ -4,24 +4,32 @@ A folder, or a .tar.gz / .zip of one (read in memory: members are checked as in
 extraction, and nothing is written but the converted cache). Files of a split are
 ordered by their numeric names when every name is a number (the CIFAR-10 image
 tree then comes back in the official order), else by class and name.
+
+Only files named as images are ever read, each through ``limits`` (regular files of
+at most ``MAX_IMAGE_FILE_BYTES``; links are followed to regular files only, and
+linked folders are walked once each, so a cycle ends), and an archive within its
+budget; see ``cnnlab.data.limits``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from cnnlab.data import cache as cache_mod
-from cnnlab.data.archive import regular_members
+from cnnlab.data import limits
+from cnnlab.data.archive import read_member, regular_members
 from cnnlab.data.dataset import Dataset, DatasetError
 from cnnlab.data.images import IMAGE_SUFFIXES, decode_all, stack_same_size
 from cnnlab.data.split import stratified_holdout
 
 SINGLE_TREE_TEST_FRACTION = 0.2
 SINGLE_TREE_SEED = 0
+DECODER = "decoder-2"  # part of the cache key: bump when decoding changes (2: 16-bit scaled, not clipped)
 
 
 def load_image_folder(path: str | Path, cache: str | Path | None = None, channels: int = 3,
@@ -29,16 +37,16 @@ def load_image_folder(path: str | Path, cache: str | Path | None = None, channel
                       workers: int | None = None) -> Dataset:
     """An image-folder dataset from a folder or archive, decoded once and cached."""
     path = Path(path).expanduser()
-    if channels not in (1, 3):
-        raise DatasetError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+    _check_options(channels, size)
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder")
-    settings = json.dumps([channels, size, skip_bad])
+    if not (path.is_file() or path.is_dir()):
+        raise DatasetError(f"{path}: neither a regular file (an archive) nor a folder")
+    settings = json.dumps([channels, size, skip_bad, DECODER])
     if path.is_file():  # an archive: its sha256 is the key, so a cached load reads nothing else
         files, key = None, _key(settings, cache_mod.sha256_file(path))
     else:
-        files = _list_folder(path)
-        folders = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_dir())
+        files, folders = _list_folder(path)
         key = _key(settings, *folders, *(_stat_line(rel, source) for rel, source in files.items()))
     cached = cache_mod.cache_dir(cache) / "folders" / f"{path.name}-{key}.npz"
     arrays = cache_mod.load_arrays(cached)
@@ -52,21 +60,72 @@ def load_image_folder(path: str | Path, cache: str | Path | None = None, channel
                    [str(n) for n in arrays["notes"]])
 
 
+def _check_options(channels: int, size) -> None:
+    if channels not in (1, 3):
+        raise DatasetError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+    if size is None:
+        return
+    try:
+        height, width = (int(side) for side in size)
+    except (TypeError, ValueError):
+        raise DatasetError(f"size (--size) must be (height, width), got {size!r:.40}") from None
+    if min(height, width) < 1 or height * width > limits.MAX_IMAGE_PIXELS:
+        raise DatasetError(f"size (--size) must be HxW with H, W >= 1 and H*W at most "
+                           f"{limits.MAX_IMAGE_PIXELS:,} pixels, got {height}x{width}")
+
+
 # ------------------------------------------------------------- listing files
-# A listing maps each relative path to a reader of its bytes.
+# A listing maps each relative path to its source: a Path (read when decoded), the
+# bytes of an archive member, the FileLimitError that says why it cannot be read,
+# or None for a file that is not an image (never read).
 
 
-def _list_folder(root: Path) -> dict[PurePosixPath, object]:
-    return {PurePosixPath(p.relative_to(root).as_posix()): p
-            for p in sorted(root.rglob("*")) if p.is_file()}
+def _list_folder(root: Path) -> tuple[dict[PurePosixPath, object], list[str]]:
+    """Every non-folder entry under ``root`` (files, links, special files) and every folder.
+
+    Linked folders are walked, but each folder only once (a link cycle ends), and at
+    most MAX_FILES entries in all.
+    """
+    files, folders, seen = {}, [], set()
+    _first_visit(root, seen)  # a link back to the root is a cycle too
+
+    def refuse(exc: OSError):
+        raise DatasetError(f"{exc.filename or root}: cannot list folder ({exc.strerror or exc})")
+
+    for top, dirs, names in os.walk(root, onerror=refuse, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if _first_visit(Path(top) / d, seen))
+        base = PurePosixPath(Path(top).relative_to(root).as_posix())
+        folders += [str(base / d) for d in dirs]
+        files.update((base / name, Path(top) / name) for name in sorted(names))
+        if len(files) + len(folders) > limits.MAX_FILES:
+            raise DatasetError(f"{root}: more than {limits.MAX_FILES:,} files and folders; refused")
+    return dict(sorted(files.items())), sorted(folders)
+
+
+def _first_visit(folder: Path, seen: set) -> bool:
+    try:
+        info = folder.stat()
+    except OSError:
+        return False  # a dangling link: nothing to walk
+    identity = (info.st_dev, info.st_ino)
+    if identity in seen:
+        return False
+    seen.add(identity)
+    return True
 
 
 def _list_archive(archive: Path) -> dict[PurePosixPath, object]:
-    return {path: read() for path, read in regular_members(archive)}
-
-
-def _read(source) -> bytes:
-    return source if isinstance(source, bytes) else Path(source).read_bytes()
+    """Image members read (each bounded), other members listed but never read."""
+    files: dict[PurePosixPath, object] = {}
+    for path, member in regular_members(archive):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            files[path] = None
+            continue
+        try:
+            files[path] = read_member(archive, member, limits.MAX_IMAGE_FILE_BYTES, "image file")
+        except limits.FileLimitError as exc:
+            files[path] = exc  # a bad file: an error, or skipped with skip_bad
+    return files
 
 
 def _key(*parts: str) -> str:
@@ -74,8 +133,11 @@ def _key(*parts: str) -> str:
 
 
 def _stat_line(rel: PurePosixPath, source: Path) -> str:
-    """A folder's identity is its files' names, sizes and modification times."""
-    stat = source.stat()
+    """A folder's identity is its files' names, sizes and modification times (of a link's target)."""
+    try:
+        stat = source.stat()
+    except OSError:  # a dangling link or a vanished file: it is a bad file when read
+        return f"{rel}\0missing"
     return f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}"
 
 
@@ -115,6 +177,9 @@ def _check_classes(tree: dict, where: Path, class_dirs: set[str]) -> list[str]:
         missing = ({"train", "test"} - set(tree)).pop()
         raise DatasetError(f"{where}: has no images under '{missing}/'")
     classes = sorted(set().union(*(set(split) for split in tree.values())))
+    if len(classes) < 2:  # one class "trains" to perfect accuracy and means nothing
+        raise DatasetError(f"{where}: only one class folder with images ('{classes[0]}'); a classifier "
+                           "needs at least two classes")
     empty = sorted(class_dirs - set(classes))
     if empty:
         raise DatasetError(f"{where}: class folder '{empty[0]}' has no images")
@@ -139,12 +204,13 @@ def _convert(path: Path, files: dict, channels: int, size, skip_bad: bool, worke
     classes = _check_classes(tree, path, class_dirs)
     parts = {split: _ordered(by_class, classes) for split, by_class in tree.items()}
     items = [(rel, label, split) for split, ordered in parts.items() for rel, label in ordered]
-    decoded = decode_all([(f"{path}/{rel}", _read(files[rel])) for rel, _, _ in items],
-                         channels, size, skip_bad, workers)
+    decoded = decode_all([(f"{path}/{rel}", files[rel]) for rel, _, _ in items], channels, size, skip_bad,
+                         workers)
     kept = [items[i] for i in decoded.keep]
-    images = stack_same_size(decoded.images, [str(rel) for rel, _, _ in kept])
     labels = np.array([label for _, label, _ in kept], dtype=np.int64)
     splits = np.array([split for _, _, split in kept])
+    _check_kept(labels, splits, classes, sorted(tree), path)
+    images = stack_same_size(decoded.images, [str(rel) for rel, _, _ in kept])
     notes += [f"converted {n} images ({what})" for what, n in sorted(decoded.conversions.items())]
     if decoded.bad:
         notes.append(f"skipped {len(decoded.bad)} unreadable files (e.g. {decoded.bad[0]})")
@@ -156,6 +222,17 @@ def _convert(path: Path, files: dict, channels: int, size, skip_bad: bool, worke
         train_idx, test_idx = np.flatnonzero(splits == "train"), np.flatnonzero(splits == "test")
     return {"x_train": images[train_idx], "y_train": labels[train_idx], "x_test": images[test_idx],
             "y_test": labels[test_idx], "class_names": np.array(classes), "notes": np.array(notes, dtype=str)}
+
+
+def _check_kept(labels: np.ndarray, splits: np.ndarray, classes: list[str], names: list[str],
+                where: Path) -> None:
+    """After skipping unreadable files, every split must still hold every class."""
+    for split in names:
+        present = set(labels[splits == split].tolist())
+        lost = [name for index, name in enumerate(classes) if index not in present]
+        if lost:
+            part = "" if split == "all" else f" in '{split}/'"
+            raise DatasetError(f"{where}: every image of class '{lost[0]}'{part} was skipped as unreadable")
 
 
 def _class_dirs(root: Path) -> set[str]:

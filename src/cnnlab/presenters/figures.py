@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cnnlab.presenters.plots import _pyplot
+from cnnlab.presenters.plots import _pyplot, plain
 
 if TYPE_CHECKING:
     from cnnlab.experiment.results import ModelResult
@@ -22,7 +22,7 @@ def class_counts(audit: dict):
     fig, ax = plt.subplots(figsize=(7, 3))
     for offset, (part, color) in enumerate(zip(("train", "validation", "test"), COLORS)):
         ax.bar(x + (offset - 1) * 0.27, [audit[part][c] for c in classes], 0.27, label=part, color=color)
-    ax.set_xticks(x, classes, rotation=30, ha="right", fontsize=8)
+    ax.set_xticks(x, [plain(name) for name in classes], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("images")
     ax.set_ylim(0, max(max(audit[p].values()) for p in ("train", "validation", "test")) * 1.3)
     ax.legend(fontsize=8, ncol=3, loc="upper center")
@@ -37,12 +37,12 @@ def layer_params(name: str, layers: list[tuple[str, int]]):
     layers = [(layer, count) for layer, count in layers if count]
     fig, ax = plt.subplots(figsize=(6, 0.35 * len(layers) + 1))
     total = sum(count for _, count in layers) or 1
-    ax.barh([layer for layer, _ in layers][::-1], [count for _, count in layers][::-1], color=COLORS[0])
+    ax.barh([plain(layer) for layer, _ in layers][::-1], [count for _, count in layers][::-1], color=COLORS[0])
     for index, (_, count) in enumerate(layers[::-1]):
         ax.text(count, index, f" {count:,} ({count / total:.0%})", va="center", fontsize=8)
     ax.set_xlabel("parameters")
     ax.set_xlim(0, max(count for _, count in layers) * 1.45)
-    ax.set_title(f"{name}: where the parameters sit", fontsize=10)
+    ax.set_title(plain(f"{name}: where the parameters sit"), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -55,9 +55,9 @@ def learning_curves(models: list[ModelResult]):
         rows = model.first.history
         epochs = [r["epoch"] for r in rows]
         for ax, key in zip(axes, ("loss", "accuracy")):
-            ax.plot(epochs, [r[key] for r in rows], "-o", color=color, ms=3, label=f"{model.spec} train")
+            ax.plot(epochs, [r[key] for r in rows], "-o", color=color, ms=3, label=plain(f"{model.spec} train"))
             ax.plot(epochs, [r[f"val_{key}"] for r in rows], "--s", color=color, ms=3,
-                    label=f"{model.spec} validation")
+                    label=plain(f"{model.spec} validation"))
     for ax, key in zip(axes, ("loss", "accuracy")):
         ax.set_xlabel("epoch")
         ax.set_title(key, fontsize=10)
@@ -75,8 +75,8 @@ def per_class(models: list[ModelResult], class_names: list[str]):
     fig, ax = plt.subplots(figsize=(8, 3.2))
     for index, (model, color) in enumerate(zip(models, COLORS)):
         values = [model.deep.per_class_accuracy[c] or 0 for c in class_names]
-        ax.bar(x + (index - (len(models) - 1) / 2) * width, values, width, label=model.spec, color=color)
-    ax.set_xticks(x, class_names, rotation=30, ha="right", fontsize=8)
+        ax.bar(x + (index - (len(models) - 1) / 2) * width, values, width, label=plain(model.spec), color=color)
+    ax.set_xticks(x, [plain(name) for name in class_names], rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("test accuracy")
     ax.legend(fontsize=8)
@@ -92,7 +92,7 @@ def shift_robustness(models: list[ModelResult]):
     for model, color in zip(models, COLORS):
         curve = model.deep.shift_accuracy
         shifts = sorted(curve)
-        ax.plot(shifts, [curve[s] for s in shifts], "-o", color=color, label=model.spec)
+        ax.plot(shifts, [curve[s] for s in shifts], "-o", color=color, label=plain(model.spec))
     ax.set_xticks(sorted(models[0].deep.shift_accuracy))
     ax.set_xlabel("shift (pixels, right and down)")
     ax.set_ylabel("test accuracy")
@@ -117,7 +117,7 @@ def filters(name: str, kernels: np.ndarray):
         low, high = kernel.min(), kernel.max()
         image = (kernel - low) / (high - low + 1e-12)
         ax.imshow(image[..., 0] if image.shape[-1] != 3 else image, cmap="gray", interpolation="nearest")
-    fig.suptitle(f"{name}: first convolutional layer's {count} filters", fontsize=9)
+    fig.suptitle(plain(f"{name}: first convolutional layer's {count} filters"), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -134,9 +134,9 @@ def disagreement_grid(images, labels, predicted, class_names, title: str, n: int
     for ax, image, label, guess in zip(axes.flat, images[:shown], labels, predicted):
         ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None,
                   vmin=0, vmax=255, interpolation="nearest")
-        ax.set_title(f"{class_names[label]}\n(not {class_names[guess]})", fontsize=8)
+        ax.set_title(plain(f"{class_names[label]}\n(not {class_names[guess]})"), fontsize=8)
     if not shown:
         axes.flat[0].text(0.5, 0.5, "none", ha="center", va="center")
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(plain(title), fontsize=9)
     fig.tight_layout()
     return fig
