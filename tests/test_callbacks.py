@@ -100,6 +100,21 @@ def test_tensorboard_writes_event_files(digits, tmp_path):
     assert events.Tags()["tensors"]  # the summary as text
 
 
+def test_train_tensorboard_option_writes_the_runs_events(tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from cnnlab.cli.main import main
+
+    assert main(["train", "mlp", "--dataset", "digits", "--epochs", "2", "--out", str(tmp_path),
+                 "--tensorboard", "--quiet"]) == 0
+    events = EventAccumulator(str(tmp_path / "mlp-digits" / "tensorboard"))
+    events.Reload()
+    assert [event.step for event in events.Scalars("accuracy/validation")] == [1, 2]
+    assert events.Scalars("learning_rate")[0].value == pytest.approx(0.001)
+    assert events.Tags()["tensors"]  # the summary as text
+
+
 def test_not_a_callback_is_named(digits):
     with pytest.raises(ConfigError, match="callbacks: str is not a cnnlab.callbacks.Callback"):
         model_for(digits).fit(digits.x_train, digits.y_train, epochs=1, verbose=0, callbacks=["early"])

@@ -108,3 +108,54 @@ def test_load_model_from_a_run_directory(digits, tmp_path):
     model = cnnlab.load_model(tmp_path / "mlp-digits")
     assert model.class_names == [str(i) for i in range(10)]
     assert model.predict(digits.x_test[:2]).shape == (2, 10)
+
+
+def keras_rmsprop(weights, gradients, lr=0.001, rho=0.9, epsilon=1e-7):
+    """Keras 3's RMSprop update (keras/src/optimizers/rmsprop.py), in numpy."""
+    velocity = np.zeros_like(weights)
+    for gradient in gradients:
+        velocity = rho * velocity + (1 - rho) * gradient ** 2
+        weights = weights - lr * gradient / np.sqrt(velocity + epsilon)
+    return weights
+
+
+def test_rmsprop_follows_keras_update_rule():
+    import torch
+
+    from cnnlab.engine.config import TrainConfig
+    from cnnlab.engine.optim import make_optimizer
+
+    assert optimizers.get("RMSprop").options() == {"optimizer": "rmsprop", "lr": 0.001}
+    with pytest.raises(ConfigError, match="'centered'"):
+        optimizers.RMSprop(centered=True)
+    rng = np.random.default_rng(0)
+    gradients = rng.normal(0, 1, (20, 50)).astype(np.float64)
+    start = rng.normal(0, 1, 50)
+    param = torch.nn.Parameter(torch.tensor(start))
+    optimizer = make_optimizer([param], TrainConfig(optimizer="rmsprop", lr=0.01))
+    for gradient in gradients:
+        param.grad = torch.tensor(gradient)
+        optimizer.step()
+    expected = keras_rmsprop(start, gradients, lr=0.01)
+    np.testing.assert_allclose(param.detach().numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_dataset_unpacks_as_keras_and_has_short_reprs(digits):
+    (x_train, y_train), (x_test, y_test) = digits
+    assert x_train is digits.x_train and y_test is digits.y_test and x_train.dtype == np.uint8
+    assert repr(digits) == "<Dataset 'digits': 1,437 train / 360 test images 8x8x1, 10 classes>"
+    html = digits._repr_html_()
+    assert "<table>" in html and "<td>143</td>" in html and len(html) < 2000
+
+
+def test_show_samples_never_touches_pyplot_or_the_backend(digits):
+    import subprocess
+    import sys
+
+    # In a fresh interpreter: the figure draws itself as PNG and pyplot is never imported.
+    code = ("import sys, matplotlib; matplotlib.use('svg'); import cnnlab; "
+            "fig = cnnlab.show_samples(cnnlab.load_data('digits'), n=4); png = fig._repr_png_(); "
+            "assert png.startswith(b'\\x89PNG'), png[:8]; "
+            "assert 'matplotlib.pyplot' not in sys.modules; assert matplotlib.get_backend() == 'svg'; print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr

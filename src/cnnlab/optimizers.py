@@ -63,7 +63,20 @@ class SGD(Optimizer):
         return {**super()._extra(kwargs), "momentum": momentum, "nesterov": nesterov}
 
 
-_BY_NAME = {"adam": Adam, "adamw": AdamW, "sgd": SGD}
+class RMSprop(Optimizer):
+    """Keras' RMSprop (rho 0.9); momentum and centered are accepted only at their defaults."""
+
+    engine_name = "rmsprop"
+
+    def _extra(self, kwargs: dict) -> dict:
+        for key, default in (("rho", 0.9), ("momentum", 0.0), ("centered", False)):
+            if kwargs.pop(key, default) != default:
+                raise ConfigError(f"RMSprop: argument '{key}' other than Keras' default {default!r} "
+                                  "is not supported by cnnlab")
+        return super()._extra(kwargs)
+
+
+_BY_NAME = {"adam": Adam, "adamw": AdamW, "sgd": SGD, "rmsprop": RMSprop}
 
 
 def get(identifier) -> Optimizer:

@@ -6,7 +6,13 @@ import argparse
 import sys
 
 from cnnlab.cli.data_commands import add_dataset_options
-from cnnlab.cli.train_commands import add_train_options, config_from_args, dataset_options
+from cnnlab.cli.train_commands import (
+    add_train_options,
+    close_callback,
+    config_from_args,
+    dataset_options,
+    make_callback,
+)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -24,14 +30,16 @@ def run_compare(args: argparse.Namespace) -> int:
     """``cnnlab compare``: trains (or reuses) every run, prints the table, writes the report."""
     from cnnlab.experiment.comparison import compare
     from cnnlab.presenters.comparison import format_comparison
-    from cnnlab.presenters.progress import ProgressPrinter
     from cnnlab.presenters.report import write_report
 
     specs = args.specs if len(args.specs) >= 2 else (args.specs or ["mlp", "cnn"])
     options = dataset_options(args)
-    comparison = compare(specs, args.dataset, config_from_args(args), seeds=args.seeds, out=args.out,
-                         name=args.name, dataset_options=options,
-                         callback=None if args.quiet else ProgressPrinter())
+    callback = make_callback(args)
+    try:
+        comparison = compare(specs, args.dataset, config_from_args(args), seeds=args.seeds, out=args.out,
+                             name=args.name, dataset_options=options, callback=callback)
+    finally:
+        close_callback(callback)
     print(format_comparison(comparison))
     markdown, page = write_report(comparison, sys.argv)
     print(f"\nreport: {page}\n        {markdown}")

@@ -34,6 +34,26 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     add("--patience", type=int, default=DEFAULTS.patience)
     add("--out", default="runs", help="where run directories go (default runs/)")
     add("--quiet", action="store_true", help="print only the final result")
+    add("--tensorboard", action="store_true",
+        help="also write TensorBoard event files to RUN_DIR/tensorboard/ (needs cnnlab[tensorboard])")
+
+
+def make_callback(args: argparse.Namespace):
+    """The engine callback the options ask for: progress (unless --quiet), TensorBoard events (--tensorboard)."""
+    from cnnlab.presenters.progress import ProgressPrinter
+
+    printer = None if args.quiet else ProgressPrinter()
+    if not args.tensorboard:
+        return printer
+    from cnnlab.presenters.tensorboard import RunEventLog, check_available
+
+    check_available()  # before any run is made
+    return RunEventLog(printer)
+
+
+def close_callback(callback) -> None:
+    if hasattr(callback, "close"):
+        callback.close()
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -72,17 +92,19 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """``cnnlab train``: a new run, or ``--resume`` of one."""
     from cnnlab import runs
-    from cnnlab.presenters.progress import ProgressPrinter
 
-    callback = None if args.quiet else ProgressPrinter()
-    if args.resume:
-        result = runs.resume(args.resume, callback, sys.argv)
-    elif not args.spec:
+    if not (args.resume or args.spec):
         raise runs.RunError("train needs SPEC (a preset name or spec file), or --resume RUN_DIR")
-    else:
-        result = runs.train(args.spec, args.dataset, config_from_args(args), out=args.out,
-                            name=args.name, dataset_options=dataset_options(args), callback=callback,
-                            argv=sys.argv)
+    callback = make_callback(args)
+    try:
+        if args.resume:
+            result = runs.resume(args.resume, callback, sys.argv)
+        else:
+            result = runs.train(args.spec, args.dataset, config_from_args(args), out=args.out,
+                                name=args.name, dataset_options=dataset_options(args), callback=callback,
+                                argv=sys.argv)
+    finally:
+        close_callback(callback)
     last = result.history[-1] if result.history else {}
     print(f"run: {result.run_dir}")
     if last.get("val_accuracy") is not None:

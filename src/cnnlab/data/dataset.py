@@ -42,6 +42,28 @@ class Dataset:
                                f"{'one class only' if present.size else 'no class'}; a classifier needs "
                                "at least two")
 
+    def __iter__(self):
+        """Unpacks as Keras' ``load_data()`` result: ``(x_train, y_train), (x_test, y_test)``.
+
+        The images stay uint8 in 0..255 and the labels integers ``(N,)``, as Keras gives them;
+        ``fit`` scales uint8 images itself, and ``to_categorical`` takes the labels.
+        """
+        return iter(((self.x_train, self.y_train), (self.x_test, self.y_test)))
+
+    def __repr__(self) -> str:
+        return (f"<Dataset {self.name!r}: {len(self.y_train):,} train / {len(self.y_test):,} test images "
+                f"{'x'.join(map(str, self.image_shape))}, {self.num_classes} classes>")
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        rows = "".join(f"<tr><td>{escape(name)}</td><td>{train:,}</td><td>{test:,}</td></tr>"
+                       for (name, train), test in zip(self.per_class(self.y_train).items(),
+                                                      self.per_class(self.y_test).values()))
+        return (f"<p><b>{escape(self.name)}</b>: {len(self.y_train):,} train / {len(self.y_test):,} test images "
+                f"of {'x'.join(map(str, self.image_shape))}, {self.num_classes} classes</p>"
+                f"<table><tr><th>class</th><th>train</th><th>test</th></tr>{rows}</table>")
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])

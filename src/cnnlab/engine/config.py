@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from cnnlab.errors import CnnlabError
 from cnnlab.net.fields import shown
 
-OPTIMIZERS = ("adam", "sgd", "adamw")
+OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
 SCHEDULES = ("constant", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda")
 INITS = ("keras", "torch")

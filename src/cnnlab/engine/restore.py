@@ -23,7 +23,7 @@ from cnnlab.net.fields import shown
 PARTS = ("model", "optimizer", "scheduler", "epoch", "history", "early_stopping", "rng")
 RECORD_KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "time", "train_time",
                "images_per_second", "lr"}
-OPTIMIZER_SLOTS = {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer"}
+OPTIMIZER_SLOTS = {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg", "grad_avg"}
 # What a malformed part makes torch, numpy or random raise; the message says which part.
 _MISFITS = (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError)
 

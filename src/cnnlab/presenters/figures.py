@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cnnlab.presenters.plots import _pyplot, plain
+from cnnlab.presenters.plots import plain, subplots
 
 if TYPE_CHECKING:
     from cnnlab.experiment.results import ModelResult
@@ -16,10 +16,9 @@ COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 def class_counts(audit: dict):
     """Images per class in the train, validation and test parts, from a split audit."""
-    plt = _pyplot()
     classes = list(audit["train"])
     x = np.arange(len(classes))
-    fig, ax = plt.subplots(figsize=(7, 3))
+    fig, ax = subplots(figsize=(7, 3))
     for offset, (part, color) in enumerate(zip(("train", "validation", "test"), COLORS)):
         ax.bar(x + (offset - 1) * 0.27, [audit[part][c] for c in classes], 0.27, label=part, color=color)
     ax.set_xticks(x, [plain(name) for name in classes], rotation=30, ha="right", fontsize=8)
@@ -33,9 +32,8 @@ def class_counts(audit: dict):
 
 def layer_params(name: str, layers: list[tuple[str, int]]):
     """Parameters per layer as horizontal bars (layers without parameters left out)."""
-    plt = _pyplot()
     layers = [(layer, count) for layer, count in layers if count]
-    fig, ax = plt.subplots(figsize=(6, 0.35 * len(layers) + 1))
+    fig, ax = subplots(figsize=(6, 0.35 * len(layers) + 1))
     total = sum(count for _, count in layers) or 1
     ax.barh([plain(layer) for layer, _ in layers][::-1], [count for _, count in layers][::-1], color=COLORS[0])
     for index, (_, count) in enumerate(layers[::-1]):
@@ -49,8 +47,7 @@ def layer_params(name: str, layers: list[tuple[str, int]]):
 
 def learning_curves(models: list[ModelResult]):
     """Loss and accuracy per epoch, training and validation, of each model's first seed."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig, axes = subplots(1, 2, figsize=(9, 3.4))
     for model, color in zip(models, COLORS):
         rows = model.first.history
         epochs = [r["epoch"] for r in rows]
@@ -69,10 +66,9 @@ def learning_curves(models: list[ModelResult]):
 
 def per_class(models: list[ModelResult], class_names: list[str]):
     """Per-class test accuracy of every model, as grouped bars."""
-    plt = _pyplot()
     x = np.arange(len(class_names))
     width = 0.8 / len(models)
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = subplots(figsize=(8, 3.2))
     for index, (model, color) in enumerate(zip(models, COLORS)):
         values = [model.deep.per_class_accuracy[c] or 0 for c in class_names]
         ax.bar(x + (index - (len(models) - 1) / 2) * width, values, width, label=plain(model.spec), color=color)
@@ -87,8 +83,7 @@ def per_class(models: list[ModelResult], class_names: list[str]):
 
 def shift_robustness(models: list[ModelResult]):
     """Test accuracy against the shift in pixels, a line per model."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    fig, ax = subplots(figsize=(5.5, 3.4))
     for model, color in zip(models, COLORS):
         curve = model.deep.shift_accuracy
         shifts = sorted(curve)
@@ -106,11 +101,10 @@ def shift_robustness(models: list[ModelResult]):
 
 def filters(name: str, kernels: np.ndarray):
     """Each kernel scaled to [0, 1] on its own and drawn as a small image."""
-    plt = _pyplot()
     count = len(kernels)
     cols = min(count, 8)
     rows = -(-count // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.8, rows * 0.8 + 0.4), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(cols * 0.8, rows * 0.8 + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, kernel in zip(axes.flat, kernels):
@@ -124,11 +118,10 @@ def filters(name: str, kernels: np.ndarray):
 
 def disagreement_grid(images, labels, predicted, class_names, title: str, n: int = 10):
     """Up to ``n`` images, each titled 'true / predicted-by-the-wrong-model'."""
-    plt = _pyplot()
     shown = min(n, len(images))
     cols = max(min(shown, 5), 1)
     rows = max(-(-shown // cols), 1)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 2.3 * rows + 0.5), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(1.8 * cols, 2.3 * rows + 0.5), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, label, guess in zip(axes.flat, images[:shown], labels, predicted):

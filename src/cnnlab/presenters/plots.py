@@ -1,4 +1,4 @@
-"""Pictures: sample grids and other figures, drawn with matplotlib's file backend."""
+"""Pictures: sample grids and other figures, drawn without pyplot (no backend is ever changed)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from cnnlab.errors import CnnlabError
 
@@ -41,14 +42,23 @@ def figure_format(path: str | Path) -> str:
     return suffix
 
 
-def _pyplot():
-    import matplotlib
+class Picture(Figure):
+    """A matplotlib Figure that Jupyter shows once, as PNG, without pyplot.
 
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Figures are made without pyplot, so cnnlab never switches the user's backend and a
+    notebook does not draw a figure twice (once as the cell's value, once at the cell's end).
+    """
 
-    return plt
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=100)
+        return buffer.getvalue()
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **options):
+    """``(figure, axes)`` as ``pyplot.subplots`` gives them, on a :class:`Picture`."""
+    fig = Picture(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **options)
 
 
 def sample_grid(images: np.ndarray, labels: np.ndarray, class_names: list[str], n: int = 10,
@@ -57,12 +67,11 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, class_names: list[str], 
     check_sample_options(n, seed)
     if not len(images):
         raise FigureError("no images to show in this part of the dataset")
-    plt = _pyplot()
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(images), size=min(n, len(images)), replace=False)
     cols = min(len(picks), 5)
     rows = -(-len(picks) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.9 * rows + 0.4), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(1.8 * cols, 1.9 * rows + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, index in zip(axes.flat, picks):
@@ -78,10 +87,9 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, class_names: list[str], 
 
 
 def figure_png(fig, file_format: str = "png") -> bytes:
-    """The figure as PNG (or ``file_format``) bytes, closing it: what the one write helper then stores."""
+    """The figure as PNG (or ``file_format``) bytes: what the one write helper then stores."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format=file_format, dpi=120)
-    _pyplot().close(fig)
     return buffer.getvalue()
 
 
@@ -100,10 +108,9 @@ def save_figure(fig, path: str | Path, root: str | Path | None = None) -> Path:
 
 def confusion_figure(matrix, class_names: list[str], title: str = "Confusion matrix"):
     """A heat map of counts, rows the true class and columns the predicted one."""
-    plt = _pyplot()
     matrix = np.asarray(matrix)
     size = max(4.0, 0.55 * len(class_names) + 2)
-    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    fig, ax = subplots(figsize=(size, size * 0.9))
     image = ax.imshow(matrix, cmap="Blues")
     names = [plain(name) for name in class_names]
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)

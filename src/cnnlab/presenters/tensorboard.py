@@ -11,6 +11,14 @@ SCALARS = {"loss": "loss/train", "val_loss": "loss/validation", "accuracy": "acc
            "val_accuracy": "accuracy/validation", "learning_rate": "learning_rate", "lr": "learning_rate"}
 
 
+def check_available() -> None:
+    """A clear error, before anything is trained, when the tensorboard package is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise CnnlabError("TensorBoard logs need the tensorboard package: pip install 'cnnlab[tensorboard]'")
+
+
 class TensorBoardWriter:
     """Writes one run's event files under ``log_dir``."""
 
@@ -38,3 +46,50 @@ class TensorBoardWriter:
 
 def open_writer(log_dir: str) -> TensorBoardWriter:
     return TensorBoardWriter(log_dir)
+
+
+class RunEventLog:
+    """The CLI's ``--tensorboard``: an engine callback that writes each run's events to ``RUN_DIR/tensorboard/``.
+
+    It passes every call on to ``inner`` (the progress printer, or None when quiet). The
+    folder is made by :func:`cnnlab.files.make_folder` (never through a link); the writer
+    only ever adds new, uniquely named event files to it.
+    """
+
+    def __init__(self, inner=None):
+        self.inner, self.writer = inner, None
+
+    def note(self, text: str) -> None:
+        if self.inner is not None:
+            self.inner.note(text)
+
+    def on_train_begin(self, facts: dict) -> None:
+        from pathlib import Path
+
+        from cnnlab.files import make_folder, read_regular
+
+        self.close()
+        run_dir = Path(facts["run_dir"])
+        self.writer = open_writer(str(make_folder(run_dir / "tensorboard", root=run_dir)))
+        self.writer.summary(read_regular(run_dir / "summary.txt", 1 << 20).decode("utf-8", "replace"))
+        if self.inner is not None:
+            self.inner.on_train_begin(facts)
+
+    def on_epoch_begin(self, epoch: int, epochs: int, steps: int) -> None:
+        if self.inner is not None:
+            self.inner.on_epoch_begin(epoch, epochs, steps)
+
+    def on_progress(self, step: int, steps: int, loss: float, accuracy: float) -> None:
+        if self.inner is not None:
+            self.inner.on_progress(step, steps, loss, accuracy)
+
+    def on_epoch_end(self, record: dict) -> None:
+        if self.writer is not None:
+            self.writer.epoch(record["epoch"], record)
+        if self.inner is not None:
+            self.inner.on_epoch_end(record)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
