@@ -204,7 +204,7 @@ def read_regular(path: str | os.PathLike, limit: int, error: type[CnnlabError] =
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _CLOEXEC)
     except OSError as exc:
-        raise error(f"{path}: cannot read ({reason(exc)})") from None
+        raise error(f"{path}: cannot read {what} ({reason(exc)})") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -214,7 +214,7 @@ def read_regular(path: str | os.PathLike, limit: int, error: type[CnnlabError] =
         with os.fdopen(fd, "rb", closefd=False) as handle:
             data = handle.read(limit + 1)
     except OSError as exc:
-        raise error(f"{path}: cannot read ({reason(exc)})") from None
+        raise error(f"{path}: cannot read {what} ({reason(exc)})") from None
     finally:
         os.close(fd)
     if len(data) > limit:  # it grew while being read

@@ -9,9 +9,6 @@ Python's recursion limit.
 
 from __future__ import annotations
 
-import os
-import stat
-
 import yaml
 
 from cnnlab.errors import SpecError
@@ -58,16 +55,9 @@ def parse_spec_text(text: str, source: str = "inline") -> ModelSpec:
 
 def load_spec_file(path: str) -> ModelSpec:
     """Read and validate a spec file (a regular file of UTF-8 text); errors name the file."""
-    try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            raise SpecError(f"{path}: not a regular file; a spec is a YAML file")
-        if info.st_size > MAX_SPEC_BYTES:
-            raise SpecError(f"{path}: {info.st_size:,} bytes; a spec is at most {MAX_SPEC_BYTES:,}")
-        with open(path, "rb") as handle:
-            content = handle.read(MAX_SPEC_BYTES + 1)
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read spec file: {exc.strerror}") from None
+    from cnnlab.files import read_regular
+
+    content = read_regular(path, MAX_SPEC_BYTES, SpecError, "spec file")
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as exc:
