@@ -46,7 +46,7 @@ class Recorder(cb.Callback):
 def test_hooks_run_in_keras_order_with_keras_logs(digits):
     recorder = Recorder()
     model_for(digits).fit(digits.x_train, digits.y_train, epochs=2, verbose=0, callbacks=[recorder])
-    keys = ["accuracy", "learning_rate", "loss", "val_accuracy", "val_loss"]
+    keys = ["accuracy", "loss", "val_accuracy", "val_loss"]  # Keras' logs: learning_rate only from schedulers
     names = [call[0] for call in recorder.calls]
     assert names[0] == "train_begin" and names[-1] == "train_end" and names.count("epoch_end") == 2
     assert ("epoch_end", 0, keys) in recorder.calls and ("epoch_end", 1, keys) in recorder.calls
@@ -65,7 +65,7 @@ def test_checkpoint_csv_and_schedule(digits, tmp_path):
     callbacks = [cb.ModelCheckpoint(str(tmp_path / "ckpt-{epoch:02d}.cnnlab"), save_best_only=False),
                  cb.CSVLogger(log), cb.LearningRateScheduler(lambda epoch, lr: 0.01 / (epoch + 1))]
     history = model.fit(digits.x_train, digits.y_train, epochs=2, verbose=0, callbacks=callbacks)
-    assert history.history["lr"] == pytest.approx([0.01, 0.005])
+    assert history.history["learning_rate"] == pytest.approx([0.01, 0.005])  # set by the scheduler, as in Keras
     with open(log, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["epoch"] for row in rows] == ["0", "1"]
@@ -74,7 +74,7 @@ def test_checkpoint_csv_and_schedule(digits, tmp_path):
     assert np.array_equal(saved.predict(digits.x_test[:4]), model.predict(digits.x_test[:4]))
 
 
-def test_terminate_on_nan_stops_quietly_instead_of_raising(digits):
+def test_terminate_on_nan_stops_quietly_instead_of_raising(digits, capsys):
     class Poison(cb.Callback):  # NaN weights from the second epoch on
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 1:
@@ -85,7 +85,37 @@ def test_terminate_on_nan_stops_quietly_instead_of_raising(digits):
         model_for(digits).fit(digits.x_train, digits.y_train, epochs=3, verbose=0, callbacks=[Poison()])
     history = model_for(digits).fit(digits.x_train, digits.y_train, epochs=3, verbose=0,
                                     callbacks=[Poison(), cb.TerminateOnNaN()])
-    assert len(history.history["loss"]) == 1  # the first epoch's record, then a quiet stop
+    # As Keras: the first epoch, then the one that stopped with a NaN loss; fit returns normally.
+    assert len(history.history["loss"]) == 2 and np.isnan(history.history["loss"][1])
+    assert history.epoch == [0, 1]
+    assert "Invalid loss, terminating training" in capsys.readouterr().out
+
+
+def test_initial_epoch_numbers_epochs_as_keras(digits, tmp_path, capsys):
+    model = model_for(digits)
+    seen = []
+    schedule = cb.LearningRateScheduler(lambda epoch: seen.append(epoch) or 0.001)  # Keras' one-argument form
+    saver = cb.ModelCheckpoint(str(tmp_path / "m-{epoch:02d}.cnnlab"))
+    history = model.fit(digits.x_train, digits.y_train, epochs=4, initial_epoch=2, verbose=2,
+                        callbacks=[schedule, saver])
+    assert history.epoch == [2, 3] and seen == [2, 3]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m-03.cnnlab", "m-04.cnnlab"]
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("Epoch")] == \
+        ["Epoch 3/4", "Epoch 4/4"]
+
+
+def test_a_missing_monitored_metric_warns_and_verbose_speaks(digits, tmp_path, capsys):
+    with pytest.warns(UserWarning, match="conditioned on metric 'val_acc', which is not available; available "
+                                         "metrics are: loss, accuracy, val_loss, val_accuracy"):
+        model_for(digits).fit(digits.x_train, digits.y_train, epochs=1, verbose=0,
+                              callbacks=cb.EarlyStopping(monitor="val_acc"))  # one callback, not a list
+    stopper = cb.EarlyStopping(monitor="loss", patience=0, min_delta=10.0, verbose=1)
+    saver = cb.ModelCheckpoint(str(tmp_path / "best.cnnlab"), monitor="val_accuracy", save_best_only=True,
+                               verbose=1)
+    model_for(digits).fit(digits.x_train, digits.y_train, epochs=3, verbose=0, callbacks=[stopper, saver])
+    out = capsys.readouterr().out
+    assert "Epoch 2: early stopping" in out
+    assert "Epoch 1: val_accuracy improved from -inf to " in out and "saving model to " in out
 
 
 def test_tensorboard_writes_event_files(digits, tmp_path):

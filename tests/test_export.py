@@ -303,3 +303,18 @@ def test_an_export_that_fails_its_check_writes_nothing(monkeypatch, tmp_path, ca
     assert main(["export", "mlp", "--to", "pytorch", "-o", str(tmp_path / "m.py")]) == 2
     assert "differ from cnnlab's" in error_line(capsys)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_from_python_exports(tmp_path, capsys):
+    import cnnlab
+    from cnnlab.cli.main import main
+    from cnnlab.layers import Dense, Flatten, Input
+
+    inp = Input(shape=(8, 8, 1))
+    model = cnnlab.Model(inputs=inp, outputs=Dense(10, activation="softmax")(Flatten()(inp)), name="tiny")
+    files = model.export(tmp_path / "tiny_torch.py", format="pytorch")
+    assert [path.name for path in files] == ["tiny_torch.py", "tiny_torch.safetensors"]
+    model.save(tmp_path / "tiny.cnnlab")
+    output = str(tmp_path / "file_torch.py")
+    assert main(["export", str(tmp_path / "tiny.cnnlab"), "--to", "pytorch", "-o", output]) == 0
+    assert "verified with" in capsys.readouterr().out

@@ -54,7 +54,7 @@ def test_optimizer_objects_and_keras2_lr(digits):
     model = small_model(digits)
     model.compile(optimizer=optimizers.SGD(learning_rate=0.05), loss="sparse_categorical_crossentropy")
     model.fit(digits.x_train, digits.y_train, epochs=1, verbose=0)
-    assert model.history.history["lr"] == [0.05]
+    assert model.history.records[0]["lr"] == 0.05 and "lr" not in model.history.history
     for bad, expect in ((lambda: model.compile(optimizer="adagrad"), "unknown optimizer 'adagrad'"),
                         (lambda: model.compile(loss="mse"), "unsupported loss 'mse'"),
                         (lambda: model.compile(metrics=["auc"]), "unsupported metric 'auc'"),
@@ -159,3 +159,32 @@ def test_show_samples_never_touches_pyplot_or_the_backend(digits):
             "assert 'matplotlib.pyplot' not in sys.modules; assert matplotlib.get_backend() == 'svg'; print('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_import_cnnlab_gives_its_submodules_as_import_keras_does():
+    import subprocess
+    import sys
+
+    code = ("import cnnlab as keras; keras.layers.Dense; keras.optimizers.Adam; keras.callbacks.EarlyStopping; "
+            "keras.utils.to_categorical; import sys; print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr  # and still no torch on import
+
+
+def test_a_functional_model_predicts_before_fit_and_sequential_starts_from_input(digits):
+    model = small_model(digits)
+    assert model.predict(digits.x_test[:3]).shape == (3, 10)  # Keras builds a functional model at once
+    loss, accuracy = model.evaluate(digits.x_test, digits.y_test)
+    assert 0 <= accuracy < 0.4 and loss > 1  # untrained: about chance
+    sequential = cnnlab.Sequential([Input(shape=(8, 8, 1))])
+    sequential.add(Flatten())
+    with pytest.raises(Exception, match="expected layers"):
+        sequential.add("dense")
+    sequential.add(Dense(10, activation="softmax"))
+    assert sequential.count_params() == 650 and sequential.predict(digits.x_test[0]).shape == (1, 10)
+
+
+def test_history_holds_keras_keys_and_records_hold_the_rest(digits):
+    history = small_model(digits).fit(digits.x_train, digits.y_train, epochs=1, verbose=0, validation_split=0.0)
+    assert list(history.history) == ["loss", "accuracy"]  # no val_* without validation, no timings
+    assert {"time", "images_per_second", "lr"} <= set(history.records[0])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from cnnlab import callbacks, layers, optimizers, utils  # as after `import keras` (none imports torch)
 from cnnlab.api import History, Model, Sequential, load_data, load_model, show_samples
 from cnnlab.errors import CnnlabError
 from cnnlab.net.inference import ModelInfo, infer
@@ -29,6 +30,6 @@ def print_summary(spec, input_shape=None, classes=None) -> None:
 
 __all__ = [
     "CnnlabError", "History", "Model", "ModelInfo", "ModelSpec", "SpecError", "infer", "load_data", "load_model",
-    "Sequential", "parse_spec", "preset", "print_summary", "resolve_spec", "show_samples", "summarize",
-    "__version__",
+    "Sequential", "callbacks", "layers", "optimizers", "parse_spec", "preset", "print_summary", "resolve_spec",
+    "show_samples", "summarize", "utils", "__version__",
 ]

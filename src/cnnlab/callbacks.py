@@ -10,7 +10,9 @@ not after every step: reading the loss back each step would stall the training l
 from __future__ import annotations
 
 import csv
+import inspect
 import math
+import warnings
 from pathlib import Path
 
 from cnnlab.engine.config import ConfigError
@@ -42,15 +44,19 @@ def _mode(monitor: str, mode: str) -> str:
 class _Monitor(Callback):
     """What EarlyStopping and ModelCheckpoint share: a monitored value and what counts as better."""
 
-    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0):
+    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0, verbose: int = 0):
         super().__init__()
         self.monitor, self.mode, self.min_delta = monitor, _mode(monitor, mode), abs(min_delta)
         self.best = math.inf if self.mode == "min" else -math.inf
+        self.verbose = verbose
 
     def improved(self, logs: dict) -> bool | None:
         value = (logs or {}).get(self.monitor)
-        if value is None:
-            return None  # Keras warns and skips; so does cnnlab (e.g. val_loss without validation)
+        if value is None:  # Keras warns and skips (a typo such as 'val_acc', or val_loss without validation)
+            warnings.warn(f"{type(self).__name__} is conditioned on metric '{self.monitor}', which is not "
+                          f"available; available metrics are: {', '.join(logs or {}) or 'none'}",
+                          UserWarning, stacklevel=2)
+            return None
         better = value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
         if better:
             self.best = value
@@ -62,7 +68,7 @@ class EarlyStopping(_Monitor):
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto", baseline=None,
                  restore_best_weights=False, start_from_epoch=0):
-        super().__init__(monitor, mode, min_delta)
+        super().__init__(monitor, mode, min_delta, verbose)
         self.patience, self.restore_best_weights, self.start_from_epoch = patience, restore_best_weights, \
             start_from_epoch
         if baseline is not None:
@@ -86,7 +92,11 @@ class EarlyStopping(_Monitor):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
+        if self.stopped_epoch and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping", flush=True)
         if self.restore_best_weights and self.best_weights is not None and self.stopped_epoch:
+            if self.verbose:
+                print("Restoring model weights from the end of the best epoch.", flush=True)
             self.model.module.load_state_dict(self.best_weights)
 
 
@@ -98,16 +108,22 @@ class ModelCheckpoint(_Monitor):
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
                  mode="auto", save_freq="epoch"):
-        super().__init__(monitor, mode)
+        super().__init__(monitor, mode, verbose=verbose)
         if save_freq != "epoch":
             raise ConfigError("ModelCheckpoint: only save_freq='epoch' is supported")
         self.filepath, self.save_best_only, self.save_weights_only = str(filepath), save_best_only, \
             save_weights_only
 
     def on_epoch_end(self, epoch, logs=None):
+        previous = self.best
         if self.save_best_only and not self.improved(logs):
+            if self.verbose and (logs or {}).get(self.monitor) is not None:
+                print(f"Epoch {epoch + 1}: {self.monitor} did not improve from {previous:.5f}", flush=True)
             return
         path = self.filepath.format(epoch=epoch + 1, **(logs or {}))
+        if self.verbose:
+            change = f"{self.monitor} improved from {previous:.5f} to {self.best:.5f}, " if self.save_best_only else ""
+            print(f"Epoch {epoch + 1}: {change}saving model to {path}", flush=True)
         self.model.save_weights(path) if self.save_weights_only else self.model.save(path)
 
 
@@ -132,18 +148,37 @@ class CSVLogger(Callback):
 
 
 class LearningRateScheduler(Callback):
-    """``schedule(epoch, lr) -> new lr`` at the start of each epoch (Keras' signature)."""
+    """``schedule(epoch, lr) -> new lr`` (or ``schedule(epoch)``) at the start of each epoch, as in Keras;
+    the epoch's logs then hold ``learning_rate``."""
 
     def __init__(self, schedule, verbose=0):
         super().__init__()
-        self.schedule = schedule
+        self.schedule, self.verbose = schedule, verbose
+        self.takes_rate = _takes_two_arguments(schedule)
 
     def on_epoch_begin(self, epoch, logs=None):
-        rate = float(self.schedule(epoch, self.model.learning_rate))
+        value = self.schedule(epoch, self.model.learning_rate) if self.takes_rate else self.schedule(epoch)
+        rate = float(value)
         if not math.isfinite(rate) or rate <= 0:
             raise ConfigError(f"LearningRateScheduler: the schedule gave {rate} for epoch {epoch}; "
                               "a learning rate is a positive number")
         self.model.learning_rate = rate
+        if self.verbose:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {rate}.", flush=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self.model.learning_rate
+
+
+def _takes_two_arguments(schedule) -> bool:
+    """Whether ``schedule`` takes (epoch, lr) or only (epoch), as Keras accepts both."""
+    try:
+        parameters = inspect.signature(schedule).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: try Keras' two-argument form
+        return True
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in parameters)
 
 
 class TerminateOnNaN(Callback):
@@ -169,7 +204,7 @@ class TensorBoard(Callback):
         self.writer.summary(self.model.summary_text())
 
     def on_epoch_end(self, epoch, logs=None):
-        self.writer.epoch(epoch + 1, logs or {})
+        self.writer.epoch(epoch + 1, {**(logs or {}), "learning_rate": self.model.learning_rate})
 
     def on_train_end(self, logs=None):
         if self.writer is not None:

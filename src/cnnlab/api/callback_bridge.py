@@ -10,27 +10,32 @@ from __future__ import annotations
 
 from cnnlab.engine.config import ConfigError
 
+KERAS_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
 
 def keras_logs(record: dict) -> dict:
-    """Keras' log keys from an epoch record: loss, accuracy, val_*, learning_rate."""
-    logs = {key: record[key] for key in ("loss", "accuracy", "val_loss", "val_accuracy")
-            if record.get(key) is not None}
-    if record.get("lr") is not None:
-        logs["learning_rate"] = record["lr"]
-    return logs
+    """Keras' log keys from an epoch record: loss, accuracy and, with validation, val_loss and val_accuracy.
+
+    As in Keras, ``learning_rate`` is added by the callbacks that change it (LearningRateScheduler).
+    """
+    return {key: record[key] for key in KERAS_KEYS if record.get(key) is not None}
 
 
 class CallbackBridge:
     """The engine's callback for ``fit``: the printer plus the user's callbacks."""
 
-    def __init__(self, model, callbacks, printer=None):
+    def __init__(self, model, callbacks, printer=None, initial_epoch: int = 0):
         from cnnlab.callbacks import Callback
 
+        callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])  # Keras takes one too
         for callback in callbacks:
             if not isinstance(callback, Callback):
                 raise ConfigError(f"callbacks: {type(callback).__name__} is not a cnnlab.callbacks.Callback")
             callback.set_model(model)
-        self.model, self.callbacks, self.printer, self.state = model, list(callbacks), printer, None
+        self.model, self.callbacks, self.printer, self.state = model, callbacks, printer, None
+        # Keras numbers epochs on from initial_epoch: fit(epochs=4, initial_epoch=2) prints "Epoch 3/4".
+        self.offset = initial_epoch
+        self.logs: list[dict] = []  # each epoch's logs, as the callbacks left them: what History holds
 
     @property
     def terminates_on_nan(self) -> bool:
@@ -56,9 +61,9 @@ class CallbackBridge:
             self.printer.on_train_begin(facts)
 
     def on_epoch_begin(self, epoch: int, epochs: int, steps: int) -> None:
-        self._each("on_epoch_begin", epoch - 1, {})  # Keras counts epochs from 0
+        self._each("on_epoch_begin", epoch - 1 + self.offset, {})  # Keras counts epochs from 0
         if self.printer is not None:
-            self.printer.on_epoch_begin(epoch, epochs, steps)
+            self.printer.on_epoch_begin(epoch + self.offset, epochs + self.offset, steps)
 
     def on_progress(self, step: int, steps: int, loss: float, accuracy: float) -> None:
         self._each("on_train_batch_end", step - 1, {"loss": loss, "accuracy": accuracy})
@@ -66,12 +71,24 @@ class CallbackBridge:
             self.printer.on_progress(step, steps, loss, accuracy)
 
     def on_epoch_end(self, record: dict) -> None:
+        record = {**record, "epoch": record["epoch"] + self.offset}
         if self.printer is not None:
             self.printer.on_epoch_end(record)
-        self._each("on_epoch_end", record["epoch"] - 1, keras_logs(record))
+        logs = keras_logs(record)
+        self._each("on_epoch_end", record["epoch"] - 1, logs)
+        self.logs.append(logs)
         if self.model.stop_training and self.state is not None:
             self.state.stopped_early = True  # the loop stops before the next epoch
 
+    def on_invalid_loss(self, error) -> None:
+        """TerminateOnNaN's end, as Keras prints it; the epoch's logs say NaN."""
+        print(f"Batch {error.step - 1}: Invalid loss, terminating training", flush=True)
+        self.logs.append({"loss": float("nan"), "accuracy": float("nan")})
+
+    def records(self) -> list[dict]:
+        """The engine's per-epoch records (times, images per second, learning rate), numbered as Keras."""
+        history = self.state.history if self.state is not None else []
+        return [{**record, "epoch": record["epoch"] + self.offset} for record in history]
+
     def on_train_end(self) -> None:
-        logs = keras_logs(self.state.history[-1]) if self.state is not None and self.state.history else {}
-        self._each("on_train_end", logs)
+        self._each("on_train_end", self.logs[-1] if self.logs else {})

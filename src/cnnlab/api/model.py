@@ -112,7 +112,7 @@ class Model(NetworkViews):
             return self.module
 
         validation = self._validation(validation_data, x.shape[1:])
-        bridge = CallbackBridge(self, callbacks or [], _progress(verbose))
+        bridge = CallbackBridge(self, callbacks, _progress(verbose), initial_epoch)
 
         def before_run(session):
             self._keep_optimizer(session)
@@ -122,11 +122,12 @@ class Model(NetworkViews):
         try:
             train_model(module, x, labels.indices, config, validation=validation,
                                   before_run=before_run, callback=bridge)
-        except NonFiniteLossError:
+        except NonFiniteLossError as error:
             if not bridge.terminates_on_nan:
                 raise
+            bridge.on_invalid_loss(error)
         bridge.on_train_end()
-        self.history = History(bridge.state.history)
+        self.history = History(bridge.records(), bridge.logs)
         return self.history
 
     @property
@@ -158,7 +159,9 @@ class Model(NetworkViews):
         return x, labels.indices
 
     def _input_shape(self) -> tuple[int, ...] | None:
-        return None if self.module is None else self.module.info.input_shape
+        if self.module is None:
+            return None if self._spec is None else self._spec.input_shape
+        return self.module.info.input_shape
 
     def _outputs(self) -> int:
         return self._require_module().info.output_shape[-1]
@@ -205,6 +208,16 @@ class Model(NetworkViews):
 
         return save_model(self, path)
 
+    def export(self, filepath: str | Path, format: str = "onnx") -> list[Path]:
+        """Write the network as ``"onnx"``, ``"keras"`` (functional-API code and its weights) or
+        ``"pytorch"`` (a standalone nn.Module and its weights), checked against this model's own
+        predictions before anything is written (see ``cnnlab export``); returns the files written."""
+        from cnnlab.export import export_network
+        from cnnlab.export.network import from_model
+
+        result = export_network(from_model(self, f"model '{self.spec.name}'"), format, Path(filepath), True)
+        return result.files
+
     def save_weights(self, path: str | Path) -> Path:
         """The weights as a safetensors file."""
         from cnnlab.engine.checkpoint import export_weights
@@ -218,6 +231,11 @@ class Model(NetworkViews):
         load_weights(self._require_module(), Path(path))
 
     def _require_module(self):
+        """The torch module; a network whose input shape and outputs are known is built on first use
+        (as Keras builds a functional model at once), so an untrained model predicts and loads weights."""
+        if self.module is None and self._spec is not None and self._spec.input_shape is not None \
+                and not preset_name(self._spec):
+            self.build(self._spec.input_shape)
         if self.module is None:
             raise SpecError("the model is not built yet: call fit() or build(input_shape, num_classes)")
         return self.module
@@ -234,7 +252,13 @@ class Sequential(Model):
         from cnnlab.net.functional import sequential_spec
 
         self._items, self._name = list(layers or []), name
-        self._setup(sequential_spec(self._items, name) if self._items else None, False, **options)
+        self._setup(sequential_spec(self._items, name) if self._has_layers() else None, False, **options)
+
+    def _has_layers(self) -> bool:
+        """Whether there is a layer beyond a leading ``Input()`` (Keras' Sequential may start with one alone)."""
+        from cnnlab.net.functional import KerasTensor
+
+        return len(self._items) > (1 if self._items and isinstance(self._items[0], KerasTensor) else 0)
 
     def add(self, layer) -> None:
         """Append a layer (before the model is built)."""
@@ -242,8 +266,13 @@ class Sequential(Model):
 
         if self.module is not None:
             raise SpecError("Sequential.add: the model is built already (after fit); make a new one")
-        self.spec = sequential_spec([*self._items, layer], self._name)
-        self._items.append(layer)
+        before, self._items = self._items, [*self._items, layer]
+        try:
+            if self._has_layers():
+                self.spec = sequential_spec(self._items, self._name)
+        except SpecError:
+            self._items = before  # a refused layer is not added
+            raise
 
 
 def _epochs(epochs: int | None, initial_epoch: int) -> int:

@@ -33,6 +33,16 @@ def _metadata(path: Path) -> dict[str, str] | None:
         return None
 
 
+def is_model_file(path) -> bool:
+    """Whether ``path`` is a regular file that ``model.save`` wrote (its header says so)."""
+    try:
+        if not Path(path).is_file():
+            return False
+    except (OSError, ValueError):  # a name too long, or YAML text given where a path may be
+        return False
+    return (_metadata(Path(path)) or {}).get("format") == FORMAT
+
+
 def save_model(model, path) -> Path:
     """Write ``model`` (built: after fit or build) to ``path``; an existing file is replaced only
     when it is a cnnlab model file (never a user's other file, a folder or a link)."""

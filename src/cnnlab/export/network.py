@@ -56,12 +56,29 @@ class Network:
 
 
 def open_network(source: str, input_shape: tuple[int, ...] | None = None) -> Network:
-    """The network of a run directory (made by ``cnnlab train``) or of a spec (preset, file, YAML)."""
-    if os.path.isdir(source):  # False, not an error, for YAML text too long to be a path
+    """The network of a run directory (made by ``cnnlab train``), a model file (``model.save``)
+    or a spec (preset, file, YAML)."""
+    from cnnlab.api.saving import is_model_file
+
+    if os.path.isdir(source) or is_model_file(source):  # False, not an error, for YAML text too long to be a path
         if input_shape is not None:
-            raise ExportError(f"--input: {source} is a run; it takes the input it was trained on")
-        return _from_run(Path(source))
+            raise ExportError(f"--input: {source} is a trained model; it takes the input it was trained on")
+        return _from_run(Path(source)) if os.path.isdir(source) else _from_model_file(Path(source))
     return _from_spec(source, input_shape)
+
+
+def from_model(model, origin: str) -> Network:
+    """The network of a built :class:`cnnlab.Model` (what ``Model.export`` exports)."""
+    module = model._require_module()
+    return Network(module.eval(), model.spec.name, origin, True, model.class_names, model.spec.name)
+
+
+def _from_model_file(path: Path) -> Network:
+    from cnnlab.api.saving import load_model
+
+    network = from_model(load_model(path), f"model file {path}")
+    network.stem = path.stem
+    return network
 
 
 def _from_run(run_dir: Path) -> Network:
