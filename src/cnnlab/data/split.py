@@ -12,7 +12,13 @@ METHODS = ("stratified", "keras")
 
 
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded per-class shuffle; ``round(fraction * count)`` of each class held out. Sorted indices."""
+    """Seeded per-class shuffle; ``round(fraction * count)`` of each class held out. Sorted indices.
+
+    Not scikit-learn's ``train_test_split(stratify=...)``: that refuses a class with one image, a
+    fraction of 0 and a held-out part smaller than the number of classes (all kept here, the small
+    class in training), and picks other indices, while runs recompute their split from the method
+    and seed on ``evaluate`` and ``--resume``. See docs/dependencies.md.
+    """
     rng = np.random.default_rng(seed)
     held = []
     for label in np.unique(labels):

@@ -1,9 +1,11 @@
-"""Evaluation beyond loss and accuracy: per-class accuracy and the confusion matrix."""
+"""Scoring a model's logits: loss, accuracy, predicted classes (results by class: ``class_metrics``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from cnnlab.engine.class_metrics import classification_report  # noqa: F401  (kept importable from here)
 
 
 @torch.no_grad()
@@ -20,14 +22,3 @@ def score_logits(logits: torch.Tensor, labels: np.ndarray) -> dict:
     target = torch.from_numpy(np.asarray(labels, dtype=np.int64))
     return {"loss": float(F.cross_entropy(logits, target)),
             "accuracy": float((predictions == target).double().mean()), "predictions": predictions.numpy()}
-
-
-def classification_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> dict:
-    """Confusion matrix (rows: true class, columns: predicted) and per-class accuracy."""
-    from sklearn.metrics import confusion_matrix
-
-    matrix = confusion_matrix(y_true, y_pred, labels=list(range(len(class_names))))
-    totals = matrix.sum(axis=1)
-    per_class = {name: (float(matrix[i, i] / totals[i]) if totals[i] else None)
-                 for i, name in enumerate(class_names)}
-    return {"confusion_matrix": matrix.tolist(), "per_class_accuracy": per_class}
