@@ -205,8 +205,9 @@ def test_api_fit_evaluate_predict_with_one_hot_labels():
     model = cnnlab.Model("mlp", seed=1)
     y = np.eye(10, dtype=np.float32)[data.y_train]
     history = model.fit(data.x_train, y, epochs=2, verbose=0)
-    assert list(history.history) == ["loss", "accuracy", "val_loss", "val_accuracy", "time", "train_time",
-                                     "images_per_second", "lr"]
+    assert list(history.history) == ["loss", "accuracy", "val_loss", "val_accuracy"]  # Keras' keys
+    assert list(history.records[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "time", "train_time",
+                                        "images_per_second", "lr"]
     assert len(history.history["val_accuracy"]) == 2
     loss, accuracy = model.evaluate(data.x_test, data.y_test)  # a list, as Keras returns
     assert 0.5 < accuracy <= 1 and loss > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cnnlab.cli.common import FILE, add_json_option, completes, print_json
 from cnnlab.cli.data_commands import add_dataset_options
 from cnnlab.cli.train_commands import (
     add_train_options,
@@ -16,18 +17,20 @@ from cnnlab.cli.train_commands import (
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``cnnlab compare`` to the command line."""
     compare = commands.add_parser("compare", help="train and compare networks; writes a report")
-    compare.add_argument("specs", metavar="SPEC", nargs="*", default=["mlp", "cnn"],
-                         help="presets or spec files (default: mlp cnn)")
+    completes(compare.add_argument("specs", metavar="SPEC", nargs="*", default=["mlp", "cnn"],
+                                   help="presets or spec files (default: mlp cnn)"), FILE)
     add_dataset_options(compare, default="cifar10")
     add_train_options(compare)
     compare.add_argument("--seeds", type=int, default=1, help="seeds per model (default 1)")
     compare.add_argument("--name", help="comparison folder name (default: from the specs and dataset)")
+    add_json_option(compare)
     compare.set_defaults(handler=run_compare)
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    """``cnnlab compare``: trains (or reuses) every run, prints the table, writes the report."""
+    """``cnnlab compare``: trains (or reuses) every run, prints the table (or JSON), writes the report."""
     from cnnlab.experiment.comparison import compare
     from cnnlab.presenters.comparison import format_comparison
     from cnnlab.presenters.report import write_report
@@ -40,7 +43,11 @@ def run_compare(args: argparse.Namespace) -> int:
                              name=args.name, dataset_options=options, callback=callback)
     finally:
         close_callback(callback)
-    print(format_comparison(comparison))
+    if not args.json:
+        print(format_comparison(comparison))  # before the report: the results show even if it fails
     markdown, page = write_report(comparison, sys.argv)
-    print(f"\nreport: {page}\n        {markdown}")
+    if args.json:
+        print_json({**comparison.to_dict(), "report": {"html": page, "markdown": markdown}})
+    else:
+        print(f"\nreport: {page}\n        {markdown}")
     return 0

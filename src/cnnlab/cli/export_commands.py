@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from cnnlab.cli.common import FILE, add_json_option, add_out_file_option, completes, print_json
 from cnnlab.cli.model_commands import parse_shape
 
 WHAT = {
@@ -20,12 +21,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "export", help="write a run's network as ONNX, Keras code or PyTorch code, verified",
         description="Export a trained run (or a spec, untrained) to ONNX, Keras or PyTorch. Every export is "
                     "checked before it is written: its predictions on random images against cnnlab's own.")
-    export.add_argument("source", metavar="RUN_OR_SPEC", help="a run directory (cnnlab train), preset or spec file")
+    completes(export.add_argument("source", metavar="RUN_OR_SPEC",
+                                  help="a run directory (cnnlab train), preset or spec file"), FILE)
     export.add_argument("--to", required=True, metavar="onnx|keras|pytorch", help="the format")
-    export.add_argument("-o", "--output", metavar="FILE",
-                        help="the file to write (default: NAME.onnx, NAME_keras.py or NAME_torch.py here); "
-                             "never an existing one")
+    add_out_file_option(export, "the file to write (default: NAME.onnx, NAME_keras.py or NAME_torch.py here); "
+                                "never an existing one; -o and --output also work")
     export.add_argument("--input", type=parse_shape, metavar="HxWxC", help="input shape of a spec without one")
+    add_json_option(export)
     export.set_defaults(handler=run_export)
 
 
@@ -34,7 +36,10 @@ def run_export(args: argparse.Namespace) -> int:
     from cnnlab.export import check_format, export
 
     check_format(args.to)
-    result = export(args.source, args.to, args.output, args.input)
+    result = export(args.source, args.to, args.out, args.input)
+    if args.json:
+        print_json(result)
+        return 0
     for path in result.files:
         print(f"wrote {path} ({path.stat().st_size:,} bytes)")
     print(f"  {WHAT[args.to].format(**result.checks)}")

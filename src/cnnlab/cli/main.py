@@ -6,13 +6,22 @@ import argparse
 import sys
 
 from cnnlab import __version__
-from cnnlab.cli import compare_commands, data_commands, export_commands, model_commands, train_commands
+from cnnlab.cli import (
+    compare_commands,
+    completion_commands,
+    data_commands,
+    export_commands,
+    model_commands,
+    train_commands,
+)
 from cnnlab.errors import CnnlabError
 
-COMMAND_MODULES = [model_commands, data_commands, train_commands, compare_commands, export_commands]
+COMMAND_MODULES = [model_commands, data_commands, train_commands, compare_commands, export_commands,
+                   completion_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: every command's parser, each option with its help."""
     parser = argparse.ArgumentParser(
         prog="cnnlab", description="Train and compare MLPs and CNNs on CIFAR-10, honestly.")
     parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
@@ -23,9 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command ``argv`` (default: the process's arguments) names; returns the exit status.
+
+    A known error is one ``cnnlab: error:`` line on stderr (status 2), never a traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args) or 0
+        note = data_commands.resolve_dataset(args)
+        status = args.handler(args) or 0
+        if note:  # after the output (an error stays one line); the old form still works
+            print(f"cnnlab: warning: {note}", file=sys.stderr)
+        return status
     except CnnlabError as exc:
         print(f"cnnlab: error: {exc}", file=sys.stderr)
         return 2

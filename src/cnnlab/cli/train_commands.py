@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from cnnlab.cli.common import DIRECTORY, FILE, add_json_option, completes, print_json
 from cnnlab.cli.data_commands import add_dataset_options
 from cnnlab.engine.config import OPTIMIZERS, SCHEDULES, TrainConfig
 
@@ -15,24 +16,34 @@ DEFAULTS = TrainConfig()
 def add_train_options(parser: argparse.ArgumentParser) -> None:
     """The recipe's options (shared with ``cnnlab compare``); defaults are the experiment's."""
     add = parser.add_argument
-    add("--epochs", type=int, default=DEFAULTS.epochs, help="default 5")
-    add("--batch-size", type=int, default=DEFAULTS.batch_size, help="default 32")
+    add("--epochs", type=int, default=DEFAULTS.epochs, help="passes over the training data (default 5)")
+    add("--batch-size", type=int, default=DEFAULTS.batch_size, help="images per step (default 32)")
     add("--lr", type=float, default=DEFAULTS.lr, help="learning rate (default 0.001)")
-    add("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer, help="default adam")
+    add("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer, help="the optimizer (default adam)")
     add("--momentum", type=float, default=DEFAULTS.momentum, help="sgd momentum (default 0)")
     add("--nesterov", action="store_true", help="sgd: Nesterov momentum")
-    add("--schedule", choices=SCHEDULES, default=DEFAULTS.schedule, help="default constant")
+    add("--weight-decay", type=float, default=DEFAULTS.weight_decay, metavar="WD",
+        help="adamw's decoupled weight decay (default: Keras' 0.004); only with --optimizer adamw")
+    add("--schedule", choices=SCHEDULES, default=DEFAULTS.schedule,
+        help="learning-rate schedule over the steps (default constant)")
     add("--val-split", type=float, default=DEFAULTS.val_split, help="held-out fraction (default 0.2)")
-    add("--split-method", choices=("stratified", "keras"), default=DEFAULTS.split_method)
-    add("--seed", type=int, default=DEFAULTS.seed)
-    add("--device", choices=("auto", "cpu", "cuda"), default=DEFAULTS.device)
-    add("--init", choices=("keras", "torch"), default=DEFAULTS.init, help="weight initialisation")
+    add("--split-method", choices=("stratified", "keras"), default=DEFAULTS.split_method,
+        help="validation split: a seeded shuffle per class (default), or Keras' last fraction")
+    add("--seed", type=int, default=DEFAULTS.seed,
+        help="seeds the weights, the split, the shuffles and dropout (default 0)")
+    add("--device", choices=("auto", "cpu", "cuda"), default=DEFAULTS.device,
+        help="where to train: auto is cuda when torch sees a GPU, else cpu (default auto)")
+    add("--init", choices=("keras", "torch"), default=DEFAULTS.init,
+        help="weight initialisation: Keras' glorot-uniform (default) or torch's")
     add("--deterministic", action="store_true", help="ask torch for deterministic algorithms")
     add("--precision", choices=("fp32", "bf16"), default=DEFAULTS.precision,
         help="fp32 (default) or bf16 autocast: faster on CPUs and GPUs with bf16 units")
-    add("--early-stopping", metavar="METRIC", help="stop when METRIC (e.g. val_loss) stalls")
-    add("--patience", type=int, default=DEFAULTS.patience)
-    add("--out", default="runs", help="where run directories go (default runs/)")
+    add("--early-stopping", metavar="METRIC",
+        help="stop when METRIC (loss, accuracy, val_loss or val_accuracy) stalls")
+    add("--patience", type=int, default=DEFAULTS.patience,
+        help="--early-stopping: epochs without improvement before stopping (default 2)")
+    completes(add("--out", default="runs", metavar="DIR", help="where run directories go (default runs/)"),
+              DIRECTORY)
     add("--quiet", action="store_true", help="print only the final result")
     add("--tensorboard", action="store_true",
         help="also write TensorBoard event files to RUN_DIR/tensorboard/ (needs cnnlab[tensorboard])")
@@ -52,19 +63,23 @@ def make_callback(args: argparse.Namespace):
 
 
 def close_callback(callback) -> None:
+    """Close what the callback holds open (TensorBoard's event files)."""
     if hasattr(callback, "close"):
         callback.close()
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig the options describe (validated where it is used)."""
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                       momentum=args.momentum, nesterov=args.nesterov, schedule=args.schedule,
+                       momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
+                       schedule=args.schedule,
                        val_split=args.val_split, split_method=args.split_method, seed=args.seed,
                        device=args.device, init=args.init, deterministic=args.deterministic,
                        early_stopping=args.early_stopping, patience=args.patience, precision=args.precision)
 
 
 def dataset_options(args: argparse.Namespace) -> dict:
+    """The dataset's loading options as the run records them (only those given)."""
     options = {"cache": args.cache_dir, "channels": args.channels,
                "size": list(args.size) if args.size else None, "skip_bad": args.skip_bad,
                "allow_download": not args.no_download}
@@ -72,20 +87,30 @@ def dataset_options(args: argparse.Namespace) -> dict:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``cnnlab train``, ``cnnlab evaluate`` and ``cnnlab predict`` to the command line."""
     train = commands.add_parser("train", help="train a network; writes a resumable run directory")
-    train.add_argument("spec", metavar="SPEC", nargs="?", help="a preset name or a spec file")
+    completes(train.add_argument("spec", metavar="SPEC", nargs="?", help="a preset name or a spec file"), FILE)
     add_dataset_options(train, default="cifar10")
     add_train_options(train)
     train.add_argument("--name", help="run directory name (default: SPEC-DATASET, never overwritten)")
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    completes(train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run"), DIRECTORY)
+    add_json_option(train)
     train.set_defaults(handler=run_train)
     evaluate = commands.add_parser("evaluate", help="loss, accuracy, per-class accuracy, confusion matrix")
-    evaluate.add_argument("run_dir", metavar="RUN_DIR")
-    evaluate.add_argument("--split", choices=("test", "val", "train"), default="test")
+    completes(evaluate.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (cnnlab train)"),
+              DIRECTORY)
+    evaluate.add_argument("--split", choices=("test", "val", "train"), default="test",
+                          help="the test part (default), the validation part or the part trained on")
+    add_json_option(evaluate)
     evaluate.set_defaults(handler=run_evaluate)
-    predict = commands.add_parser("predict", help="top-3 classes of image files")
-    predict.add_argument("run_dir", metavar="RUN_DIR")
-    predict.add_argument("images", metavar="IMAGE", nargs="+")
+    predict = commands.add_parser("predict", help="the most likely classes of image files")
+    completes(predict.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (cnnlab train)"),
+              DIRECTORY)
+    completes(predict.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG, BMP, WebP)"),
+              FILE)
+    predict.add_argument("--top", type=int, default=3, metavar="K",
+                         help="classes shown per image, 1 to the number of classes (default 3)")
+    add_json_option(predict)
     predict.set_defaults(handler=run_predict)
 
 
@@ -105,6 +130,9 @@ def run_train(args: argparse.Namespace) -> int:
                                 argv=sys.argv)
     finally:
         close_callback(callback)
+    if args.json:
+        print_json(result)
+        return 0
     last = result.history[-1] if result.history else {}
     print(f"run: {result.run_dir}")
     if last.get("val_accuracy") is not None:
@@ -115,19 +143,33 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     """``cnnlab evaluate``: prints the evaluation, saves the confusion matrix as CSV and PNG in the run."""
     from cnnlab import runs
-    from cnnlab.presenters.plots import confusion_figure, figure_png
-    from cnnlab.presenters.tables import confusion_csv, format_evaluation
-    from cnnlab.runs.directory import require_run, write_run_file
+    from cnnlab.presenters.tables import format_evaluation
+    from cnnlab.runs.directory import require_run
 
     run_dir = require_run(Path(args.run_dir))  # it writes into the run: only into one cnnlab made
     result = runs.evaluate(run_dir, args.split)
-    print(format_evaluation(result))
-    csv_path = write_run_file(run_dir, f"confusion_{args.split}.csv", confusion_csv(result).encode())
-    figure = confusion_figure(result.confusion_matrix, result.class_names,
-                              f"{run_dir.name}: {args.split} (accuracy {result.accuracy:.3f})")
-    png_path = write_run_file(run_dir, f"confusion_{args.split}.png", figure_png(figure))
-    print(f"\nsaved {csv_path} and {png_path}")
+    if args.json:
+        print_json(result)
+    else:
+        print(format_evaluation(result))
+    saved = "saved {} and {}".format(*_save_confusion(run_dir, result))
+    if args.json:
+        print(saved, file=sys.stderr)  # stdout holds the JSON alone
+    else:
+        print(f"\n{saved}")
     return 0
+
+
+def _save_confusion(run_dir: Path, result) -> tuple[Path, Path]:
+    """The confusion matrix as ``confusion_<split>.csv`` and ``.png`` in the run; their paths."""
+    from cnnlab.presenters.plots import confusion_figure, figure_png
+    from cnnlab.presenters.tables import confusion_csv
+    from cnnlab.runs.directory import write_run_file
+
+    csv_path = write_run_file(run_dir, f"confusion_{result.split}.csv", confusion_csv(result).encode())
+    figure = confusion_figure(result.confusion_matrix, result.class_names,
+                              f"{run_dir.name}: {result.split} (accuracy {result.accuracy:.3f})")
+    return csv_path, write_run_file(run_dir, f"confusion_{result.split}.png", figure_png(figure))
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -135,5 +177,9 @@ def run_predict(args: argparse.Namespace) -> int:
     from cnnlab import runs
     from cnnlab.presenters.tables import format_predictions
 
-    print(format_predictions(runs.predict(args.run_dir, args.images)))
+    predictions = runs.predict(args.run_dir, args.images, top=args.top)
+    if args.json:
+        print_json({"predictions": predictions})
+    else:
+        print(format_predictions(predictions))
     return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cnnlab.engine.config import TrainConfig
 from cnnlab.experiment.results import Comparison, DatasetFacts, ModelResult
+from cnnlab.net.fields import shown
 from cnnlab.runs.directory import (
     RunError,
     check_folder_name,
@@ -65,11 +66,46 @@ def _open_dir(folder: Path, record: dict) -> None:
         raise RunError(f"{folder}: exists and is not a comparison cnnlab made (no marker); cnnlab never adopts, "
                        "empties or deletes such a folder: pass --name (or --out) to compare elsewhere")
     elif (folder / "options.json").exists() and _has_runs(folder):
-        if read_json(folder / "options.json") != json.loads(json.dumps(record)):
-            raise RunError(f"{folder}: a comparison with other options is there; pass --name to "
-                           "start another, or rerun it with its own options")
+        changes = changed_options(read_json(folder / "options.json"), json.loads(json.dumps(record)))
+        if changes:
+            raise RunError(f"{folder}: a comparison with other options is there ({'; '.join(changes)}); "
+                           "pass --name to start another, or rerun it with its own options")
         return
     write_json(folder / "options.json", record)
+
+
+# options.json's keys as the command line spells them (the Python API's names are the keys themselves)
+OPTION_NAMES = {"specs": "SPEC", "base_seed": "--seed", "seeds": "--seeds", "dataset": "--dataset",
+                "train.val_split": "--val-split", "dataset_options.cache": "--cache-dir",
+                "dataset_options.allow_download": "--no-download", "train.eval_batch_size": "eval_batch_size"}
+
+
+def changed_options(before, now, prefix: str = "") -> list[str]:
+    """Each option that differs between two options records, named, with both values.
+
+    ``"--lr (train.lr): 0.001 before, 0.01 now"``; a record that is not a mapping at all
+    is one change.
+    """
+    if not (isinstance(before, dict) and isinstance(now, dict)):
+        return [] if before == now else [_change(prefix or "options", before, now)]
+    changes = []
+    for key in [*before, *(key for key in now if key not in before)]:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        old, new = before.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += changed_options(old, new, path)
+        elif old != new:
+            changes.append(_change(path, old, new))
+    return changes
+
+
+def _change(path: str, old, new) -> str:
+    option = OPTION_NAMES.get(path) or "--" + path.rsplit(".", 1)[-1].replace("_", "-")
+    return f"{option} ({path}): {_value(old)} before, {_value(new)} now"
+
+
+def _value(value) -> str:
+    return "not given" if value is None else shown(value)
 
 
 def _has_runs(folder: Path) -> bool:

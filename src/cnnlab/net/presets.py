@@ -6,6 +6,7 @@ training, and summaries default to CIFAR-10's 32x32x3. ``q32`` is the network to
 
 from __future__ import annotations
 
+from cnnlab.net.fields import shown, suggest
 from cnnlab.net.spec import ModelSpec, SpecError, parse_spec
 
 CIFAR10_INPUT = (32, 32, 3)
@@ -107,7 +108,7 @@ PRESETS: dict[str, dict] = {
 def preset(name: str) -> ModelSpec:
     """A preset's validated spec (``mlp``, ``cnn``, ``resnet20`` or ``q32``)."""
     if name not in PRESETS:
-        raise SpecError(f"unknown preset '{name}'; presets: {', '.join(PRESETS)}")
+        raise SpecError(f"unknown preset {shown(name)}{suggest(name, PRESETS)}; presets: {', '.join(PRESETS)}")
     entry = PRESETS[name]
     data = {"name": name, "layers": entry["layers"]}
     if "input" in entry:

@@ -28,11 +28,15 @@ def format_evaluation(result: Evaluation) -> str:
 
 
 def confusion_csv(result: Evaluation) -> str:
-    """The confusion matrix as CSV, class names on both axes."""
-    names = result.class_names
-    rows = ["true\\predicted," + ",".join(names)]
-    rows += [f"{name}," + ",".join(map(str, row)) for name, row in zip(names, result.confusion_matrix)]
-    return "\n".join(rows) + "\n"
+    """The confusion matrix as CSV (``csv.writer``: a name with a comma or quote is quoted), names on both axes."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["true\\predicted", *result.class_names])
+    writer.writerows([name, *row] for name, row in zip(result.class_names, result.confusion_matrix))
+    return out.getvalue()
 
 
 def format_predictions(results: list[Prediction]) -> str:

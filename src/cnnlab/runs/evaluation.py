@@ -34,6 +34,10 @@ class Prediction:
     image: str
     top: list[tuple[str, float]]
 
+    def to_dict(self) -> dict:
+        """The JSON record: the image, and its classes best first, each with its probability."""
+        return {"image": self.image, "top": [{"class": name, "probability": prob} for name, prob in self.top]}
+
 
 MAX_IMAGE_BYTES = 64 * 1024**2  # an image file to classify; a FIFO or /dev/zero never gets read
 
@@ -74,7 +78,8 @@ def evaluate(run_dir: str | Path, split: str = "test") -> Evaluation:
     """
     import torch
 
-    from cnnlab.engine.metrics import classification_report, predict_logits, score_logits
+    from cnnlab.engine.class_metrics import classification_report
+    from cnnlab.engine.metrics import predict_logits, score_logits
     from cnnlab.engine.session import images_to_tensor
 
     run_dir = Path(run_dir)
@@ -107,7 +112,10 @@ def _split_arrays(data, config: TrainConfig, split: str, run_dir: Path):
 
 
 def predict(run_dir: str | Path, paths: list[str | Path], top: int = 3) -> list[Prediction]:
-    """Top classes with probabilities per image file, converted as the training data was."""
+    """The ``top`` classes (1 to the number of classes) with probabilities per image file, best first.
+
+    The files are converted as the training data was.
+    """
     import torch
 
     from cnnlab.engine.session import images_to_tensor
@@ -115,6 +123,7 @@ def predict(run_dir: str | Path, paths: list[str | Path], top: int = 3) -> list[
     run_dir = Path(run_dir)
     model, saved, model_spec = _load(run_dir)
     names = recorded_identity(run_dir, saved).get("classes")
+    _check_top(top, len(names) if isinstance(names, list) else None)
     images = _read_images(paths, tuple(model_spec.input_shape), saved["dataset_options"].get("size"))
     with torch.no_grad():
         probs = model.probabilities(images_to_tensor(images, torch.device("cpu"))).numpy()
@@ -123,6 +132,13 @@ def predict(run_dir: str | Path, paths: list[str | Path], top: int = 3) -> list[
                        f"{probs.shape[1]} outputs; damaged")
     return [Prediction(str(path), [(str(names[i]), float(row[i])) for i in np.argsort(-row)[:top]])
             for path, row in zip(paths, probs)]
+
+
+def _check_top(top, classes: int | None) -> None:
+    """``top`` (``--top``) is a whole number from 1 to the number of classes."""
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1 or (classes is not None and top > classes):
+        upper = f"{classes} (the model's classes)" if classes is not None else "the number of classes"
+        raise RunError(f"--top must be a whole number from 1 to {upper}, got {top!r}"[:200])
 
 
 def _read_images(paths: list[str | Path], input_shape: tuple[int, ...], size) -> np.ndarray:
