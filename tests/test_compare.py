@@ -1,5 +1,7 @@
 """``cnnlab compare`` end to end on digits: numbers from the runs, resumption, the report."""
 
+import contextlib
+import io
 import json
 import re
 from pathlib import Path
@@ -12,7 +14,41 @@ from cnnlab.engine.config import TrainConfig
 from cnnlab.experiment import compare
 from cnnlab.runs.directory import RunError, read_metrics
 
-from browser import chromium, inspect_page, screenshot
+from browser import CSP, _run, chromium, inspect_page, screenshot
+
+# Injected into a copy of the report: where the answer, the table and the sample grids stand in the
+# page, every figure's images, and whether each image decodes to something other than one flat colour.
+REPORT_PROBE = """<script>
+window.addEventListener('load', function () {
+  var all = Array.prototype.slice.call(document.getElementsByTagName('*'));
+  var at = function (selector) { var e = document.querySelector(selector); return e ? all.indexOf(e) : -1; };
+  var images = Array.prototype.map.call(document.images, function (img) {
+    var canvas = document.createElement('canvas'), flat = true;
+    canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+    var context = canvas.getContext('2d'); context.drawImage(img, 0, 0);
+    var d = canvas.width ? context.getImageData(0, 0, canvas.width, canvas.height).data : [];
+    for (var i = 4; i < d.length && flat; i += 4) { flat = d[i] === d[0] && d[i + 1] === d[1] && d[i + 2] === d[2]; }
+    return {alt: img.alt, width: img.naturalWidth, height: img.naturalHeight, complete: img.complete, flat: flat};
+  });
+  var figures = Array.prototype.map.call(document.querySelectorAll('figure'), function (f) {
+    return f.getElementsByTagName('img').length; });
+  var out = document.createElement('pre'); out.id = 'report-probe';
+  out.textContent = JSON.stringify({headline: at('.headline'), table: at('table'), curves: at('#curves'),
+    samples: at('figure.samples'), images: images, figures: figures});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def probe_report(page: Path, work: Path) -> dict:
+    """Open a probed copy of the report (no network: the same policy as inspect_page) and read the probe."""
+    text = page.read_text().replace("<head>", "<head>" + CSP, 1).replace("</body>", REPORT_PROBE + "</body>", 1)
+    copy = work / f"report-probe-{page.name}"
+    copy.write_text(text)
+    result = _run(["--dump-dom", copy.as_uri()])
+    match = re.search(r'<pre id="report-probe">(.*?)</pre>', result.stdout, re.S)
+    assert match, f"the probe did not report; chromium said: {result.stderr[-2000:]}"
+    return json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
 
 
 def run_of(folder: Path, spec: str, seed: int = 0) -> Path:
@@ -24,8 +60,6 @@ def run_of(folder: Path, spec: str, seed: int = 0) -> Path:
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     out = tmp_path_factory.mktemp("cmp")
-    import contextlib
-    import io
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         code = main(["compare", "--dataset", "digits", "--epochs", "3", "--out", str(out), "--quiet"])
@@ -62,8 +96,11 @@ def test_comparison_json_holds_the_results_not_the_arrays(finished):
         assert run["run_dir"] == str(run_of(folder, model["spec"]))
         assert f"-{model['spec_sha256'][:10]}-seed0" in run["run_dir"]
         assert sum(map(sum, run["confusion_matrix"])) == 360  # the digits test part
-        assert set(run["shift_accuracy"]) == {"0", "1", "2", "3", "4"}
+        assert set(run["shift_accuracy"]) == {"0", "1"}  # up to an eighth of the 8-pixel side
         assert not {"predictions", "filters", "layer_params", "deep"} & set(run)
+        manifest = json.loads((Path(run["run_dir"]) / "manifest.json").read_text())
+        assert run["versions"] == manifest["versions"] and run["threads"] == manifest["threads"]
+        assert run["split_description"] == manifest["split"]["description"]
     assert record["dataset"]["name"] == "digits" and record["dataset"]["split"]["validation"]["0"] == 29
     assert "data" not in record
 
@@ -71,15 +108,60 @@ def test_comparison_json_holds_the_results_not_the_arrays(finished):
 def test_report_files_and_sections(finished):
     folder, _ = finished
     markdown = (folder / "report.md").read_text()
-    for heading in ("The dataset", "The models", "Learning curves", "Test results", "Why convolutions",
-                    "Reproducibility"):
-        assert f"## {heading}" in markdown
+    headings = re.findall(r"^## (.+)$", markdown, re.M)
+    assert headings == ["Results side by side", "Learning curves", "Test results by class", "Why convolutions",
+                        "The dataset", "The models", "Reproducibility"]
+    assert re.search(r"^\*\*(cnn|mlp) beats (mlp|cnn) by \d+\.\d points of test accuracy\*\*", markdown, re.M)
+    assert "One seed per model: how far the accuracy moves" in markdown
+    assert "up to 1 pixel, 1/8 of the 8-pixel side" in markdown
     assert "3*3*1*32 + 32" in markdown  # the CNN's summary with formulas
     for image in re.findall(r"\]\((figures/[^)]+)\)", markdown):
         assert (folder / image).read_bytes()[:4] == b"\x89PNG"
     page = (folder / "report.html").read_text()
     assert "http://" not in page and "https://" not in page and "<script" not in page
     assert all(alt for alt in re.findall(r'<img [^>]*alt="([^"]*)"', page))
+    import torch
+
+    versions = json.loads((run_of(folder, "cnn") / "manifest.json").read_text())["versions"]
+    assert f"Versions (recorded by every run): cnnlab {versions['cnnlab']}, torch {versions['torch']}" in markdown
+    assert torch.__version__ in markdown  # the same machine here; test_report pins that the runs' own are shown
+
+
+def test_rerun_reuses_the_analyses(finished, monkeypatch, capsys):
+    from cnnlab.experiment import analysis
+
+    folder, printed = finished
+    cached = {path.name: path.read_bytes() for path in (folder / "analyses").iterdir()}
+    assert sorted(cached) == sorted(f"{run_of(folder, spec).name}.json" for spec in ("mlp", "cnn"))
+
+    def refuse(*args):
+        raise AssertionError("measured again although the weights did not change")
+
+    monkeypatch.setattr(analysis, "_measure", refuse)
+    command = ["compare", "--dataset", "digits", "--epochs", "3", "--out", str(folder.parent), "--quiet"]
+    with contextlib.redirect_stdout(io.StringIO()) as again:
+        assert main(command) == 0  # the fixture's command, run again
+    assert again.getvalue().split("\n\nreport:")[0] == printed.split("\n\nreport:")[0]
+    record = json.loads((folder / "comparison.json").read_text())
+    assert [m["runs"][0]["status"] for m in record["models"]] == ["reused", "reused"]
+    # a cache entry made on other weights is not used: it is measured again (here: refused)
+    name = f"{run_of(folder, 'mlp').name}.json"
+    stale = json.loads(cached[name])
+    stale["key"]["weights_sha256"] = "0" * 64
+    (folder / "analyses" / name).write_text(json.dumps(stale))
+    with pytest.raises(AssertionError, match="measured again"), contextlib.redirect_stdout(io.StringIO()):
+        main(command)
+    # a link planted in its place is neither read nor written through
+    target = folder.parent / "elsewhere.json"
+    target.write_bytes(cached[name])
+    (folder / "analyses" / name).unlink()
+    (folder / "analyses" / name).symlink_to(target)
+    monkeypatch.undo()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(command) == 2
+    assert "symbolic link" in capsys.readouterr().err and target.read_bytes() == cached[name]
+    (folder / "analyses" / name).unlink()
+    (folder / "analyses" / name).write_bytes(cached[name])
 
 
 def test_same_command_reuses_and_resumes(tmp_path, monkeypatch):
@@ -123,16 +205,28 @@ def test_several_seeds(tmp_path, capsys):
     out = capsys.readouterr().out
     assert re.search(r"mlp .* 0\.\d{4} ± 0\.\d{4}", out)
     assert "Welch's t-test over 2 and 2 seeds" in out
-    assert (run_of(tmp_path / "compare-mlp-tiny_cnn-digits", "tiny_cnn", 1) / "model.safetensors").exists()
+    folder = tmp_path / "compare-mlp-tiny_cnn-digits"
+    assert (run_of(folder, "tiny_cnn", 1) / "model.safetensors").exists()
+    report = (folder / "report.md").read_text()
+    assert re.search(r"95% CI −?\d+\.\d to −?\d+\.\d points, 2 seeds each, Welch p = ", report)
+    assert "Confusion matrix of **mlp** (summed over seeds 0 and 1: 720 test predictions)" in report
+    assert re.search(r"Per-class test accuracy \(mlp: seeds 0 and 1; \S*tiny\\_cnn\.yaml: seeds 0 and 1\)", report)
+    assert ("Validation split, seed 0: stratified: a seeded shuffle (seed 0) holding out 20% of each class; "
+            "seed 1: stratified: a seeded shuffle (seed 1) holding out 20% of each class.") in report
+    assert "Test images one model gets wrong and the other right (seed 0 of each)" in report
 
 
 @pytest.mark.skipif(chromium() is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 def test_html_report_in_a_real_browser(finished, tmp_path):
     folder, _ = finished
     seen = inspect_page(folder / "report.html", tmp_path)
-    assert len(seen["images"]) >= 12
-    assert all(image["complete"] and image["width"] > 0 for image in seen["images"]), seen["images"]
     assert seen["fetched"] == [] and seen["violations"] == []
+    probed = probe_report(folder / "report.html", tmp_path)
+    assert 0 <= probed["headline"] < probed["table"] < probed["curves"] < probed["samples"]  # the answer first
+    assert len(probed["images"]) >= 12
+    for image in probed["images"]:  # every image decodes, and has something drawn on it
+        assert image["complete"] and image["width"] > 0 and image["height"] > 0 and not image["flat"], image
+    assert probed["figures"] and all(count == 1 for count in probed["figures"])  # no figure without its image
     for width, height in ((1280, 900), (390, 844)):  # laptop and phone
         shot = screenshot(folder / "report.html", tmp_path / f"report-{width}.png", width, height)
         assert shot.stat().st_size > 10_000

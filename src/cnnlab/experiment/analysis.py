@@ -1,17 +1,35 @@
 """What a comparison's report shows about a trained run: test results and the two claims
-made for convolutions (robustness to small shifts, and learned local filters)."""
+made for convolutions (robustness to small shifts, and learned local filters).
+
+Measuring needs the model and passes over the test part; a finished comparison run
+again measures nothing: the results are cached in the comparison folder
+(``analyses/<run>.json``), keyed by the hash of the weights they were measured on, of
+the test images and of what was measured, so a changed run or dataset is measured anew.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cnnlab.experiment.results import ConfusedPair, DeepAnalysis, RunOutcome
+from cnnlab.experiment.results import ConfusedPair, DeepAnalysis, RunMeasurements, RunOutcome
 
-SHIFTS = (0, 1, 2, 3, 4)  # pixels; 4 is an eighth of a CIFAR-10 image's side
+SHIFT_FRACTION = 8  # images are shifted by up to 1/8 of their side: 4 pixels of CIFAR-10's 32, 1 of digits' 8
+SHIFT_STEPS = 4     # at most this many shifted copies are scored, evenly spaced up to the largest shift
 SHIFT_SAMPLE = 2000  # shifted copies are scored on at most this many test images
+CACHE_FOLDER = "analyses"
+CACHE_VERSION = 1   # raised whenever what is measured changes: older cache entries are then measured again
+MAX_CACHE_BYTES = 256 * 1024**2  # a cache entry holds one int per test image and the first layer's kernels
+
+
+def shifts_for(image_shape) -> tuple[int, ...]:
+    """The shifts in pixels to test: 0 up to an eighth of the image's smaller side; ``(0,)`` under 8 pixels."""
+    largest = min(image_shape[:2]) // SHIFT_FRACTION
+    return tuple(sorted({round(largest * step / SHIFT_STEPS) for step in range(SHIFT_STEPS + 1)}))
 
 
 def shift_images(images: np.ndarray, pixels: int, axis: int) -> np.ndarray:
@@ -61,42 +79,124 @@ def most_confused(matrix: np.ndarray, class_names: list[str], top: int = 5) -> l
     return [ConfusedPair(class_names[i], class_names[j], int(n)) for n, i, j in cells[:top] if n > 0]
 
 
-def evaluate_run(run_dir: Path, data, *, status: str, seed: int, deep: bool, shifts=SHIFTS) -> RunOutcome:
+def evaluate_run(run_dir: Path, data, *, status: str, seed: int, deep: bool, shifts=None,
+                 cache_root: Path | None = None) -> RunOutcome:
     """A finished run's test results and training figures; with ``deep``, the report's analyses too.
 
-    ``data`` is the dataset the run was trained on, loaded once by the caller.
+    ``data`` is the dataset the run was trained on, loaded once by the caller. ``shifts``
+    defaults to :func:`shifts_for` the images; ``cache_root`` to the comparison folder
+    holding the run (none for a run elsewhere).
     """
-    from cnnlab.engine.metrics import score_logits
     from cnnlab.net.resolve import summarize
     from cnnlab.net.spec import parse_spec
     from cnnlab.runs.directory import RunError, read_json, read_metrics, read_text
-    from cnnlab.runs.evaluation import load_run
+    from cnnlab.runs.records import read_config
 
     run_dir = Path(run_dir)
-    model, saved = load_run(run_dir)
-    score = score_logits(_logits(model, data.x_test), data.y_test)
+    saved = read_config(run_dir)
     rows = read_metrics(run_dir)
     if not rows:
         raise RunError(f"{run_dir / 'metrics.csv'}: no epochs recorded; damaged")
     info = summarize(parse_spec(saved["spec"], source=str(run_dir / "config.json")))
+    manifest = read_json(run_dir / "manifest.json")
+    shifts = tuple(shifts_for(data.image_shape) if shifts is None else shifts)
+    measured = measure_run(run_dir, data, deep=deep, shifts=shifts,
+                           cache_root=comparison_folder_of(run_dir) if cache_root is None else cache_root)
+    split = manifest.get("split") if isinstance(manifest.get("split"), dict) else {}
     return RunOutcome(
-        run_dir=run_dir, status=status, seed=seed, test_accuracy=score["accuracy"], test_loss=score["loss"],
-        best_val_accuracy=max((r["val_accuracy"] or 0.0) for r in rows),
+        run_dir=run_dir, status=status, seed=seed, test_accuracy=measured.test_accuracy,
+        test_loss=measured.test_loss, best_val_accuracy=max((r["val_accuracy"] or 0.0) for r in rows),
         final_val_accuracy=rows[-1]["val_accuracy"] or 0.0,
         seconds_per_epoch=float(np.mean([r["time"] or 0.0 for r in rows])), history=rows,
         params=info.total_params, macs=info.macs, summary=read_text(run_dir / "summary.txt"),
-        device=str(read_json(run_dir / "manifest.json").get("device", "unknown")),
-        deep=analyse_deeply(model, data, score["predictions"], info, shifts) if deep else None)
+        device=str(manifest.get("device", "unknown")), deep=deep_analysis(measured, data, info) if deep else None,
+        predictions=measured.predictions, versions=_strings(manifest.get("versions")),
+        threads=manifest.get("threads") if isinstance(manifest.get("threads"), int) else None,
+        split_description=split.get("description") if isinstance(split.get("description"), str) else None)
 
 
-def analyse_deeply(model, data, predictions: np.ndarray, info, shifts=SHIFTS) -> DeepAnalysis:
-    """Test errors by class, accuracy on shifted images, and the first layer's filters of a trained model."""
+def _strings(record) -> dict:
+    """A manifest's mapping of names to version strings, anything else in it left out."""
+    if not isinstance(record, dict):
+        return {}
+    return {str(k): v for k, v in record.items() if isinstance(v, str)}
+
+
+def deep_analysis(measured: RunMeasurements, data, info) -> DeepAnalysis:
+    """Test errors by class, accuracy on shifted images, and the first layer's filters, as measured."""
     from cnnlab.engine.metrics import classification_report
 
-    report = classification_report(data.y_test, predictions, data.class_names)
+    report = classification_report(data.y_test, measured.predictions, data.class_names)
     return DeepAnalysis(
         confusion_matrix=report["confusion_matrix"], per_class_accuracy=report["per_class_accuracy"],
         most_confused=most_confused(report["confusion_matrix"], data.class_names),
-        shift_accuracy=shift_accuracy(model, data.x_test, data.y_test, shifts),
-        predictions=predictions, filters=first_conv_filters(model),
-        layer_params=[(layer.layer.name, layer.params) for layer in info.layers])
+        shift_accuracy=dict(measured.shift_accuracy or {}), predictions=measured.predictions,
+        filters=measured.filters, layer_params=[(layer.layer.name, layer.params) for layer in info.layers])
+
+
+def measure_run(run_dir: Path, data, *, deep: bool, shifts: tuple[int, ...],
+                cache_root: Path | None) -> RunMeasurements:
+    """The run's measurements: from the cache under ``cache_root`` when they were made on these weights."""
+    from cnnlab.files import write_file
+
+    key = cache_key(run_dir, data, shifts)
+    path = None if cache_root is None else Path(cache_root) / CACHE_FOLDER / f"{run_dir.name}.json"
+    cached = None if path is None else read_cached(path, key, data)
+    if cached is not None and (cached.deep or not deep):
+        return cached
+    measured = _measure(run_dir, data, deep, shifts)
+    if path is not None:
+        record = json.dumps({"key": key, "measurements": measured.to_dict()})
+        write_file(path, record.encode(), root=cache_root)
+    return measured
+
+
+def _measure(run_dir: Path, data, deep: bool, shifts: tuple[int, ...]) -> RunMeasurements:
+    from cnnlab.engine.metrics import score_logits
+    from cnnlab.runs.evaluation import load_run
+
+    model, _ = load_run(run_dir)
+    score = score_logits(_logits(model, data.x_test), data.y_test)
+    return RunMeasurements(score["accuracy"], score["loss"], score["predictions"], deep,
+                           shift_accuracy(model, data.x_test, data.y_test, shifts) if deep else None,
+                           first_conv_filters(model) if deep else None)
+
+
+def cache_key(run_dir: Path, data, shifts: tuple[int, ...]) -> dict:
+    """What a cached measurement must have been made on: these weights, these test images, these shifts."""
+    from cnnlab.engine.checkpoint import CHECKPOINT, MAX_FILE_BYTES, WEIGHTS
+    from cnnlab.files import read_regular
+    from cnnlab.runs.directory import RunError
+
+    # the file load_run reads the weights from: the final weights, else the last checkpoint
+    weights = run_dir / (WEIGHTS if (run_dir / WEIGHTS).exists() else CHECKPOINT)
+    test = hashlib.sha256(np.ascontiguousarray(data.x_test).tobytes())
+    test.update(np.asarray(data.y_test, dtype=np.int64).tobytes())
+    test.update(json.dumps([list(data.x_test.shape), list(data.class_names)]).encode())
+    return {"version": CACHE_VERSION, "weights": weights.name,
+            "weights_sha256": hashlib.sha256(read_regular(weights, MAX_FILE_BYTES, RunError, "weights file"))
+            .hexdigest(), "test_sha256": test.hexdigest(), "shifts": list(shifts)}
+
+
+def read_cached(path: Path, key: dict, data) -> RunMeasurements | None:
+    """The measurements cached at ``path`` under ``key``; None when absent, stale or unreadable (then redone)."""
+    from cnnlab.errors import CnnlabError
+    from cnnlab.files import read_regular
+
+    if path.is_symlink() or not path.exists():  # a planted link is not read (and writing there is refused)
+        return None
+    try:
+        record = json.loads(read_regular(path, MAX_CACHE_BYTES, CnnlabError, "analysis cache"))
+        if record.get("key") != key:
+            return None
+        return RunMeasurements.from_dict(record["measurements"], len(data.y_test), len(data.class_names))
+    except (CnnlabError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def comparison_folder_of(run_dir: Path) -> Path | None:
+    """The comparison folder that ``run_dir`` is one of the runs of (``<comparison>/runs/<run>``), or None."""
+    from cnnlab.runs.directory import is_marked
+
+    folder = Path(run_dir).parent.parent
+    return folder if Path(run_dir).parent.name == "runs" and is_marked(folder, "comparison") else None

@@ -7,7 +7,7 @@ and the loaded dataset feed the report's figures and stay out of the file.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,10 +86,15 @@ class RunOutcome:
     summary: str                # the run's summary.txt
     device: str
     deep: DeepAnalysis | None = None   # only on each model's first seed
+    predictions: np.ndarray | None = None  # predicted class per test image: the per-seed breakdowns (not written)
+    versions: dict = field(default_factory=dict)  # the run's manifest.json: what trained it, not what reads it
+    threads: int | None = None                    # CPU threads it trained with (manifest.json)
+    split_description: str | None = None          # its validation split, as its manifest.json describes it
 
     def to_dict(self) -> dict:
-        """The JSON record: every field, the deep analysis's results merged in."""
-        record = {field.name: getattr(self, field.name) for field in fields(self) if field.name != "deep"}
+        """The JSON record: every field but the predictions array, the deep analysis's results merged in."""
+        record = {item.name: getattr(self, item.name) for item in fields(self)
+                  if item.name not in ("deep", "predictions")}
         record["run_dir"] = str(self.run_dir)
         return {**record, **(self.deep.to_dict() if self.deep is not None else {})}
 
@@ -185,3 +190,88 @@ class Comparison:
         """What comparison.json holds: the folder, each model's record, the dataset's facts."""
         return {"folder": str(self.folder), "models": [model.to_dict() for model in self.models],
                 "dataset": self.dataset.to_dict()}
+
+
+@dataclass
+class RunMeasurements:
+    """What one run's weights score on the test part: what the analysis cache keeps, keyed by the weights' hash."""
+
+    test_accuracy: float
+    test_loss: float
+    predictions: np.ndarray                    # predicted class per test image
+    deep: bool                                 # whether the two analyses below were made
+    shift_accuracy: dict[int, float] | None    # pixels shifted -> test accuracy
+    filters: np.ndarray | None                 # first conv layer's kernels; None for a network without one
+
+    def to_dict(self) -> dict:
+        """The cache's JSON record: every field, arrays as lists."""
+        return {"test_accuracy": self.test_accuracy, "test_loss": self.test_loss,
+                "predictions": self.predictions.tolist(), "deep": self.deep,
+                "shift_accuracy": None if self.shift_accuracy is None else
+                {str(k): v for k, v in self.shift_accuracy.items()},
+                "filters": None if self.filters is None else self.filters.tolist()}
+
+    @classmethod
+    def from_dict(cls, record: dict, count: int, classes: int) -> RunMeasurements:
+        """A record read back, checked against ``count`` test images of ``classes`` classes (ValueError if off)."""
+        predictions = np.asarray(record["predictions"], dtype=np.int64)
+        if predictions.shape != (count,) or (count and not 0 <= predictions.min() <= predictions.max() < classes):
+            raise ValueError("predictions do not fit the test part")
+        shifts = record["shift_accuracy"]
+        filters = None if record["filters"] is None else np.asarray(record["filters"], dtype=np.float32)
+        if filters is not None and filters.ndim != 4:
+            raise ValueError("filters are not (N, kh, kw, C)")
+        return cls(float(record["test_accuracy"]), float(record["test_loss"]), predictions, bool(record["deep"]),
+                   None if shifts is None else {int(k): float(v) for k, v in shifts.items()}, filters)
+
+
+@dataclass
+class Contrast:
+    """The second model's mean test accuracy minus the first's, with its uncertainty over seeds."""
+
+    first: str
+    second: str
+    difference: float                       # a fraction: 0.448 is 44.8 points
+    seeds: tuple[int, int]                  # seeds of the first and of the second model
+    interval: tuple[float, float] | None    # 95% Welch interval of the difference; None with one seed
+    p_value: float | None                   # Welch's t-test; None with one seed
+
+    @property
+    def measured(self) -> bool:
+        """Whether the seed-to-seed noise is measured (two seeds or more on both sides)."""
+        return self.p_value is not None
+
+
+@dataclass
+class ClassBreakdown:
+    """A model's test results by class, over the seeds whose predictions are known."""
+
+    seeds: list[int]
+    confusion_matrix: np.ndarray                  # summed over ``seeds``; rows: true class, columns: predicted
+    per_class_accuracy: dict[str, Stat | None]    # over ``seeds``; None for a class without test images
+
+
+@dataclass
+class RunHealth:
+    """Whether a run learned anything: its accuracy against guessing, and its most predicted class."""
+
+    spec: str
+    seed: int
+    accuracy: float
+    guessing: float              # always answering the test part's most common class
+    at_chance: bool              # within three standard errors of guessing, or below it
+    dominant_class: str | None   # the class predicted most often (None when predictions are unknown)
+    dominant_share: float        # of the test images predicted as that class
+
+
+@dataclass
+class FilterReading:
+    """What a first convolutional layer's kernels look like, in numbers."""
+
+    count: int
+    size: tuple[int, int]                    # kernel height and width
+    channels: int
+    neighbour_correlation: float | None      # of adjacent weights within a kernel; None for 1x1 kernels
+    random_spread: float | None              # that correlation's standard deviation for random weights (mean 0)
+    one_sign: int                            # kernels whose weights are almost all of one sign (blobs)
+    channel_correlation: float | None        # of one position's weights across colour channels; None for gray

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:
-    from cnnlab.experiment.results import Comparison, Stat
+    from cnnlab.experiment.results import Comparison, Contrast, ModelResult, Stat
 
 COLUMNS = ("model", "params", "MACs", "s/epoch", "best val acc", "final val acc", "test acc", "test loss")
 
@@ -41,14 +43,6 @@ def format_comparison(comparison: Comparison) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(comparison: Comparison) -> str:
-    """The same table in Markdown."""
-    rows = comparison_rows(comparison)
-    out = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    out += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(out)
-
-
 @dataclass
 class Significance:
     """The second model's test accuracy minus the first's, and whether it beats the seed-to-seed noise."""
@@ -59,23 +53,40 @@ class Significance:
     text: str
 
 
+def contrast(first: ModelResult, second: ModelResult) -> Contrast:
+    """``second``'s mean test accuracy minus ``first``'s, with Welch's 95% interval and p-value over seeds."""
+    from scipy.stats import t
+
+    from cnnlab.experiment.results import Contrast
+
+    values_a, values_b = np.asarray(first.test_accuracy.values), np.asarray(second.test_accuracy.values)
+    diff = float(values_b.mean() - values_a.mean())
+    seeds = (len(values_a), len(values_b))
+    if min(seeds) < 2:
+        return Contrast(first.spec, second.spec, diff, seeds, None, None)
+    var_a, var_b = values_a.var(ddof=1) / seeds[0], values_b.var(ddof=1) / seeds[1]
+    if var_a + var_b == 0:  # every seed scored the same on both sides: no spread to test against
+        return Contrast(first.spec, second.spec, diff, seeds, (diff, diff), 0.0 if diff else 1.0)
+    # Welch-Satterthwaite degrees of freedom, as ttest_ind(equal_var=False) uses them
+    dof = (var_a + var_b) ** 2 / (var_a**2 / (seeds[0] - 1) + var_b**2 / (seeds[1] - 1))
+    half = float(t.ppf(0.975, dof) * np.sqrt(var_a + var_b))
+    # Welch's two-sided p, as ttest_ind(equal_var=False) gives it, without its warning when one side is constant
+    p_value = float(2 * t.sf(abs(diff) / np.sqrt(var_a + var_b), dof))
+    return Contrast(first.spec, second.spec, diff, seeds, (diff - half, diff + half), p_value)
+
+
 def significance(comparison: Comparison) -> Significance:
     """Welch's t-test on the first two models' test accuracies over seeds."""
     a, b = comparison.models[0], comparison.models[1]
-    values_a, values_b = a.test_accuracy.values, b.test_accuracy.values
-    diff = b.test_accuracy.mean - a.test_accuracy.mean
-    if len(values_a) < 2 or len(values_b) < 2:
+    found = contrast(a, b)
+    diff = found.difference
+    if found.p_value is None:
         return Significance(diff, None, None,
                             f"test accuracy difference ({b.spec} - {a.spec}): {diff:+.4f}; one seed per model, "
                             "so the seed-to-seed noise is not measured (use --seeds 3 or more)")
-    from scipy.stats import ttest_ind
-
-    p_value = float(ttest_ind(values_b, values_a, equal_var=False).pvalue)
-    if p_value != p_value:  # NaN: both sets constant
-        p_value = 0.0 if diff else 1.0
-    significant = p_value < 0.05
+    significant = found.p_value < 0.05
     verdict = "larger than" if significant else "not larger than"
-    return Significance(diff, p_value, significant,
+    return Significance(diff, found.p_value, significant,
                         f"test accuracy difference ({b.spec} - {a.spec}): {diff:+.4f}, {verdict} the "
-                        f"seed-to-seed noise (Welch's t-test over {len(values_a)} and {len(values_b)} seeds, "
-                        f"p = {p_value:.3g}, threshold 0.05)")
+                        f"seed-to-seed noise (Welch's t-test over {found.seeds[0]} and {found.seeds[1]} seeds, "
+                        f"p = {found.p_value:.3g}, threshold 0.05)")
