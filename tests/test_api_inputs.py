@@ -88,3 +88,22 @@ def test_unknown_fit_argument_names_the_valid_ones(data):
     x, y = data
     with pytest.raises(InputError, match="unknown argument 'callback'; fit takes x, y, batch_size"):
         fitted(x, y, callback=[])
+
+
+@pytest.mark.parametrize("options,expect", [
+    ({"validation_data": "labels"}, "expected a pair"),
+    ({"validation_y": lambda y: np.full(len(y), 99)}, "validation_data\\[1\\]: label 99 does not fit the model's 3"),
+    ({"validation_y": lambda y: np.eye(2)[y % 2]}, "validation_data\\[1\\]: one-hot rows have 2 columns"),
+    ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+    ({"epochs": "2"}, "epochs must be a positive integer, got '2'"),
+])
+def test_fit_checks_validation_labels_and_sizes_before_the_first_build(data, options, expect):
+    from cnnlab.errors import CnnlabError
+
+    x, y = data
+    if "validation_y" in options:
+        options = {"validation_data": (x[:10], options.pop("validation_y")(y[:10]))}
+    with pytest.raises(CnnlabError, match=expect):
+        cnnlab.Model(TINY).fit(x, y, verbose=0, **options)  # a new model: built inside this fit
+    with pytest.raises(InputError, match="batch_size must be a positive integer"):
+        fitted(x, y).predict(x, batch_size=0)

@@ -116,3 +116,17 @@ YAML_VALUES = st.recursive(
 def test_random_structures_raise_only_cnnlab_errors(data):
     with contextlib.suppress(CnnlabError):
         summarize(resolve_spec(data) if isinstance(data, (list, dict)) else parse_spec(data), (8, 8, 3))
+
+
+def test_a_yaml_syntax_error_is_one_line():
+    with pytest.raises(SpecError) as caught:
+        parse_spec_text("{{{{\n", source="bad.yaml")
+    assert "\n" not in str(caught.value) and str(caught.value).startswith("bad.yaml: not a valid spec")
+
+
+def test_object_reprs_never_reach_a_message():
+    from cnnlab.errors import describe, without_reprs
+
+    assert describe(OSError("cannot identify image file <_io.BytesIO object at 0x7f85f8e1afc0>")) == \
+        "OSError: cannot identify image file the data"
+    assert without_reprs("x <foo.Bar object at 0xDEADbeef> y") == "x the data y"

@@ -11,6 +11,8 @@ from cnnlab.cli.main import main
 from cnnlab.net.resolve import summarize
 from cnnlab.presenters.summary_table import format_summary, readable_bytes
 
+from fixtures import assert_error_line
+
 GOLDEN = Path(__file__).parent / "golden"
 
 
@@ -73,9 +75,8 @@ def test_unknown_preset_is_a_clear_error(capsys):
 
 
 def test_bad_input_flag_is_refused(capsys):
-    with pytest.raises(SystemExit):
-        main(["summary", "cnn", "--input", "32x32"])
-    assert "expected HxWxC" in capsys.readouterr().err
+    assert main(["summary", "cnn", "--input", "32x32"]) == 2
+    assert_error_line(capsys.readouterr().err, "expected HxWxC")
 
 
 def test_models_lists_presets(capsys):

@@ -17,6 +17,8 @@ from cnnlab.engine.config import ConfigError, TrainConfig
 from cnnlab.engine.loop import NonFiniteLossError
 from cnnlab.runs.directory import RunError, read_metrics
 
+from fixtures import assert_error_line
+
 FAST = dict(epochs=2, batch_size=64)
 
 
@@ -156,9 +158,8 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys, flags, message):
 
 
 def test_unknown_optimizer_is_refused(capsys):
-    with pytest.raises(SystemExit):
-        main(["train", "mlp", "--dataset", "digits", "--optimizer", "adagrad"])
-    assert "invalid choice: 'adagrad'" in capsys.readouterr().err
+    assert main(["train", "mlp", "--dataset", "digits", "--optimizer", "adagrad"]) == 2
+    assert_error_line(capsys.readouterr().err, "invalid choice: 'adagrad'")
     with pytest.raises(ConfigError, match="unknown optimizer 'adagrad'"):
         TrainConfig(optimizer="adagrad").validate()
 

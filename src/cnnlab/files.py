@@ -208,9 +208,9 @@ def read_regular(path: str | os.PathLike, limit: int, error: type[CnnlabError] =
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise error(f"{path}: not a regular file; cnnlab reads a {what} only from a regular file")
+            raise error(f"{path}: not a regular file; cnnlab reads {_article(what)} {what} only from a regular file")
         if info.st_size > limit:
-            raise error(f"{path}: {info.st_size:,} bytes, more than a {what} may have ({limit:,})")
+            raise error(f"{path}: {info.st_size:,} bytes, more than {_article(what)} {what} may have ({limit:,})")
         with os.fdopen(fd, "rb", closefd=False) as handle:
             data = handle.read(limit + 1)
     except OSError as exc:
@@ -218,5 +218,9 @@ def read_regular(path: str | os.PathLike, limit: int, error: type[CnnlabError] =
     finally:
         os.close(fd)
     if len(data) > limit:  # it grew while being read
-        raise error(f"{path}: more than a {what} may have ({limit:,} bytes)")
+        raise error(f"{path}: more than {_article(what)} {what} may have ({limit:,} bytes)")
     return data
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[:1].lower() in "aeiou" else "a"

@@ -96,7 +96,8 @@ class Model(NetworkViews):
             raise InputError("fit: give the images x and the labels y")
         if not shuffle:
             raise InputError("fit: shuffle=False is not supported (cnnlab always shuffles, seeded)")
-        recipe = {"batch_size": batch_size or TrainConfig.batch_size, "epochs": _epochs(epochs, initial_epoch),
+        recipe = {"batch_size": TrainConfig.batch_size if batch_size is None else batch_size,
+                  "epochs": _epochs(epochs, initial_epoch),
                   "val_split": 0 if validation_data is not None else
                   TrainConfig.val_split if validation_split is None else validation_split}
         config = _train_config(options, {**self._compiled.options, **recipe, **options, "seed": self.seed,
@@ -105,13 +106,16 @@ class Model(NetworkViews):
         labels = check_labels(y, len(x), "y")
         self._compiled.check_labels(labels, "y")
 
+        validation = self._validation(validation_data, x.shape[1:])
+
         def module():  # built on the first fit, when the data says the input shape and class count
             if self.module is None:
                 self.build(x.shape[1:], labels.class_count() if preset_name(self.spec) else None)
             check_classes(labels, self._outputs(), "y")
+            if validation is not None:
+                check_classes(validation[2], self._outputs(), "validation_data[1]")
             return self.module
 
-        validation = self._validation(validation_data, x.shape[1:])
         bridge = CallbackBridge(self, callbacks, _progress(verbose), initial_epoch)
 
         def before_run(session):
@@ -120,7 +124,7 @@ class Model(NetworkViews):
             bridge.attach(session)
 
         try:
-            train_model(module, x, labels.indices, config, validation=validation,
+            train_model(module, x, labels.indices, config, validation=validation and validation[:2],
                                   before_run=before_run, callback=bridge)
         except NonFiniteLossError as error:
             if not bridge.terminates_on_nan:
@@ -145,8 +149,9 @@ class Model(NetworkViews):
             raise InputError("the model has no optimizer yet: fit() creates it")
         return self._state
 
-    def _validation(self, data, sample_shape) -> tuple[np.ndarray, np.ndarray] | None:
-        """``validation_data=(x_val, y_val)``, checked as the training data is."""
+    def _validation(self, data, sample_shape) -> tuple | None:
+        """``validation_data=(x_val, y_val)``, checked as the training data is: ``(x, class indices, Labels)``
+        (the labels are checked against the outputs once the network is built)."""
         if data is None:
             return None
         if not isinstance(data, (tuple, list)) or len(data) != 2:
@@ -154,9 +159,7 @@ class Model(NetworkViews):
         x = check_images(data[0], "validation_data[0]", sample_shape)
         labels = check_labels(data[1], len(x), "validation_data[1]")
         self._compiled.check_labels(labels, "validation_data[1]")
-        if self.module is not None:
-            check_classes(labels, self._outputs(), "validation_data[1]")
-        return x, labels.indices
+        return x, labels.indices, labels
 
     def _input_shape(self) -> tuple[int, ...] | None:
         if self.module is None:
@@ -183,7 +186,7 @@ class Model(NetworkViews):
         self._compiled.check_labels(labels, "y")
         check_classes(labels, self._outputs(), "y")
         result = evaluate_tensors(self._require_module(), images_to_tensor(x, device),
-                                  labels_to_tensor(labels.indices, device), batch_size or 1024)
+                                  labels_to_tensor(labels.indices, device), _batch_size(batch_size))
         return result if return_dict else [result["loss"], result["accuracy"]]
 
     def predict(self, x, batch_size: int | None = None, verbose=0) -> np.ndarray:
@@ -195,7 +198,7 @@ class Model(NetworkViews):
 
         module = self._require_module().eval()
         _check_verbose(verbose)
-        batch_size = batch_size or 1024
+        batch_size = _batch_size(batch_size)
         tensor = images_to_tensor(check_images(x, "x", self._input_shape()), self._device())
         with torch.no_grad():
             parts = [module.probabilities(tensor[i:i + batch_size]) for i in range(0, len(tensor), batch_size)]
@@ -275,9 +278,20 @@ class Sequential(Model):
             raise
 
 
+def _batch_size(batch_size) -> int:
+    """evaluate/predict's batch size: default 1024 (inference only), else a positive integer."""
+    if batch_size is None:
+        return 1024
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return batch_size
+
+
 def _epochs(epochs: int | None, initial_epoch: int) -> int:
     """Keras' ``epochs`` is the last epoch's number: ``fit(..., epochs=10, initial_epoch=7)`` trains 3."""
     total = TrainConfig.epochs if epochs is None else epochs
+    if not isinstance(total, int) or isinstance(total, bool) or total < 1:
+        raise InputError(f"fit: epochs must be a positive integer, got {total!r}")
     if not isinstance(initial_epoch, int) or isinstance(initial_epoch, bool) or initial_epoch < 0:
         raise InputError(f"fit: initial_epoch must be a non-negative integer, got {initial_epoch!r}")
     if initial_epoch and (not isinstance(total, int) or total <= initial_epoch):

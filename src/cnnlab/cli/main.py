@@ -14,15 +14,22 @@ from cnnlab.cli import (
     model_commands,
     train_commands,
 )
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, without_reprs
 
 COMMAND_MODULES = [model_commands, data_commands, train_commands, compare_commands, export_commands,
                    completion_commands]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a mistyped option reported as cnnlab reports every error: one line, no usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"cnnlab: error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: every command's parser, each option with its help."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="cnnlab", description="Train and compare MLPs and CNNs on CIFAR-10, honestly.")
     parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -36,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
 
     A known error is one ``cnnlab: error:`` line on stderr (status 2), never a traceback.
     """
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # a mistyped option (one error line, above), --help or --version
+        return exit_.code if isinstance(exit_.code, int) else 2
     try:
         note = data_commands.resolve_dataset(args)
         status = args.handler(args) or 0
@@ -44,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cnnlab: warning: {note}", file=sys.stderr)
         return status
     except CnnlabError as exc:
-        print(f"cnnlab: error: {exc}", file=sys.stderr)
+        print(f"cnnlab: error: {without_reprs(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. piped into `head`
         sys.stderr.close()

@@ -31,6 +31,7 @@ from typing import BinaryIO
 
 from cnnlab.data import limits
 from cnnlab.data.dataset import DatasetError
+from cnnlab.errors import describe
 
 # What the stdlib decoders raise on damaged data.
 READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError,
@@ -174,7 +175,7 @@ def iter_members(archive: Path) -> Iterator[Member]:
                 raise UnsafeArchiveError(f"{archive}: more than {limits.MAX_FILES:,} members; refused")
             yield member
     except READ_ERRORS as exc:
-        raise DatasetError(f"{archive}: not a readable archive ({type(exc).__name__}: {exc})") from None
+        raise DatasetError(f"{archive}: not a readable archive ({describe(exc)})") from None
 
 
 def regular_members(archive: Path) -> Iterator[tuple[PurePosixPath, Member]]:
@@ -217,7 +218,7 @@ def read_member(archive: Path, member: Member, limit: int, what: str = "member")
         with _open_member(name, member, limit, what) as stream:
             return limits.read_bounded(stream, limit, name, what)
     except READ_ERRORS as exc:
-        raise limits.FileLimitError(name, f"cannot be read from the archive ({type(exc).__name__}: {exc})") \
+        raise limits.FileLimitError(name, f"cannot be read from the archive ({describe(exc)})") \
             from None
 
 
@@ -263,4 +264,4 @@ def _extract_one(archive, staging, path: PurePosixPath, member: Member, accept, 
     except FILTER_ERRORS as exc:
         raise UnsafeArchiveError(f"{archive}: member '{name}' refused by tarfile's data filter ({exc})") from None
     except READ_ERRORS as exc:  # OSError here is the archive's (a bad CRC) or the disk's: both fatal
-        raise DatasetError(f"{source}: cannot be extracted ({type(exc).__name__}: {exc})") from None
+        raise DatasetError(f"{source}: cannot be extracted ({describe(exc)})") from None

@@ -14,6 +14,7 @@ from cnnlab.data.archive import safe_extract
 from cnnlab.data.dataset import Dataset, DatasetError
 from cnnlab.data.download import DownloadError, download
 from cnnlab.data.unpickle import restricted_loads
+from cnnlab.errors import describe
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
@@ -136,7 +137,7 @@ def _read_batch(folder: Path, name: str, release: Release) -> tuple[np.ndarray, 
         data, labels = batch[b"data"], np.asarray(batch[b"labels"], dtype=np.int64)
         images = np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32)  # (N, C, H, W) rows
     except (KeyError, TypeError, ValueError) as exc:
-        raise DatasetError(f"{folder / name}: not a CIFAR-10 batch ({exc})") from None
+        raise DatasetError(f"{folder / name}: not a CIFAR-10 batch ({describe(exc)})") from None
     if len(images) != len(labels):
         raise DatasetError(f"{folder / name}: {len(images)} images but {len(labels)} labels")
     return images.transpose(0, 2, 3, 1), labels  # (N, H, W, C)

@@ -23,6 +23,7 @@ import numpy as np
 
 from cnnlab.data import limits
 from cnnlab.data.dataset import DatasetError
+from cnnlab.errors import describe
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 # Only these decoders are tried, whatever a file's bytes claim: a file named .png that
@@ -71,7 +72,9 @@ def decode_image(data: bytes, channels: int, size: tuple[int, int] | None = None
             mode = image.mode
             array = _pixels(image, channels, size)
     except Exception as exc:  # PIL raises many types for truncated or non-image data
-        return None, f"not a readable image ({type(exc).__name__}: {exc})"
+        if type(exc).__name__ == "UnidentifiedImageError":  # Pillow's text names only a BytesIO object
+            return None, f"not a readable image (its bytes are none of {', '.join(FORMATS)})"
+        return None, f"not a readable image ({describe(exc)})"
     return array.reshape(array.shape[0], array.shape[1], channels), mode
 
 

@@ -13,6 +13,7 @@ import pickle
 import numpy as np
 
 from cnnlab.data.dataset import DatasetError
+from cnnlab.errors import describe
 
 _NUMPY_CORE = "numpy._core" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core"
 
@@ -41,4 +42,4 @@ def restricted_loads(data: bytes, source: str):
     try:
         return RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
-        raise DatasetError(f"{source}: refused or unreadable pickle: {exc}") from None
+        raise DatasetError(f"{source}: refused or unreadable pickle: {describe(exc)}") from None

@@ -37,6 +37,14 @@ def _check_shape(text: str, source: str) -> None:
             raise SpecError(f"{source}: more than {MAX_NODES:,} YAML nodes; not a spec")
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """The parser's problem and where, in one line (its own text spans several, with a caret drawing)."""
+    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return f"{problem[:200]}{where}"
+
+
 def parse_spec_text(text: str, source: str = "inline") -> ModelSpec:
     """Parse YAML (or JSON) text with ``yaml.safe_load``; object-building tags are refused."""
     if len(text) > MAX_SPEC_BYTES:
@@ -47,7 +55,7 @@ def parse_spec_text(text: str, source: str = "inline") -> ModelSpec:
     except SpecError:
         raise
     except yaml.YAMLError as exc:
-        raise SpecError(f"{source}: not a valid spec: {str(exc)[:400]}") from None
+        raise SpecError(f"{source}: not a valid spec: {_yaml_problem(exc)}") from None
     except (RecursionError, ValueError) as exc:  # belt and braces: the checks above should catch these
         raise SpecError(f"{source}: not a valid spec ({type(exc).__name__})") from None
     return parse_spec(data, source)

@@ -16,6 +16,8 @@ import platform
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from cnnlab.engine.config import ConfigError, TrainConfig
 from cnnlab.net.fields import shown
 from cnnlab.runs.directory import RunError, read_json
@@ -23,8 +25,9 @@ from cnnlab.runs.directory import RunError, read_json
 CONFIG_ENTRIES = {"spec": dict, "dataset": str, "dataset_options": dict, "train": dict}
 OPTION_TYPES = {"cache": (str,), "channels": (int,), "size": (list, tuple), "skip_bad": (bool,),
                 "allow_download": (bool,)}
-IDENTITY_FIELDS = (("sha256", "sha256"), ("classes", "classes"), ("image_shape", "image shape"),
-                   ("train", "training images"), ("test", "test images"))
+IDENTITY_FIELDS = (("content_sha256", "the images and labels differ: sha256"), ("sha256", "sha256"),
+                   ("classes", "classes"), ("image_shape", "image shape"), ("train", "training images"),
+                   ("test", "test images"))
 
 
 def dataset_reference(dataset) -> str:
@@ -56,9 +59,22 @@ def dataset_options_record(options: dict | None) -> dict:
 
 
 def dataset_identity(data) -> dict:
-    """What makes a loaded dataset this one: its hash, classes, image shape and sizes."""
-    return {"sha256": data.identity.get("sha256"), "classes": list(data.class_names),
-            "image_shape": list(data.image_shape), "train": int(len(data.y_train)), "test": int(len(data.y_test))}
+    """What makes a loaded dataset this one: the hash of its pixels and labels, its source's hash,
+    classes, image shape and sizes."""
+    return {"content_sha256": content_digest(data), "sha256": data.identity.get("sha256"),
+            "classes": list(data.class_names), "image_shape": list(data.image_shape),
+            "train": int(len(data.y_train)), "test": int(len(data.y_test))}
+
+
+def content_digest(data) -> str:
+    """sha256 of the decoded images and labels, train then test: a byte-identical copy of a folder
+    matches, whatever its files' dates (the source's own hash may include them)."""
+    digest = hashlib.sha256()
+    for array in (data.x_train, data.y_train, data.x_test, data.y_test):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))  # no copy of the pixels
+    return digest.hexdigest()
 
 
 def recorded_identity(run_dir: Path, saved: dict) -> dict:
@@ -72,7 +88,7 @@ def recorded_identity(run_dir: Path, saved: dict) -> dict:
 
 
 def _shown_value(key: str, value) -> str:
-    if key == "sha256" and isinstance(value, str):
+    if key in ("sha256", "content_sha256") and isinstance(value, str):
         return value[:12]
     if key == "classes" and isinstance(value, list):
         return f"{len(value)} {shown(value)}"
@@ -84,8 +100,11 @@ def _shown_value(key: str, value) -> str:
 def check_dataset(run_dir: Path, recorded: dict, data, where: str) -> None:
     """Refuse ``data`` unless it is the dataset the run recorded, naming every field that differs."""
     now = dataset_identity(data)
+    fields = IDENTITY_FIELDS
+    if "content_sha256" in recorded:  # the pixels decide; the source's hash may hold file dates
+        fields = tuple(field for field in IDENTITY_FIELDS if field[0] != "sha256")
     differences = [f"{label} {_shown_value(key, now[key])} (the run's: {_shown_value(key, recorded[key])})"
-                   for key, label in IDENTITY_FIELDS if key in recorded and recorded[key] != now[key]]
+                   for key, label in fields if key in recorded and recorded[key] != now[key]]
     if differences:
         raise RunError(f"{run_dir}: {where} is not the dataset this run was trained on: "
                        f"{'; '.join(differences)}")
