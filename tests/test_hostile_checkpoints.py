@@ -69,20 +69,35 @@ def test_a_checkpoint_that_unpickles_safely_but_does_not_fit(run, capsys, mutati
     assert snapshot(run) == before  # nothing saved is lost or rewritten
 
 
-@pytest.mark.parametrize("content", ["garbage", "truncated", "a list", "a gadget"])
+@pytest.mark.parametrize("content", ["garbage", "truncated", "a list", "a gadget", "damaged weights", "a pickle"])
 def test_a_checkpoint_that_is_not_one(run, capsys, content):
     data = (run / "checkpoint.pt").read_bytes()
     if content == "garbage":
         (run / "checkpoint.pt").write_bytes(b"\x00garbage" * 100)
     elif content == "truncated":
         (run / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    elif content == "damaged weights":  # flipped bytes inside a tensor: torch.load would take them
+        weights = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+        tensor = next(iter(weights.values())).numpy().tobytes()
+        at = data.find(tensor[:64])
+        assert at > 0
+        (run / "checkpoint.pt").write_bytes(data[:at] + b"\xff" * 16 + data[at + 16:])
+    elif content == "a pickle":
+        import pickle
+
+        (run / "checkpoint.pt").write_bytes(pickle.dumps({"a": 1}, protocol=4))
     else:
         torch.save([1, 2] if content == "a list" else {"model": Gadget()}, run / "checkpoint.pt")
     (run / "model.safetensors").unlink()  # evaluate then reads the checkpoint too
     before = snapshot(run)
     for command in (["train", "--resume", str(run), "--quiet"], ["evaluate", str(run)]):
         assert main(command) == 2
-        assert_error_line(capsys.readouterr().err, "checkpoint.pt: ")
+        err = capsys.readouterr().err
+        assert_error_line(err, "checkpoint.pt: ")  # one line: no torch warning before it
+        if content in ("garbage", "truncated", "a pickle"):
+            assert "not a readable checkpoint" in err
+        if content == "damaged weights":
+            assert "fails its CRC check" in err
     assert snapshot(run) == before
 
 

@@ -97,6 +97,11 @@ def test_a_relative_dataset_is_stored_absolute_and_a_changed_one_refused(tmp_pat
     monkeypatch.chdir(tmp_path / "two")  # another directory with another 'data'
     assert main(["evaluate", str(tmp_path / "runs" / "r")]) == 0
     assert "test: 4 images" in capsys.readouterr().out
+    shutil.copytree(tmp_path / "one" / "data", tmp_path / "copy")  # the same bytes, new files and dates
+    shutil.rmtree(tmp_path / "one" / "data")
+    (tmp_path / "copy").rename(tmp_path / "one" / "data")
+    os.utime(next((tmp_path / "one" / "data").rglob("*.png")), (1, 1))
+    assert main(["evaluate", str(tmp_path / "runs" / "r")]) == 0, capsys.readouterr().err
     image_folder(tmp_path / "one" / "data", classes=("eel",))
     for command in (["evaluate", str(tmp_path / "runs" / "r")], ["train", "--resume", str(tmp_path / "runs" / "r")]):
         assert main(command) == 2
@@ -145,6 +150,9 @@ def test_nan_in_the_first_epoch_claims_no_checkpoint(tmp_path):
     (["--momentum", "0.9"], "momentum and nesterov apply to the sgd optimizer, not adam"),
     (["--lr", "inf"], "lr must be a positive number"),
     (["--name", "../escape"], "--name must be a plain folder name"),
+    (["--val-split", "0", "--early-stopping", "val_loss"], "early stopping on val_loss needs validation data"),
+    (["--seed", "1.5"], "argument --seed: invalid int value: '1.5'"),
+    (["--optimizer", "bogus"], "argument --optimizer: invalid choice: 'bogus'"),
 ])
 def test_bad_options_are_refused_before_anything_is_made(tmp_path, capsys, flags, message):
     assert main(["train", "mlp", *FAST, "--out", str(tmp_path / "out"), *flags]) == 2
@@ -234,3 +242,12 @@ def test_predict_reads_only_regular_files(finished, tmp_path, capsys):
             assert_error_line(capsys.readouterr().err, "not a regular file")
     finally:
         signal.alarm(0)
+
+
+def test_options_given_with_resume_are_refused_not_ignored(run, capsys):
+    before = (run / "checkpoint.pt").read_bytes()
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--lr", "0.5"]) == 2
+    assert_error_line(capsys.readouterr().err, "--epochs, --lr would be ignored")
+    assert main(["train", "mlp", "--resume", str(run), "--dataset", "digits"]) == 2
+    assert_error_line(capsys.readouterr().err, "SPEC, --dataset would be ignored")
+    assert (run / "checkpoint.pt").read_bytes() == before

@@ -13,6 +13,7 @@ from cnnlab.cli.train_commands import (
     config_from_args,
     dataset_options,
     make_callback,
+    start_threads,
 )
 
 
@@ -25,24 +26,38 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_train_options(compare)
     compare.add_argument("--seeds", type=int, default=1, help="seeds per model (default 1)")
     compare.add_argument("--name", help="comparison folder name (default: from the specs and dataset)")
+    compare.add_argument("--executor", choices=("local", "dask"),
+                         help="train the runs at once: local (a process pool here) or dask (a Dask cluster); "
+                              "default: one after another in this process")
+    compare.add_argument("--jobs", type=int, metavar="N",
+                         help="runs at once (local pool processes, or LocalCluster workers; default: the runs, "
+                              "at most the cores)")
+    compare.add_argument("--scheduler", metavar="ADDRESS",
+                         help="--executor dask: the scheduler to submit to, e.g. tcp://host:8786 "
+                              "(default: a LocalCluster on this machine)")
     add_json_option(compare)
     compare.set_defaults(handler=run_compare)
 
 
 def run_compare(args: argparse.Namespace) -> int:
     """``cnnlab compare``: trains (or reuses) every run, prints the table (or JSON), writes the report."""
+    start_threads(args)  # first: before torch loads
     from cnnlab.experiment.comparison import compare
+    from cnnlab.experiment.executor import ExecutorOptions
     from cnnlab.presenters.comparison import format_comparison
     from cnnlab.presenters.report import write_report
 
     specs = args.specs if len(args.specs) >= 2 else (args.specs or ["mlp", "cnn"])
     options = dataset_options(args)
+    executor = ExecutorOptions(args.executor or "sequential", args.jobs, args.threads, args.scheduler).validate()
     callback = make_callback(args)
     try:
         comparison = compare(specs, args.dataset, config_from_args(args), seeds=args.seeds, out=args.out,
-                             name=args.name, dataset_options=options, callback=callback)
+                             name=args.name, dataset_options=options, callback=callback, executor=executor)
     finally:
         close_callback(callback)
+    if comparison is None:  # another process of a torchrun job: rank 0 prints and writes the report
+        return 0
     if not args.json:
         print(format_comparison(comparison))  # before the report: the results show even if it fails
     markdown, page = write_report(comparison, sys.argv)

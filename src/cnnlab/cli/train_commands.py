@@ -11,6 +11,7 @@ from cnnlab.cli.data_commands import add_dataset_options
 from cnnlab.engine.config import OPTIMIZERS, SCHEDULES, TrainConfig
 
 DEFAULTS = TrainConfig()
+TRAIN_DATASET = "cifar10"  # train's default --dataset
 
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +37,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     add("--init", choices=("keras", "torch"), default=DEFAULTS.init,
         help="weight initialisation: Keras' glorot-uniform (default) or torch's")
     add("--deterministic", action="store_true", help="ask torch for deterministic algorithms")
+    add("--threads", type=int, metavar="N",
+        help="CPU threads torch uses (default: the cores it sees; with --executor, the cores // --jobs)")
     add("--precision", choices=("fp32", "bf16"), default=DEFAULTS.precision,
         help="fp32 (default) or bf16 autocast: faster on CPUs and GPUs with bf16 units")
     add("--early-stopping", metavar="METRIC",
@@ -47,6 +50,17 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     add("--quiet", action="store_true", help="print only the final result")
     add("--tensorboard", action="store_true",
         help="also write TensorBoard event files to RUN_DIR/tensorboard/ (needs cnnlab[tensorboard])")
+
+
+def start_threads(args: argparse.Namespace) -> None:
+    """At the command's start, before torch loads: on the CPU, idle OpenMP threads spin briefly, then
+    sleep (``GOMP_SPINCOUNT=3000``), unless the user chose how they wait; ``--threads`` checked."""
+    from cnnlab.engine.threads import check_count, prefer_short_spin, torch_loaded
+
+    if not torch_loaded():  # else too late for this process (main() called from Python): leave its environment
+        prefer_short_spin(args.device)
+    if args.threads is not None:
+        check_count(args.threads, "--threads")
 
 
 def make_callback(args: argparse.Namespace):
@@ -90,7 +104,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     """Add ``cnnlab train``, ``cnnlab evaluate`` and ``cnnlab predict`` to the command line."""
     train = commands.add_parser("train", help="train a network; writes a resumable run directory")
     completes(train.add_argument("spec", metavar="SPEC", nargs="?", help="a preset name or a spec file"), FILE)
-    add_dataset_options(train, default="cifar10")
+    add_dataset_options(train, default=TRAIN_DATASET)
     add_train_options(train)
     train.add_argument("--name", help="run directory name (default: SPEC-DATASET, never overwritten)")
     completes(train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run"), DIRECTORY)
@@ -114,20 +128,42 @@ def register(commands: argparse._SubParsersAction) -> None:
     predict.set_defaults(handler=run_predict)
 
 
+def refuse_options_with_resume(args: argparse.Namespace) -> None:
+    """--resume continues a run with the options it started with; others given with it would be ignored."""
+    from dataclasses import fields
+
+    from cnnlab.runs import RunError
+
+    given = config_from_args(args)
+    changed = [f"--{field.name.replace('_', '-')}" for field in fields(TrainConfig)
+               if getattr(given, field.name) != getattr(DEFAULTS, field.name)]
+    changed += [flag for flag, value in (("SPEC", args.spec), ("--name", args.name)) if value]
+    changed += ["--dataset"] if args.dataset != TRAIN_DATASET else []
+    changed += [f"--{name.replace('_', '-')}" for name in ("channels", "size", "skip_bad") if getattr(args, name)]
+    if changed:
+        raise RunError(f"--resume {args.resume} continues the run with the options it started with; "
+                       f"{', '.join(changed)} would be ignored: leave them out, or start a new run")
+
+
 def run_train(args: argparse.Namespace) -> int:
     """``cnnlab train``: a new run, or ``--resume`` of one."""
+    start_threads(args)  # first: before `cnnlab.runs` loads torch
     from cnnlab import runs
+    from cnnlab.engine.threads import using_threads
 
     if not (args.resume or args.spec):
         raise runs.RunError("train needs SPEC (a preset name or spec file), or --resume RUN_DIR")
+    if args.resume:
+        refuse_options_with_resume(args)
     callback = make_callback(args)
     try:
-        if args.resume:
-            result = runs.resume(args.resume, callback, sys.argv)
-        else:
-            result = runs.train(args.spec, args.dataset, config_from_args(args), out=args.out,
-                                name=args.name, dataset_options=dataset_options(args), callback=callback,
-                                argv=sys.argv)
+        with using_threads(args.threads):
+            if args.resume:
+                result = runs.resume(args.resume, callback, sys.argv)
+            else:
+                result = runs.train(args.spec, args.dataset, config_from_args(args), out=args.out,
+                                    name=args.name, dataset_options=dataset_options(args), callback=callback,
+                                    argv=sys.argv)
     finally:
         close_callback(callback)
     if args.json:

@@ -2,7 +2,9 @@
 
 It holds the model and optimizer state, the scheduler, the epoch, the history,
 early-stopping state, and every RNG state (torch CPU and CUDA, the shuffle
-generator, numpy, Python), so a resumed run continues exactly. The final weights
+generator, numpy, Python), so a resumed run continues exactly. A run trained by
+several processes also holds each process's RNG states (``rank_rng``, in rank order):
+rank 0 writes the file, and on ``--resume`` reads it for all of them. The final weights
 are also exported as safetensors for use elsewhere.
 
 Both are serialised in memory and stored with :func:`cnnlab.files.write_file`: a full
@@ -16,24 +18,29 @@ from __future__ import annotations
 import io
 import pickle
 import random
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from cnnlab.engine import distributed
 from cnnlab.engine.loop import TrainState
 from cnnlab.engine.restore import CheckpointError, load_module_state, restore_state
 from cnnlab.files import read_regular, write_file
+from cnnlab.net.fields import shown
 
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "model.safetensors"
 MAX_FILE_BYTES = 8 * 1024**3  # far above any network cnnlab trains; a bound for a planted file
 
 __all__ = ["CHECKPOINT", "WEIGHTS", "CheckpointError", "export_weights", "load_checkpoint", "load_weights",
-           "read_checkpoint", "save_checkpoint"]
+           "read_checkpoint", "rng_states", "save_checkpoint"]
 
 
-def _rng_states(state: TrainState) -> dict:
+def rng_states(state: TrainState) -> dict:
+    """This process's RNG states: torch (CPU, CUDA), the shuffle generator, numpy, Python."""
     np_state = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
@@ -49,8 +56,11 @@ def _python_state() -> list:
     return [version, list(internal), gauss]
 
 
-def save_checkpoint(state: TrainState, run_dir: Path) -> Path:
-    """Serialise the state, then store it atomically over the previous checkpoint."""
+def save_checkpoint(state: TrainState, run_dir: Path, rank_rng: list[dict] | None = None) -> Path:
+    """Serialise the state, then store it atomically over the previous checkpoint.
+
+    ``rank_rng``: every process's :func:`rng_states`, in rank order, when several trained.
+    """
     payload = {
         "model": state.model.state_dict(),
         "optimizer": state.optimizer.state_dict(),
@@ -58,21 +68,46 @@ def save_checkpoint(state: TrainState, run_dir: Path) -> Path:
         "epoch": state.epoch,
         "history": state.history,
         "early_stopping": {"best": state.best, "wait": state.wait, "stopped": state.stopped_early},
-        "rng": _rng_states(state),
+        "rng": rng_states(state),
     }
+    if rank_rng is not None:
+        payload["rank_rng"] = rank_rng
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     return write_file(Path(run_dir) / CHECKPOINT, buffer.getvalue(), root=run_dir)
 
 
-def read_checkpoint(path: Path):
-    """A checkpoint's payload, unpickled with ``weights_only=True``; errors name the file only."""
-    path = Path(path)
+def _checkpoint_bytes(path: Path) -> bytes:
     if not path.exists():
         raise CheckpointError(f"{path}: no checkpoint (did the first epoch finish?)")
-    data = read_regular(path, MAX_FILE_BYTES, CheckpointError, "checkpoint")
+    return read_regular(path, MAX_FILE_BYTES, CheckpointError, "checkpoint")
+
+
+def _check_archive(path: Path, data: bytes) -> None:
+    """torch.save writes a zip file whose members carry CRCs; torch.load checks none of them, so
+    damaged tensor bytes would load as wrong weights. Check them all first."""
     try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError):
+        raise CheckpointError(f"{path}: not a readable checkpoint (not the zip file torch.save writes: "
+                              "truncated, damaged or another format)") from None
+    if damaged is not None:
+        raise CheckpointError(f"{path}: damaged: its member {shown(damaged)} fails its CRC check; refused")
+
+
+def read_checkpoint(path: Path, data: bytes | None = None):
+    """A checkpoint's payload, unpickled with ``weights_only=True``; errors name the file only.
+
+    ``data``: the file's bytes, already read (by rank 0, for every process of a torchrun job).
+    """
+    path = Path(path)
+    data = _checkpoint_bytes(path) if data is None else data
+    _check_archive(path, data)
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols; the error below says it all
+            warnings.simplefilter("ignore")
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise CheckpointError(f"{path}: holds objects other than tensors and plain data; refused (cnnlab "
                               "loads checkpoints with weights_only=True and nothing else)") from None
@@ -86,7 +121,8 @@ def load_checkpoint(state: TrainState, run_dir: Path, epochs: int | None = None)
     ``epochs``, the run's planned epochs, bounds the checkpoint's epoch.
     """
     path = Path(run_dir) / CHECKPOINT
-    restore_state(state, read_checkpoint(path), path, epochs)
+    data = distributed.on_main(lambda: _checkpoint_bytes(path))  # several processes: rank 0 reads for all
+    restore_state(state, read_checkpoint(path, data), path, epochs)
     return state
 
 

@@ -68,6 +68,8 @@ class TrainState:
     best: float | None = None           # early stopping: best monitored value so far
     wait: int = 0                       # epochs since it improved
     stopped_early: bool = False
+    # Not checkpointed: set when several processes train this model (cnnlab.engine.data_parallel.Parallel).
+    parallel: object | None = None
 
 
 class Callback(Protocol):
@@ -109,6 +111,8 @@ def _check_finite(losses: torch.Tensor, start: int, stop: int, epoch: int) -> No
 def train_epoch(state: TrainState, data: TensorData, config: TrainConfig,
                 callback: Callback | None = None, progress_every: int = 25) -> dict:
     """Train one epoch over a seeded shuffle; returns loss and accuracy averaged as Keras does."""
+    if state.parallel is not None:  # several processes: each trains on its part of every batch
+        return state.parallel.train_epoch(state, data, config, callback, progress_every)
     model, n, bs = state.model, len(data.y_train), config.batch_size
     steps = math.ceil(n / bs)
     device = data.x_train.device
@@ -136,9 +140,9 @@ def train_epoch(state: TrainState, data: TensorData, config: TrainConfig,
 
 
 @torch.no_grad()
-def evaluate_tensors(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
-                     precision: str = "fp32") -> dict:
-    """Mean cross-entropy and accuracy over ``x``, in eval mode (dropout off)."""
+def evaluation_sums(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
+                    precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy (float64) and correct count (int64) over ``x``, on its device, in eval mode."""
     model.eval()
     loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
     correct = torch.zeros((), device=x.device, dtype=torch.int64)
@@ -148,6 +152,13 @@ def evaluate_tensors(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 
         target = y[start:start + batch_size]
         loss_sum += F.cross_entropy(logits, target, reduction="sum").double()
         correct += (logits.argmax(dim=1) == target).sum()
+    return loss_sum, correct
+
+
+def evaluate_tensors(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
+                     precision: str = "fp32") -> dict:
+    """Mean cross-entropy and accuracy over ``x``, in eval mode (dropout off)."""
+    loss_sum, correct = evaluation_sums(model, x, y, batch_size, precision)
     count = max(len(y), 1)
     return {"loss": float(loss_sum) / count, "accuracy": int(correct) / count}
 
@@ -188,7 +199,9 @@ def run_epochs(state: TrainState, data: TensorData, config: TrainConfig,
             raise
         train_seconds = time.perf_counter() - start
         if data.x_val is not None and len(data.y_val):
-            val = evaluate_tensors(state.model, data.x_val, data.y_val, config.eval_batch_size, config.precision)
+            # Several processes: each scores its part of the validation set, and the sums are added.
+            evaluate = evaluate_tensors if state.parallel is None else state.parallel.evaluate
+            val = evaluate(state.model, data.x_val, data.y_val, config.eval_batch_size, config.precision)
             record.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
         else:
             record.update(val_loss=None, val_accuracy=None)

@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cnnlab.engine import distributed
 from cnnlab.engine.loop import TrainState
 from cnnlab.errors import CnnlabError
 from cnnlab.net.fields import shown
 
 PARTS = ("model", "optimizer", "scheduler", "epoch", "history", "early_stopping", "rng")
+RNG_KEYS = {"torch", "cuda", "shuffle", "numpy", "python"}
 RECORD_KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "time", "train_time",
                "images_per_second", "lr"}
 OPTIMIZER_SLOTS = {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg", "grad_avg"}
@@ -137,7 +139,7 @@ def _stopping(saved, path: Path) -> tuple[float | None, int, bool]:
 
 def _restore_rng(rng, state: TrainState, path: Path) -> None:
     """Every RNG state, so a resumed run draws what an uninterrupted one would."""
-    if not isinstance(rng, dict) or not {"torch", "cuda", "shuffle", "numpy", "python"} <= set(rng):
+    if not isinstance(rng, dict) or not set(rng) >= RNG_KEYS:
         _fail(path, "random-number state", "damaged")
     try:
         torch.set_rng_state(rng["torch"])
@@ -152,6 +154,22 @@ def _restore_rng(rng, state: TrainState, path: Path) -> None:
         _fail(path, "random-number state", "damaged")
 
 
+def _own_rng(payload: dict, path: Path) -> tuple[dict, bool]:
+    """This process's saved RNG states, and whether they are its own.
+
+    A checkpoint of several processes holds each one's (``rank_rng``); resumed by as many,
+    each takes its own and continues exactly. Otherwise every process takes rank 0's
+    (``rng``), which is its own only for rank 0.
+    """
+    ranks = payload.get("rank_rng")
+    if ranks is not None and not (isinstance(ranks, list) and ranks and all(
+            isinstance(entry, dict) and set(entry) >= RNG_KEYS for entry in ranks)):
+        _fail(path, "random-number states of its processes", "damaged")
+    if ranks is not None and len(ranks) == distributed.world_size():
+        return ranks[distributed.rank()], True
+    return payload["rng"], distributed.rank() == 0
+
+
 def restore_state(state: TrainState, payload, path: Path, epochs: int | None = None) -> None:
     """Check and apply every part of a checkpoint's payload to ``state`` (a fresh one)."""
     if not isinstance(payload, dict) or not set(PARTS) <= set(payload):
@@ -162,6 +180,9 @@ def restore_state(state: TrainState, payload, path: Path, epochs: int | None = N
     load_module_state(state.model, payload["model"], path, "model weights")
     _restore_optimizer(state, payload["optimizer"], path)
     _restore_scheduler(state, payload["scheduler"], path)
-    _restore_rng(payload["rng"], state, path)
+    rng, own = _own_rng(payload, path)
+    _restore_rng(rng, state, path)
+    if not own and state.parallel is not None:  # another number of processes: this rank draws anew
+        state.parallel.reseed(epoch)
     state.epoch, state.history = epoch, history
     state.best, state.wait, state.stopped_early = best, wait, stopped

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 
 from cnnlab.engine.config import ConfigError, TrainConfig
+from cnnlab.engine.data_parallel import parallelize
+from cnnlab.engine.distributed import local_device
 from cnnlab.engine.loop import Callback, TensorData, TrainState, run_epochs, train_step
 from cnnlab.engine.optim import make_optimizer, make_schedule
 
@@ -31,13 +33,13 @@ if TYPE_CHECKING:
 def resolve_device(name: str) -> torch.device:
     """'auto' is CUDA when present, else the CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' asked for, but torch sees no CUDA GPU "
                           f"(torch {torch.__version__}; see the README for a GPU build)")
     if name not in ("cpu", "cuda"):
         raise ConfigError(f"unknown device '{name}'; expected auto, cpu or cuda")
-    return torch.device(name)
+    return local_device(torch.device(name))  # under torchrun, CUDA is the GPU of LOCAL_RANK
 
 
 def seed_everything(seed: int) -> None:
@@ -88,7 +90,7 @@ def new_state(model: torch.nn.Module, config: TrainConfig, steps_per_epoch: int)
 
 
 def estimate_epoch_seconds(state: TrainState, data: TensorData, config: TrainConfig,
-                           windows: int = 4, window: int = 3, warmup: int = 2) -> float:
+                           windows: int = 4, window: int = 3, warmup: int = 2, processes: int = 1) -> float:
     """Seconds per epoch, from ``windows`` runs of ``window`` training steps timed after ``warmup`` steps.
 
     A step's time is the median over the windows of their mean step time: a window averages
@@ -96,12 +98,13 @@ def estimate_epoch_seconds(state: TrainState, data: TensorData, config: TrainCon
     window slowed by first calls (kernel selection, memory touched for the first time),
     which inflated the plain mean over a few steps this replaced. The steps run on a copy of
     the model, on a batch gathered as the loop gathers its batches; the run is untouched
-    (its RNG state is restored).
+    (its RNG state is restored). With ``processes`` training together, a step is one
+    process's part of the batch (the time to all-reduce the gradients is not counted).
     """
     rng = torch.get_rng_state()
     model = copy.deepcopy(state.model)
     optimizer = make_optimizer(model.parameters(), config)
-    n, bs = len(data.y_train), config.batch_size
+    n, bs = len(data.y_train), max(config.batch_size // processes, 1)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:bs].to(data.x_train.device)
     xb, yb = data.x_train[order], data.y_train[order]
     model.train()
@@ -115,7 +118,7 @@ def estimate_epoch_seconds(state: TrainState, data: TensorData, config: TrainCon
     per_step = statistics.median(sum(times[k:k + window]) / window for k in range(0, len(times), window))
     val = 0 if data.y_val is None else len(data.y_val)
     # Validation runs forward only: about a third of a training step's work per image.
-    return per_step * math.ceil(n / bs) + per_step / bs * val / 3
+    return per_step * math.ceil(n / (bs * processes)) + per_step / bs * val / processes / 3
 
 
 def _step_seconds(step: Callable[[], object], device: torch.device, count: int) -> list[float]:
@@ -175,6 +178,13 @@ class Session:
     split: Split | None  # None when validation data was given, or val_split is 0
 
 
+def check_validation_needs(config: TrainConfig, validation) -> None:
+    """Early stopping on a validation metric without validation data would silently never stop."""
+    if (config.early_stopping or "").startswith("val_") and validation is None and not config.val_split:
+        raise ConfigError(f"early stopping on {config.early_stopping} needs validation data: give a validation "
+                          "split (--val-split) or validation_data, or monitor loss")
+
+
 def open_session(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndarray, config: TrainConfig, *,
                  validation: tuple[np.ndarray, np.ndarray] | None = None,
                  class_names: list[str] | None = None) -> Session:
@@ -184,9 +194,11 @@ def open_session(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndar
     the dropout draws then follow from it. ``build`` returns a new module, or one that
     is already trained (``Model.fit`` called again trains on from where it stopped).
     """
+    check_validation_needs(config, validation)
     seed_everything(config.seed)
     set_deterministic(config.deterministic)
     state, tensors, split = prepare(build(), x, y, config, validation, class_names)
+    parallelize(state, config)  # under torchrun: DDP, each rank its part of every batch
     return Session(state, tensors, split)
 
 

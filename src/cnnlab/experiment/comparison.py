@@ -14,7 +14,9 @@ import json
 import os
 from pathlib import Path
 
+from cnnlab.engine import distributed
 from cnnlab.engine.config import TrainConfig
+from cnnlab.experiment.executor import ExecutorError, ExecutorOptions
 from cnnlab.experiment.results import Comparison, DatasetFacts, ModelResult
 from cnnlab.net.fields import shown
 from cnnlab.runs.directory import (
@@ -113,23 +115,40 @@ def _has_runs(folder: Path) -> bool:
     return runs.is_dir() and any(runs.iterdir())
 
 
-def _train_or_resume(run_dir: Path, model_spec, dataset: str, data, config: TrainConfig, options: dict,
-                     callback) -> str:
-    """Train a run that is not there; reuse a finished one (on the same data); resume any other."""
-    from cnnlab import runs
-    from cnnlab.engine.checkpoint import WEIGHTS
-    from cnnlab.runs.records import recorded_identity
+def train_or_resume(run_dir: Path, model_spec, dataset: str, data, config: TrainConfig, options: dict,
+                    callback) -> str:
+    """Train a run that is not there; reuse a finished one (on the same data); resume any other.
 
-    if not os.path.lexists(run_dir):
+    Under torchrun, rank 0 looks at the folder and decides for every process.
+    """
+    from cnnlab import runs
+
+    status = distributed.on_main(lambda: _status(run_dir, data, dataset))
+    if status == "trained":
         runs.train(model_spec, dataset, config, out=run_dir.parent, name=run_dir.name, dataset_options=options,
                    callback=callback, data=data)
+    elif status == "resumed":
+        runs.resume(run_dir, callback, data=data)
+    return status
+
+
+def _status(run_dir: Path, data, dataset: str) -> str:
+    """What a run's folder needs: ``"trained"`` (none yet), ``"reused"`` (finished) or ``"resumed"``."""
+    from cnnlab.engine.checkpoint import WEIGHTS
+
+    if not os.path.lexists(run_dir):
         return "trained"
     require_run(run_dir, link_ok=False)  # a folder cnnlab did not make is never adopted
-    if (run_dir / WEIGHTS).exists():
-        check_dataset(run_dir, recorded_identity(run_dir, read_config(run_dir)), data, f"the dataset {dataset}")
-        return "reused"
-    runs.resume(run_dir, callback, data=data)
-    return "resumed"
+    return _reuse(run_dir, data, dataset) if (run_dir / WEIGHTS).exists() else "resumed"
+
+
+def _reuse(run_dir: Path, data, dataset: str) -> str:
+    """A finished run, if cnnlab made it and it was trained on ``data``: ``"reused"``."""
+    from cnnlab.runs.records import recorded_identity
+
+    require_run(run_dir, link_ok=False)
+    check_dataset(run_dir, recorded_identity(run_dir, read_config(run_dir)), data, f"the dataset {dataset}")
+    return "reused"
 
 
 def _resolve(specs, seeds, config: TrainConfig) -> dict[str, tuple[object, str]]:
@@ -153,51 +172,137 @@ def _resolve(specs, seeds, config: TrainConfig) -> dict[str, tuple[object, str]]
 
 
 def _check_fit(resolved: dict, data, config: TrainConfig) -> None:
-    """Every spec against the data, and the options against the data and machine: before any folder."""
+    """Every spec against the data, and the options against the data and machine: before any folder.
+
+    Each network must fit the device's memory on its own (concurrent runs on one device
+    share it: a tight fit is for sequential runs)."""
+    from cnnlab.engine.memory import check_training_memory
     from cnnlab.engine.session import resolve_device
     from cnnlab.net.resolve import fit_spec, summarize
 
-    resolve_device(config.device)
+    device = resolve_device(config.device)
     config.validate(train_size=int(len(data.y_train) * (1 - config.val_split)))
     for model_spec, _ in resolved.values():
-        summarize(fit_spec(model_spec, data.image_shape, data.num_classes))
+        fitted = fit_spec(model_spec, data.image_shape, data.num_classes)
+        summarize(fitted)
+        check_training_memory(fitted, config, data, device)
 
 
 def compare(specs: list[str] = ("mlp", "cnn"), dataset: str = "cifar10", config: TrainConfig | None = None,
             seeds: int = 1, out: str | Path = "runs", name: str | None = None,
-            dataset_options: dict | None = None, callback=None) -> Comparison:
+            dataset_options: dict | None = None, callback=None,
+            executor: ExecutorOptions | None = None) -> Comparison | None:
     """Train and evaluate every spec for ``seeds`` seeds; writes and returns the :class:`Comparison`.
+
+    Under torchrun every process trains each run together; rank 0 alone evaluates and
+    writes, and the other ranks get None.
 
     It holds, per model, each run's history and test results plus the analyses the
     report draws (shift robustness, predictions, first-layer filters), and the dataset.
+    ``executor`` runs the training runs at once (:mod:`cnnlab.experiment.executor`);
+    by default they run here, one after another.
     """
+    from cnnlab.engine.threads import using_threads
+
     config = (config or TrainConfig()).validate()
+    from cnnlab.engine.session import check_validation_needs
+
+    check_validation_needs(config, None)  # before the comparison folder is made
+    executor = (executor or ExecutorOptions()).validate()
+    callback = _join_torchrun(config, executor, callback)
     resolved = _resolve(list(specs), seeds, config)
     if name is not None:
         check_folder_name(name)
     reference, options = dataset_reference(dataset), dataset_options_record(dataset_options)
     folder = comparison_dir(list(specs), dataset, Path(out), name)
-    data = open_dataset(reference, options)  # once: every run trains and is tested on this same copy
+    # once: every run trains and is tested on this same copy (under torchrun, rank 0 loads it first)
+    data = distributed.main_first(lambda: open_dataset(reference, options))
     _check_fit(resolved, data, config)
-    _open_dir(folder, _options_record(specs, reference, config, seeds, options))
-    trained = {spec: [_train_seed(folder, spec, resolved[spec], reference, data, config, config.seed + k, options,
-                                  callback) for k in range(seeds)] for spec in specs}
+    distributed.on_main(lambda: _open_dir(folder, _options_record(specs, reference, config, seeds, options)))
+    if executor.kind == "sequential":
+        with using_threads(executor.threads):
+            trained = {spec: [_train_seed(folder, spec, resolved[spec], reference, data, config, config.seed + k,
+                                          options, callback) for k in range(seeds)] for spec in specs}
+    else:
+        trained = _train_concurrently(folder, list(specs), resolved, seeds, (reference, options), data, config,
+                                      executor, callback)
+    if not distributed.is_main():
+        return None  # under torchrun, rank 0 alone evaluates, analyses and writes
     comparison = analyse(folder, trained, data, {spec: digest for spec, (_, digest) in resolved.items()})
     write_json(folder / "comparison.json", comparison.to_dict(), root=folder)
     return comparison
 
 
+def _join_torchrun(config: TrainConfig, executor: ExecutorOptions, callback):
+    """Under torchrun: join the other processes (each run is trained by all of them); rank 0's callback."""
+    if not distributed.setup():
+        return callback
+    if executor.kind != "sequential":
+        raise ExecutorError("--executor trains runs in processes of its own; under torchrun every process "
+                            "trains each run together with the others: use one or the other")
+    distributed.check_batch(config.batch_size)
+    return callback if distributed.is_main() else None
+
+
 def _train_seed(folder: Path, spec: str, resolved: tuple, dataset: str, data, config: TrainConfig, seed: int,
                 options: dict, callback) -> tuple[Path, str, int]:
     """``(run directory, status, seed)`` of one model and seed, trained, resumed or reused."""
-    from cnnlab.files import make_folder
 
     model_spec, digest = resolved
     seeded = TrainConfig.from_dict({**config.to_dict(), "seed": seed})
-    run_dir = make_folder(folder / "runs", root=folder) / f"{_slug(spec)}-{digest[:DIGEST_CHARS]}-seed{seed}"
+    run_dir = run_dir_of(folder, spec, digest, seed)
     if callback is not None:
         callback.note(f"== {spec}, seed {seed}: {run_dir}")
-    return run_dir, _train_or_resume(run_dir, model_spec, dataset, data, seeded, options, callback), seed
+    return run_dir, train_or_resume(run_dir, model_spec, dataset, data, seeded, options, callback), seed
+
+
+def run_dir_of(folder: Path, spec: str, digest: str, seed: int) -> Path:
+    """A run's folder in the comparison (``runs/`` made if missing): the spec's name, its digest, the seed."""
+    from cnnlab.files import make_folder
+
+    runs = distributed.on_main(lambda: make_folder(folder / "runs", root=folder))  # rank 0 makes it, for all
+    return runs / f"{_slug(spec)}-{digest[:DIGEST_CHARS]}-seed{seed}"
+
+
+def _train_concurrently(folder: Path, specs: list[str], resolved: dict, seeds: int, dataset: tuple[str, dict], data,
+                        config: TrainConfig, executor: ExecutorOptions, callback) -> dict:
+    """Every unfinished run as a job on ``executor``; ``{spec: [(run directory, status, seed)]}`` once all succeeded.
+
+    Finished runs are reused here, without a worker. The workers load the dataset from its
+    reference; each run's recorded dataset identity is then checked against ``data``, the
+    copy the analyses use.
+    """
+    from cnnlab.engine.checkpoint import WEIGHTS
+    from cnnlab.experiment.executor import run_jobs
+
+    jobs = _jobs(folder, specs, resolved, seeds, dataset, config, executor)
+    status = {job.run_dir: _reuse(Path(job.run_dir), data, dataset[0]) for job in jobs
+              if os.path.lexists(job.run_dir) and (Path(job.run_dir) / WEIGHTS).exists()}
+    pending = [job for job in jobs if job.run_dir not in status]
+    results = run_jobs(pending, executor, callback.note if callback is not None else lambda _: None) if pending else []
+    failed = [result for result in results if result.error is not None]
+    if failed:
+        raise ExecutorError(f"{len(failed)} of {len(jobs)} runs failed ("
+                            + "; ".join(f"{r.label} seed {r.seed}: {r.error}" for r in failed)
+                            + "); the finished runs are kept: run the same command again to train only the rest")
+    for result in results:
+        _reuse(Path(result.run_dir), data, dataset[0])  # the dataset identity the worker recorded, checked
+        status[result.run_dir] = result.status
+    return {spec: [(Path(job.run_dir), status[job.run_dir], job.seed) for job in jobs if job.label == spec]
+            for spec in specs}
+
+
+def _jobs(folder: Path, specs: list[str], resolved: dict, seeds: int, dataset: tuple[str, dict],
+          config: TrainConfig, executor: ExecutorOptions) -> list:
+    """A :class:`RunJob` per spec and seed, in the comparison's order: references and options, no arrays."""
+    from cnnlab.engine.session import resolve_device
+    from cnnlab.experiment.executor import RunJob
+
+    device = resolve_device(config.device).type
+    return [RunJob(str(run_dir_of(folder, spec, resolved[spec][1], config.seed + k)), spec,
+                   resolved[spec][0].to_dict(), config.seed + k, dataset[0], dataset[1],
+                   {**config.to_dict(), "seed": config.seed + k}, executor.threads, device)
+            for spec in specs for k in range(seeds)]
 
 
 def analyse(folder: Path, trained: dict[str, list[tuple[Path, str, int]]], data,

@@ -4,6 +4,10 @@ Everything that can be refused (options, device, dataset, spec, names) is checke
 before the run folder is made. A run that fails before its first checkpoint leaves
 nothing behind; one killed before it (so nothing could clean up) restarts from epoch
 0 on ``--resume``, with its saved config.
+
+Under torchrun every process calls :func:`train` (or :func:`resume`) and trains its part
+of each batch (:mod:`cnnlab.engine.data_parallel`); rank 0 alone makes, reads and writes
+the run directory and reports progress (:func:`cnnlab.engine.distributed.on_main`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from cnnlab.engine import distributed
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.loop import NonFiniteLossError
 from cnnlab.files import write_file
@@ -63,34 +68,48 @@ def train(spec, dataset: str = "cifar10", config: TrainConfig | None = None, *, 
     runs); ``dataset`` and ``dataset_options`` are recorded either way (a path made
     absolute, with the data's identity), so the run can be resumed and evaluated on its own.
     """
-    from cnnlab.presenters.summary_table import format_summary
-
+    distributed.setup()  # under torchrun: join the other processes
+    callback = callback if distributed.is_main() else None  # rank 0 reports for all
     config, data, model_spec, record = _checked(spec, dataset, config, name, dataset_options, data)
     info = summarize(model_spec)  # validates the spec against the data before anything is written
-    run_dir = new_run_dir(Path(out), name or safe_name(f"{model_spec.name}-{data.name}"), explicit=name is not None)
+    made: list[Path] = []  # the folder, once rank 0 has made it
     try:
-        write_json(run_dir / "config.json", record)
-        write_file(run_dir / "spec.yaml", yaml.safe_dump(model_spec.to_dict(), sort_keys=False).encode(),
-                   root=run_dir)
-        write_file(run_dir / "summary.txt", format_summary(info).encode(), root=run_dir)
+        run_dir = distributed.on_main(lambda: _new_run(Path(out), name, model_spec, data, record, info, made))
         return _run(_RunRecorder(run_dir, data, config, callback, argv, resume=False), model_spec)
     except BaseException:
-        _discard_if_nothing_kept(run_dir)
+        if made:
+            _discard_if_nothing_kept(made[0])
         raise
+
+
+def _new_run(out: Path, name: str | None, model_spec, data, record: dict, info, made: list[Path]) -> Path:
+    """A new run folder (appended to ``made`` at once) holding its config, spec and summary."""
+    from cnnlab.presenters.summary_table import format_summary
+
+    run_dir = new_run_dir(out, name or safe_name(f"{model_spec.name}-{data.name}"), explicit=name is not None)
+    made.append(run_dir)
+    write_json(run_dir / "config.json", record)
+    write_file(run_dir / "spec.yaml", yaml.safe_dump(model_spec.to_dict(), sort_keys=False).encode(), root=run_dir)
+    write_file(run_dir / "summary.txt", format_summary(info).encode(), root=run_dir)
+    return run_dir
 
 
 def _checked(spec, dataset, config: TrainConfig | None, name: str | None, dataset_options: dict | None, data):
     """Everything a new run can be refused for, checked: ``(config, data, fitted spec, config.json record)``."""
-    from cnnlab.engine.session import resolve_device
+    from cnnlab.engine.memory import check_training_memory
+    from cnnlab.engine.session import check_validation_needs, resolve_device
 
     config = (config or TrainConfig()).validate()
-    resolve_device(config.device)
+    check_validation_needs(config, None)  # a run's only validation is its split
+    device = resolve_device(config.device)
+    distributed.check_batch(config.batch_size)
     if name is not None:
         check_folder_name(name)
     reference, options = dataset_reference(dataset), dataset_options_record(dataset_options)
-    data = data if data is not None else open_dataset(reference, options)
+    data = data if data is not None else distributed.main_first(lambda: open_dataset(reference, options))
     config.validate(train_size=int(len(data.y_train) * (1 - config.val_split)))
     model_spec = fit_spec(resolve_spec(spec), data.image_shape, data.num_classes)
+    check_training_memory(model_spec, config, data, device)  # a network too big for the device: no folder yet
     record = {"spec": model_spec.to_dict(), "dataset": reference, "dataset_options": options,
               "dataset_identity": dataset_identity(data), "train": config.to_dict()}
     return config, data, model_spec, record
@@ -113,16 +132,28 @@ def resume(run_dir: str | Path, callback=None, argv: list[str] | None = None, *,
     ``data``, the dataset already loaded, must be the one the run started on (its
     identity is checked against the run's record).
     """
-    from cnnlab.engine.checkpoint import CHECKPOINT, WEIGHTS
     from cnnlab.engine.session import resolve_device
 
-    run_dir = require_run(Path(run_dir))
-    saved = read_config(run_dir)
+    distributed.setup()
+    callback = callback if distributed.is_main() else None
+    run_dir = Path(run_dir)
+    saved = distributed.on_main(lambda: read_config(require_run(run_dir)))  # rank 0 reads the run for all
     config = saved_config(saved)
     resolve_device(config.device)
+    distributed.check_batch(config.batch_size)
     model_spec = parse_spec(saved["spec"], source=str(run_dir / "config.json"))
-    data = data if data is not None else open_dataset(saved["dataset"], saved["dataset_options"])
-    check_dataset(run_dir, recorded_identity(run_dir, saved), data, f"the dataset {saved['dataset']}")
+    data = data if data is not None else distributed.main_first(
+        lambda: open_dataset(saved["dataset"], saved["dataset_options"]))
+    identity = distributed.on_main(lambda: recorded_identity(run_dir, saved))
+    check_dataset(run_dir, identity, data, f"the dataset {saved['dataset']}")
+    restart = distributed.on_main(lambda: _restart_if_no_checkpoint(run_dir, callback))
+    return _run(_RunRecorder(run_dir, data, config, callback, argv, resume=not restart), model_spec)
+
+
+def _restart_if_no_checkpoint(run_dir: Path, callback) -> bool:
+    """Whether the run restarts from epoch 1 (no epoch had finished); its records of that attempt go."""
+    from cnnlab.engine.checkpoint import CHECKPOINT, WEIGHTS
+
     restart = not (run_dir / CHECKPOINT).exists()
     if restart and (run_dir / WEIGHTS).exists():
         raise RunError(f"{run_dir}: finished (it has {WEIGHTS}) but its {CHECKPOINT} is gone; nothing to resume")
@@ -130,7 +161,7 @@ def resume(run_dir: str | Path, callback=None, argv: list[str] | None = None, *,
         clear_for_restart(run_dir)
         if callback is not None:
             callback.note(f"{run_dir}: no epoch had finished; restarting from epoch 1 with its saved config")
-    return _run(_RunRecorder(run_dir, data, config, callback, argv, resume=not restart), model_spec)
+    return restart
 
 
 def _run(recorder: _RunRecorder, model_spec) -> RunResult:
@@ -140,15 +171,17 @@ def _run(recorder: _RunRecorder, model_spec) -> RunResult:
 
     data, config = recorder.data, recorder.config
     try:
-        session = train_model(lambda: build_model(model_spec, init=config.init), data.x_train, data.y_train,
-                              config, class_names=data.class_names, before_run=recorder.before_run,
-                              callback=recorder.callback, on_epoch_saved=recorder.save_epoch)
+        with distributed.peers_guard():
+            session = train_model(lambda: build_model(model_spec, init=config.init), data.x_train, data.y_train,
+                                  config, class_names=data.class_names, before_run=recorder.before_run,
+                                  callback=recorder.callback, on_epoch_saved=recorder.save_epoch)
     except NonFiniteLossError as exc:
         kept = exc.epoch - 1  # every finished epoch was checkpointed before the next began
         note = (f"the checkpoint of epoch {kept} is kept in {recorder.run_dir}" if kept
                 else "no epoch had finished, so no checkpoint was kept")
         raise NonFiniteLossError(exc.epoch, exc.step, exc.value, kept=note) from None
-    export_weights(session.state.model, recorder.run_dir / WEIGHTS, root=recorder.run_dir)
+    distributed.on_main(lambda: export_weights(session.state.model, recorder.run_dir / WEIGHTS,
+                                               root=recorder.run_dir))
     return RunResult(recorder.run_dir, session.state.history, recorder.audit, recorder.estimate)
 
 
@@ -167,19 +200,21 @@ class _RunRecorder:
 
         self.audit = session.split.audit(self.data) if session.split is not None else None
         if self.resume:
-            load_checkpoint(session.state, self.run_dir, self.config.epochs)
-            write_metrics(self.run_dir, session.state.history)
+            load_checkpoint(session.state, self.run_dir, self.config.epochs)  # rank 0 reads it for all
+            distributed.on_main(lambda: write_metrics(self.run_dir, session.state.history))
         else:
             device = session.tensors.x_train.device
-            write_json(self.run_dir / "manifest.json",
-                       {**manifest(self.data, self.config, device, self.argv), "split": self.audit})
+            distributed.on_main(lambda: write_json(self.run_dir / "manifest.json", {
+                **manifest(self.data, self.config, device, self.argv), "split": self.audit,
+                **distributed.describe()}))
         if session.state.epoch < self.config.epochs and self.callback is not None:
             self._announce(session)
 
     def _announce(self, session) -> None:
         from cnnlab.engine.session import estimate_epoch_seconds
 
-        self.estimate = estimate_epoch_seconds(session.state, session.tensors, self.config)
+        self.estimate = estimate_epoch_seconds(session.state, session.tensors, self.config,
+                                               processes=distributed.world_size())
         self.callback.on_train_begin({
             "run_dir": str(self.run_dir), "split_audit": None if self.resume else self.audit,
             "resumed_at_epoch": session.state.epoch if self.resume else None,
@@ -188,8 +223,15 @@ class _RunRecorder:
 
     def save_epoch(self, state, record: dict) -> None:
         """After each epoch: the checkpoint, then the metrics and history that match it."""
+        from cnnlab.engine.checkpoint import rng_states
+
+        rngs = distributed.gather(rng_states(state))  # every process's, for an exact resume
+        distributed.on_main(lambda: self._write_epoch(state, rngs))
+
+    def _write_epoch(self, state, rngs: list[dict]) -> None:
         from cnnlab.engine.checkpoint import save_checkpoint
 
-        save_checkpoint(state, self.run_dir)  # first: the metrics never run ahead of the checkpoint
+        # First the checkpoint: the metrics never run ahead of it.
+        save_checkpoint(state, self.run_dir, rngs if len(rngs) > 1 else None)
         write_metrics(self.run_dir, state.history)
         write_json(self.run_dir / "history.json", state.history)

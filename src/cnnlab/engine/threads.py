@@ -1,0 +1,143 @@
+"""CPU threads for training: how many torch uses, and how its idle OpenMP threads wait.
+
+torch runs its CPU kernels on an OpenMP thread pool (GNU libgomp in the PyPI builds for
+Linux). Between two parallel regions an idle pool thread spins before it sleeps: with
+``OMP_WAIT_POLICY=ACTIVE`` for ever, with ``PASSIVE`` not at all, and by default for
+``GOMP_SPINCOUNT`` = 300,000 turns. Spinning saves a wake-up when the next region comes
+soon; on a core another process needs, it takes that process's time. Measured on a
+2-core AMD EPYC (``benchmarks/wait_policy.py``, README "Threads"): PASSIVE made a CNN
+epoch 10% (32x32 images) to 83% (8x8 digits) slower on a quiet machine, and 7-28% faster
+than ACTIVE beside a process spinning on one core; a short spin, ``GOMP_SPINCOUNT=3000``,
+cost nothing on the quiet machine (within 1%) and kept part of the gain beside the
+neighbour (15-28% faster on 32x32 images, though slower on digits). So cnnlab's command
+line starts torch with ``GOMP_SPINCOUNT=3000`` on the CPU, unless the user chose how
+threads wait (``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT`` or, for LLVM's and Intel's OpenMP,
+``KMP_BLOCKTIME``); beside busy neighbours fewer threads (``--threads``) help most.
+
+The runtime reads these variables once, when torch loads it: they have to be in the
+environment before ``import torch``; this module imports torch only when asked to set
+a thread count.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+
+from cnnlab.errors import CnnlabError
+
+# Any of these set: the user chose how idle OpenMP threads wait (libgomp reads the first two, LLVM's
+# and Intel's OpenMP the first and last), and cnnlab leaves them alone.
+WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+SHORT_SPIN = {"GOMP_SPINCOUNT": "3000"}  # spin about 3000 turns, then sleep: see the measurements above
+# Variables that size a BLAS or OpenMP pool when it starts; a worker process gets them set to its share.
+POOL_SIZE_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+class ThreadsError(CnnlabError):
+    """A thread or job count out of range."""
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers and ``taskset`` narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def check_count(value, option: str) -> int:
+    """``value`` when it is a positive integer; else :class:`ThreadsError` naming ``option``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ThreadsError(f"{option} must be a positive integer, got {value!r}"[:200])
+    return value
+
+
+def threads_per_job(jobs: int, cores: int | None = None) -> int:
+    """torch threads for each of ``jobs`` jobs sharing ``cores`` (default: this process's), so that
+    together they do not ask for more threads than there are cores."""
+    return max(1, (cores or available_cores()) // jobs)
+
+
+def wait_variables(device: str = "cpu", environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """How OpenMP threads should wait in a process starting now: the variables the user set in ``environ``
+    (default: this process's) if any, else on the CPU the short spin; on a GPU, only the user's."""
+    environ = os.environ if environ is None else environ
+    chosen = {name: environ[name] for name in WAIT_VARIABLES if environ.get(name)}
+    return chosen if chosen or device == "cuda" else dict(SHORT_SPIN)
+
+
+def prefer_short_spin(device: str = "cpu", environ: MutableMapping[str, str] | None = None) -> bool:
+    """Put the short spin in ``environ`` (default: this process's) unless the user chose a wait; True when set.
+
+    It takes effect only where torch has not loaded yet (this process at the command
+    line's start, a fresh worker process).
+    """
+    environ = os.environ if environ is None else environ
+    if device == "cuda" or any(environ.get(name) for name in WAIT_VARIABLES):
+        return False
+    environ.update(SHORT_SPIN)
+    return True
+
+
+def describe_wait(environ: Mapping[str, str] | None = None) -> str:
+    """``"GOMP_SPINCOUNT=3000"``, ``"OMP_WAIT_POLICY=PASSIVE"``, ...: how threads wait here; "default" if unset."""
+    environ = os.environ if environ is None else environ
+    return " ".join(f"{name}={environ[name]}" for name in WAIT_VARIABLES if environ.get(name)) or "default"
+
+
+def torch_loaded() -> bool:
+    """Whether torch (and so its OpenMP runtime, which read its environment then) is loaded here."""
+    return "torch" in sys.modules
+
+
+def worker_environment(threads: int, device: str = "cpu", environ: Mapping[str, str] | None = None) -> dict:
+    """Variables a new worker process should start with: its thread share for every pool, and how its
+    OpenMP threads wait (:func:`wait_variables` of ``environ``, default this process's)."""
+    return {**{name: str(threads) for name in POOL_SIZE_VARIABLES}, **wait_variables(device, environ)}
+
+
+@contextmanager
+def preserved_environment(names) -> Iterator[None]:
+    """This process's environment variables ``names`` as they are now, restored afterwards (set or unset)."""
+    before = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def environment(variables: dict[str, str]) -> Iterator[None]:
+    """``variables`` set in this process's environment (inherited by processes started meanwhile), then restored."""
+    with preserved_environment(variables):
+        os.environ.update(variables)
+        yield
+
+
+def set_threads(threads: int | None) -> int:
+    """``torch.set_num_threads(threads)`` when given (None keeps torch's count: the cores it sees);
+    returns the count torch uses."""
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(check_count(threads, "threads"))
+    return torch.get_num_threads()
+
+
+@contextmanager
+def using_threads(threads: int | None) -> Iterator[int]:
+    """torch on ``threads`` threads meanwhile (None: unchanged), then back to its count before."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        yield set_threads(threads)
+    finally:
+        torch.set_num_threads(before)
