@@ -101,7 +101,8 @@ def test_crafted_pickle_cannot_run_code(tmp_path):
     (folder / "data_batch_1").write_bytes(evil)
     md5s["data_batch_1"] = hashlib.md5(evil).hexdigest()
     release = Release("http://127.0.0.1:9/", "cifar-10-python.tar.gz", 1, "0" * 64, md5s)
-    with pytest.raises(DatasetError, match="refused or unreadable pickle: UnpicklingError: global .io.open. is not allowed"):
+    refused = "refused or unreadable pickle: UnpicklingError: global .io.open. is not allowed"
+    with pytest.raises(DatasetError, match=refused):
         load_cifar10(folder, cache=tmp_path / "c", release=release)
     assert not marker.exists()
 

@@ -9,7 +9,7 @@ import pytest
 
 from cnnlab.cli.main import main
 from cnnlab.data import load_dataset
-from cnnlab.experiment.comparison import changed_options
+from cnnlab.experiment.option_changes import changed_options
 
 from fixtures import assert_error_line
 

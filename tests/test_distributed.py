@@ -37,7 +37,8 @@ def _free_port() -> int:
 
 
 def _env(rank: int = 0, world: int = 1, port: int = 0, **extra) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **extra}
+    tests = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": tests, **extra}  # scripts import kill_at
     for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
     if world > 1:  # what torchrun gives each process
@@ -142,20 +143,9 @@ def test_two_processes_train_the_model_one_process_trains(tmp_path, spec, option
 
 
 TRAIN_SCRIPT = """
-    import os, signal
     from cnnlab import runs
     from cnnlab.engine.config import TrainConfig
-
-    class KillAt:  # rank 0 alone gets a callback: it kills itself mid-epoch, the other rank then stops
-        def __init__(self, epoch, step):
-            self.epoch, self.step, self.current = epoch, step, 0
-        def note(self, text): pass
-        def on_train_begin(self, facts): pass
-        def on_epoch_begin(self, epoch, epochs, steps): self.current = epoch
-        def on_progress(self, step, steps, loss, accuracy):
-            if (self.current, step) >= (self.epoch, self.step):
-                os.kill(os.getpid(), signal.SIGKILL)
-        def on_epoch_end(self, record): pass
+    from kill_at import KillAt  # tests/kill_at.py; rank 0 alone gets a callback, the other rank then stops
 
     config = TrainConfig(epochs=3, batch_size=16, seed=3, device="cpu")
     runs.train("net.yaml", "digits", config, out="runs", name="{name}", callback={callback})

@@ -1,9 +1,11 @@
 """The engine, runs on disk, resume exactness, and the train / evaluate / predict commands."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,29 +22,21 @@ from cnnlab.runs.directory import RunError, read_metrics
 from fixtures import assert_error_line
 
 FAST = dict(epochs=2, batch_size=64)
+TESTS = str(Path(__file__).parent)  # the scripts run in subprocesses import kill_at from here
 
 
 def run_script(code: str, cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [TESTS, os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, env=env)
 
 
 TRAIN_SCRIPT = """
-    import os, signal, torch
+    import torch
     from cnnlab import runs
     from cnnlab.engine.config import TrainConfig
+    from kill_at import KillAt  # tests/kill_at.py
     torch.set_num_threads(1)
-
-    class KillAt:
-        def __init__(self, epoch, step):
-            self.epoch, self.step, self.current = epoch, step, 0
-        def note(self, text): pass
-        def on_train_begin(self, facts): pass
-        def on_epoch_begin(self, epoch, epochs, steps): self.current = epoch
-        def on_progress(self, step, steps, loss, accuracy):
-            if (self.current, step) >= (self.epoch, self.step):
-                os.kill(os.getpid(), signal.SIGKILL)  # a real kill, mid-epoch
-        def on_epoch_end(self, record): pass
 
     config = TrainConfig(epochs=3, batch_size=32, seed=7)
     callback = {callback}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,7 @@ class Dataset:
     y_test: np.ndarray
     identity: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    _content_sha256: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         # With one class every prediction is right: training "reaches" accuracy 1.0 and means nothing.
@@ -63,6 +65,18 @@ class Dataset:
         return (f"<p><b>{escape(self.name)}</b>: {len(self.y_train):,} train / {len(self.y_test):,} test images "
                 f"of {'x'.join(map(str, self.image_shape))}, {self.num_classes} classes</p>"
                 f"<table><tr><th>class</th><th>train</th><th>test</th></tr>{rows}</table>")
+
+    def content_sha256(self) -> str:
+        """sha256 of the decoded images and labels, train then test (computed once): a byte-identical
+        copy of a folder matches whatever its files' dates, which the source's own hash may include."""
+        if self._content_sha256 is None:
+            digest = hashlib.sha256()
+            for array in (self.x_train, self.y_train, self.x_test, self.y_test):
+                array = np.ascontiguousarray(array)
+                digest.update(f"{array.dtype.str}{array.shape}".encode())
+                digest.update(memoryview(array).cast("B"))  # no copy of the pixels
+            self._content_sha256 = digest.hexdigest()
+        return self._content_sha256
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -17,8 +17,8 @@ from pathlib import Path
 from cnnlab.engine import distributed
 from cnnlab.engine.config import TrainConfig
 from cnnlab.experiment.executor import ExecutorError, ExecutorOptions
+from cnnlab.experiment.option_changes import changed_options
 from cnnlab.experiment.results import Comparison, DatasetFacts, ModelResult
-from cnnlab.net.fields import shown
 from cnnlab.runs.directory import (
     RunError,
     check_folder_name,
@@ -74,40 +74,6 @@ def _open_dir(folder: Path, record: dict) -> None:
                            "pass --name to start another, or rerun it with its own options")
         return
     write_json(folder / "options.json", record)
-
-
-# options.json's keys as the command line spells them (the Python API's names are the keys themselves)
-OPTION_NAMES = {"specs": "SPEC", "base_seed": "--seed", "seeds": "--seeds", "dataset": "--dataset",
-                "train.val_split": "--val-split", "dataset_options.cache": "--cache-dir",
-                "dataset_options.allow_download": "--no-download", "train.eval_batch_size": "eval_batch_size"}
-
-
-def changed_options(before, now, prefix: str = "") -> list[str]:
-    """Each option that differs between two options records, named, with both values.
-
-    ``"--lr (train.lr): 0.001 before, 0.01 now"``; a record that is not a mapping at all
-    is one change.
-    """
-    if not (isinstance(before, dict) and isinstance(now, dict)):
-        return [] if before == now else [_change(prefix or "options", before, now)]
-    changes = []
-    for key in [*before, *(key for key in now if key not in before)]:
-        path = f"{prefix}.{key}" if prefix else str(key)
-        old, new = before.get(key), now.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            changes += changed_options(old, new, path)
-        elif old != new:
-            changes.append(_change(path, old, new))
-    return changes
-
-
-def _change(path: str, old, new) -> str:
-    option = OPTION_NAMES.get(path) or "--" + path.rsplit(".", 1)[-1].replace("_", "-")
-    return f"{option} ({path}): {_value(old)} before, {_value(new)} now"
-
-
-def _value(value) -> str:
-    return "not given" if value is None else shown(value)
 
 
 def _has_runs(folder: Path) -> bool:
@@ -237,9 +203,6 @@ def _join_torchrun(config: TrainConfig, executor: ExecutorOptions, callback):
     """Under torchrun: join the other processes (each run is trained by all of them); rank 0's callback."""
     if not distributed.setup():
         return callback
-    if executor.kind != "sequential":
-        raise ExecutorError("--executor trains runs in processes of its own; under torchrun every process "
-                            "trains each run together with the others: use one or the other")
     distributed.check_batch(config.batch_size)
     return callback if distributed.is_main() else None
 

@@ -16,8 +16,6 @@ import platform
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from cnnlab.engine.config import ConfigError, TrainConfig
 from cnnlab.net.fields import shown
 from cnnlab.runs.directory import RunError, read_json
@@ -61,20 +59,9 @@ def dataset_options_record(options: dict | None) -> dict:
 def dataset_identity(data) -> dict:
     """What makes a loaded dataset this one: the hash of its pixels and labels, its source's hash,
     classes, image shape and sizes."""
-    return {"content_sha256": content_digest(data), "sha256": data.identity.get("sha256"),
+    return {"content_sha256": data.content_sha256(), "sha256": data.identity.get("sha256"),
             "classes": list(data.class_names), "image_shape": list(data.image_shape),
             "train": int(len(data.y_train)), "test": int(len(data.y_test))}
-
-
-def content_digest(data) -> str:
-    """sha256 of the decoded images and labels, train then test: a byte-identical copy of a folder
-    matches, whatever its files' dates (the source's own hash may include them)."""
-    digest = hashlib.sha256()
-    for array in (data.x_train, data.y_train, data.x_test, data.y_test):
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(memoryview(array).cast("B"))  # no copy of the pixels
-    return digest.hexdigest()
 
 
 def recorded_identity(run_dir: Path, saved: dict) -> dict:
