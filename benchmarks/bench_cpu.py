@@ -23,11 +23,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline import BaselineTrainer, baseline_cnn, baseline_mlp  # noqa: E402
 
-from cnnlab.net.builder import build_model  # noqa: E402
 from cnnlab.data import load_dataset  # noqa: E402
 from cnnlab.engine.config import TrainConfig  # noqa: E402
 from cnnlab.engine.loop import run_epochs  # noqa: E402
 from cnnlab.engine.session import open_session  # noqa: E402
+from cnnlab.net.builder import build_model  # noqa: E402
 from cnnlab.net.resolve import (  # noqa: E402
     fit_spec,  # noqa: E402
     resolve_spec,

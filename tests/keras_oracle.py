@@ -34,7 +34,13 @@ def keras_arguments(layer):
 
 
 def keras_layer(layer):
-    """The Keras layer object for a spec layer, named as in the spec."""
+    """The Keras layer object for a spec layer, named as in the spec.
+
+    A kind of cnnlab's own (``in_keras`` False: augmentation that is the identity at inference) is
+    Keras' Identity, as the Keras export leaves it out: same shape, no weights.
+    """
+    if not layer.definition.in_keras:
+        return keras.layers.Identity(name=layer.name)
     cls = getattr(keras.layers, layer.keras_class, None)
     if cls is None:
         raise LookupError(f"kind '{layer.kind}': keras.layers has no class '{layer.keras_class}' "

@@ -28,6 +28,10 @@ FIELD_STRATEGIES = {
     F.Fraction: lambda t: st.floats(0, 0.9),
     F.PositiveFloat: lambda t: st.floats(1e-5, 0.1),
     F.Axis: lambda t: st.sampled_from([-1, -2, -3, 1, 2, 3]),
+    F.Number: lambda t: st.floats(-2, 2),
+    F.Probability: lambda t: st.floats(0, 1),
+    F.Factor: lambda t: st.one_of(st.floats(-1, 1), st.lists(st.floats(-1, 1), min_size=2, max_size=2)),
+    F.Extent: lambda t: st.one_of(st.floats(0.05, 0.95), st.integers(1, 4)),
 }
 
 

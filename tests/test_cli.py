@@ -106,10 +106,10 @@ def test_weight_decay_reaches_the_config():
     assert config_from_args(args).weight_decay is None  # Keras' default, applied by the optimizer
 
 
-def test_weight_decay_with_another_optimizer_is_one_clear_error(tmp_path, capsys):
-    argv = ["train", "mlp", "--dataset", "digits", "--weight-decay", "0.01", "--out", str(tmp_path)]
+def test_a_negative_weight_decay_is_one_clear_error(tmp_path, capsys):
+    argv = ["train", "mlp", "--dataset", "digits", "--weight-decay", "-0.01", "--out", str(tmp_path)]
     assert main(argv) == 2
-    assert_error_line(capsys.readouterr().err, "weight_decay applies to the adamw optimizer, not adam")
+    assert_error_line(capsys.readouterr().err, "weight_decay must be a non-negative number, got -0.01")
     assert not list(tmp_path.iterdir())
 
 
@@ -150,8 +150,8 @@ def test_export_takes_out_and_prints_json(tmp_path, capsys):
 def test_models_json_lists_presets_and_kinds(capsys):
     assert main(["models", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
-    assert [p["name"] for p in record["presets"]] == ["mlp", "cnn", "resnet20", "q32"]
-    assert record["presets"][3]["input"] == [64, 64, 3]
+    assert [p["name"] for p in record["presets"]] == ["mlp", "cnn", "resnet20", "fast", "q32"]
+    assert record["presets"][4]["input"] == [64, 64, 3]
     conv = next(kind for kind in record["kinds"] if kind["kind"] == "conv2d")
     assert conv["keras_class"] == "Conv2D" and conv["fields"]["filters"] is None and conv["fields"]["strides"] == 1
 

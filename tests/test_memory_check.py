@@ -9,6 +9,7 @@ from cnnlab.data import load_dataset
 from cnnlab.engine import memory
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.memory import Available, MemoryCheckError, check_memory, estimate, optimizer_states
+from cnnlab.errors import SpecError
 from cnnlab.net.presets import PRESETS
 from cnnlab.net.resolve import fit_spec, resolve_spec, summarize
 
@@ -59,6 +60,10 @@ def test_available_ram_is_positive_and_at_most_the_total():
 @pytest.mark.parametrize("name", sorted(PRESETS))
 @pytest.mark.parametrize(("shape", "images"), [((8, 8, 1), 1797), ((32, 32, 3), 50000)])
 def test_presets_pass_and_fit_a_small_gpu(name, shape, images):
+    if name == "fast" and shape[0] < 32:  # its four poolings take 32 pixels down to 1: 8 is too small
+        with pytest.raises(SpecError, match="layer .* field 'pool'"):
+            info_of(name, shape)
+        return
     info = info_of(name, shape)
     check_memory(info, TrainConfig(), images, "cpu", images // 5)  # this machine
     assert estimate(info, TrainConfig(), images, images // 5).total < 2e9  # CIFAR-10 included: under 2 GB
@@ -111,7 +116,7 @@ def test_the_check_sees_the_digits_split():
     data = load_dataset("digits")
     fitted = fit_spec(resolve_spec("cnn"), data.image_shape, data.num_classes)
     needed = memory.check_training_memory(fitted, TrainConfig(val_split=0.2), data, "cpu")
-    assert needed.data == len(data.y_train) * 64 * 4
+    assert needed.data == len(data.y_train) * 64  # uint8 pixels stay uint8 on the device: one byte a value
 
 
 def test_on_cuda_the_free_device_memory_counts(monkeypatch):

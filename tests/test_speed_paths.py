@@ -55,3 +55,19 @@ def test_benchmark_quick_mode_runs(tmp_path):
         assert entry["ratios"]["cnnlab"] > 0
         assert all(0 <= e["final_val_accuracy"] <= 1 and e["gflops"] > 0 for e in entry["engines"].values())
     assert "baseline / engine" in result.stdout
+
+
+def test_time_to_accuracy_quick_mode_runs(tmp_path):
+    """The benchmark's whole path on a generated image folder (no timing asserted: a smoke test)."""
+    out, picture = tmp_path / "tta.json", tmp_path / "tta.png"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"), "--quick",
+                             "--seeds", "1", "--json", str(out), "--plot", str(picture)],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(out.read_text())
+    assert [run["name"] for run in record["runs"]] == ["cnn-homework-seed0", "fast-fp32-seed0"]
+    for run in record["runs"]:
+        assert 0 <= run["test_accuracy"] <= 1 and run["seconds"] > run["train_seconds"] > 0
+        assert [point["epoch"] for point in run["curve"]] == [1]
+    assert record["runs"][1]["tta"] == "flip" and {"cpu", "bf16_units", "torch"} <= set(record["machine"])
+    assert picture.stat().st_size > 1000 and "x homework cnn" in result.stdout

@@ -87,26 +87,31 @@ class Model(NetworkViews):
         Defaults are the experiment's recipe (batch 32, 5 epochs, 20% validation; Keras' own
         defaults are 1 epoch and no validation). ``verbose`` is 0 (silent), 1 (progress bar)
         or 2 (one line per epoch). ``options`` are further :class:`TrainConfig` fields
-        (``schedule``, ``split_method``, ``early_stopping``...). Calling ``fit`` again trains on.
+        (``schedule``, ``split_method``, ``early_stopping``, ``label_smoothing``...); ``recipe="fast"``
+        starts from a named recipe (the preset ``fast`` starts from its own). Calling ``fit`` again trains on.
         """
         from cnnlab.engine.loop import NonFiniteLossError
+        from cnnlab.engine.memory import check_fit_memory
+        from cnnlab.engine.recipes import recipe_options
         from cnnlab.engine.session import train_model
 
         if x is None or y is None:
             raise InputError("fit: give the images x and the labels y")
         if not shuffle:
             raise InputError("fit: shuffle=False is not supported (cnnlab always shuffles, seeded)")
-        recipe = {"batch_size": TrainConfig.batch_size if batch_size is None else batch_size,
-                  "epochs": _epochs(epochs, initial_epoch),
+        named = recipe_options(preset_name(self.spec), options.get("recipe"))  # fast's own; homework's are the defaults
+        recipe = {"batch_size": named.get("batch_size", TrainConfig.batch_size) if batch_size is None else batch_size,
+                  "epochs": _epochs(named.get("epochs") if epochs is None else epochs, initial_epoch),
                   "val_split": 0 if validation_data is not None else
-                  TrainConfig.val_split if validation_split is None else validation_split}
-        config = _train_config(options, {**self._compiled.options, **recipe, **options, "seed": self.seed,
+                  named.get("val_split", TrainConfig.val_split) if validation_split is None else validation_split}
+        config = _train_config(options, {**named, **self._compiled.options, **recipe, **options, "seed": self.seed,
                                          "device": self.device, "init": self.init})
         x = check_images(x, "x", self._input_shape())
         labels = check_labels(y, len(x), "y")
         self._compiled.check_labels(labels, "y")
 
         validation = self._validation(validation_data, x.shape[1:])
+        check_fit_memory(self.spec, self.module, x, labels, config, validation)  # before anything is built
 
         def module():  # built on the first fit, when the data says the input shape and class count
             if self.module is None:
@@ -173,11 +178,14 @@ class Model(NetworkViews):
         if self._state is not None:  # keep the optimizer's moments across fit calls, as Keras does
             session.state.optimizer.load_state_dict(self._state.optimizer.state_dict())
 
-    def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose=0, return_dict: bool = False):
+    def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose=0, return_dict: bool = False,
+                 tta: str | None = None):
         """``[loss, accuracy]`` on these images and labels (dropout off), as Keras returns them;
-        ``return_dict=True`` gives ``{"loss": ..., "accuracy": ...}``."""
+        ``return_dict=True`` gives ``{"loss": ..., "accuracy": ...}``; ``tta="flip"``: see :mod:`cnnlab.engine.tta`."""
+        from cnnlab.engine.batches import image_batches
         from cnnlab.engine.loop import evaluate_tensors
-        from cnnlab.engine.session import images_to_tensor, labels_to_tensor
+        from cnnlab.engine.session import labels_to_tensor
+        from cnnlab.engine.tta import with_tta
 
         _check_verbose(verbose)
         device = self._device()
@@ -185,18 +193,19 @@ class Model(NetworkViews):
         labels = check_labels(y, len(x), "y")
         self._compiled.check_labels(labels, "y")
         check_classes(labels, self._outputs(), "y")
-        result = evaluate_tensors(self._require_module(), images_to_tensor(x, device),
+        result = evaluate_tensors(with_tta(self._require_module(), tta), image_batches(x, device),
                                   labels_to_tensor(labels.indices, device), _batch_size(batch_size))
         return result if return_dict else [result["loss"], result["accuracy"]]
 
-    def predict(self, x, batch_size: int | None = None, verbose=0) -> np.ndarray:
+    def predict(self, x, batch_size: int | None = None, verbose=0, tta: str | None = None) -> np.ndarray:
         """Class probabilities ``(N, classes)`` (the final softmax applied); one image may come
-        without its batch axis."""
+        without its batch axis. ``tta="flip"``: the mean over each image and its mirror (:mod:`cnnlab.engine.tta`)."""
         import torch
 
         from cnnlab.engine.session import images_to_tensor
+        from cnnlab.engine.tta import with_tta
 
-        module = self._require_module().eval()
+        module = with_tta(self._require_module().eval(), tta)
         _check_verbose(verbose)
         batch_size = _batch_size(batch_size)
         tensor = images_to_tensor(check_images(x, "x", self._input_shape()), self._device())

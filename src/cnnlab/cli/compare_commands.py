@@ -13,6 +13,7 @@ from cnnlab.cli.train_commands import (
     config_from_args,
     dataset_options,
     make_callback,
+    recipe_overrides,
     start_threads,
 )
 
@@ -52,8 +53,11 @@ def run_compare(args: argparse.Namespace) -> int:
     executor = ExecutorOptions(args.executor or "sequential", args.jobs, args.threads, args.scheduler).validate()
     callback = make_callback(args)
     try:
-        comparison = compare(specs, args.dataset, config_from_args(args), seeds=args.seeds, out=args.out,
-                             name=args.name, dataset_options=options, callback=callback, executor=executor)
+        # --recipe: every model's; otherwise each model its own recipe, the options given on top
+        config = config_from_args(args) if args.recipe else None
+        comparison = compare(specs, args.dataset, config, seeds=args.seeds, out=args.out, name=args.name,
+                             dataset_options=options, callback=callback, executor=executor,
+                             options=None if args.recipe else recipe_overrides(args))
     finally:
         close_callback(callback)
     if comparison is None:  # another process of a torchrun job: rank 0 prints and writes the report

@@ -8,43 +8,54 @@ from pathlib import Path
 
 from cnnlab.cli.common import DIRECTORY, FILE, add_json_option, completes, print_json
 from cnnlab.cli.data_commands import add_dataset_options
-from cnnlab.engine.config import OPTIMIZERS, SCHEDULES, TrainConfig
+from cnnlab.engine.config import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
+from cnnlab.engine.recipes import RECIPES, get_recipe
 
-DEFAULTS = TrainConfig()
 TRAIN_DATASET = "cifar10"  # train's default --dataset
 
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
-    """The recipe's options (shared with ``cnnlab compare``); defaults are the experiment's."""
+    """The recipe's options (shared with ``cnnlab compare``): each one given overrides the recipe's.
+
+    Their defaults are None ("not given"): the recipe (``--recipe``, else the preset's own,
+    else the experiment's ``homework``) fills in the rest (see :func:`recipe_overrides`).
+    """
     add = parser.add_argument
-    add("--epochs", type=int, default=DEFAULTS.epochs, help="passes over the training data (default 5)")
-    add("--batch-size", type=int, default=DEFAULTS.batch_size, help="images per step (default 32)")
-    add("--lr", type=float, default=DEFAULTS.lr, help="learning rate (default 0.001)")
-    add("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer, help="the optimizer (default adam)")
-    add("--momentum", type=float, default=DEFAULTS.momentum, help="sgd momentum (default 0)")
-    add("--nesterov", action="store_true", help="sgd: Nesterov momentum")
-    add("--weight-decay", type=float, default=DEFAULTS.weight_decay, metavar="WD",
-        help="adamw's decoupled weight decay (default: Keras' 0.004); only with --optimizer adamw")
-    add("--schedule", choices=SCHEDULES, default=DEFAULTS.schedule,
-        help="learning-rate schedule over the steps (default constant)")
-    add("--val-split", type=float, default=DEFAULTS.val_split, help="held-out fraction (default 0.2)")
-    add("--split-method", choices=("stratified", "keras"), default=DEFAULTS.split_method,
+    add("--recipe", choices=tuple(RECIPES), help="a named set of training options (default: the preset's own, "
+        "else homework: " + RECIPES["homework"].description.replace("%", "%%") + ")")
+    add("--epochs", type=int, help="passes over the training data (homework: 5)")
+    add("--batch-size", type=int, help="images per step (homework: 32)")
+    add("--lr", type=float, help="learning rate (homework: 0.001)")
+    add("--optimizer", choices=OPTIMIZERS, help="the optimizer (homework: adam)")
+    add("--momentum", type=float, help="sgd momentum (homework: 0)")
+    add("--nesterov", action="store_true", default=None, help="sgd: Nesterov momentum")
+    add("--weight-decay", type=float, metavar="WD",
+        help="decoupled weight decay, as Keras 3 applies it (lr x WD per step; default: none, adamw: 0.004)")
+    add("--schedule", choices=SCHEDULES, help="learning-rate schedule over the steps (homework: constant)")
+    add("--warmup-epochs", type=float, metavar="EPOCHS",
+        help="linear learning-rate warm-up over EPOCHS (fractions allowed) before the schedule (homework: 0)")
+    add("--label-smoothing", type=float, metavar="S",
+        help="Keras' label smoothing of the cross-entropy's targets (homework: 0)")
+    add("--ema-momentum", type=float, metavar="M",
+        help="keep a moving average of the weights (Keras' use_ema, e.g. 0.99); validation, test and the "
+             "saved weights use it (homework: off)")
+    add("--val-split", type=float, help="held-out fraction (homework: 0.2)")
+    add("--split-method", choices=("stratified", "keras"),
         help="validation split: a seeded shuffle per class (default), or Keras' last fraction")
-    add("--seed", type=int, default=DEFAULTS.seed,
-        help="seeds the weights, the split, the shuffles and dropout (default 0)")
-    add("--device", choices=("auto", "cpu", "cuda"), default=DEFAULTS.device,
+    add("--seed", type=int, help="seeds the weights, the split, the shuffles and dropout (default 0)")
+    add("--device", choices=("auto", "cpu", "cuda"),
         help="where to train: auto is cuda when torch sees a GPU, else cpu (default auto)")
-    add("--init", choices=("keras", "torch"), default=DEFAULTS.init,
+    add("--init", choices=("keras", "torch"),
         help="weight initialisation: Keras' glorot-uniform (default) or torch's")
-    add("--deterministic", action="store_true", help="ask torch for deterministic algorithms")
+    add("--deterministic", action="store_true", default=None, help="ask torch for deterministic algorithms")
     add("--threads", type=int, metavar="N",
         help="CPU threads torch uses (default: the cores it sees; with --executor, the cores // --jobs)")
-    add("--precision", choices=("fp32", "bf16"), default=DEFAULTS.precision,
-        help="fp32 (default) or bf16 autocast: faster on CPUs and GPUs with bf16 units")
+    add("--precision", choices=PRECISIONS,
+        help="fp32 (homework), bf16 autocast (fast on CPUs and GPUs with bf16 units), or auto: bf16 only "
+             "where this machine has bf16 units and it is faster")
     add("--early-stopping", metavar="METRIC",
         help="stop when METRIC (loss, accuracy, val_loss or val_accuracy) stalls")
-    add("--patience", type=int, default=DEFAULTS.patience,
-        help="--early-stopping: epochs without improvement before stopping (default 2)")
+    add("--patience", type=int, help="--early-stopping: epochs without improvement before stopping (default 2)")
     completes(add("--out", default="runs", metavar="DIR", help="where run directories go (default runs/)"),
               DIRECTORY)
     add("--quiet", action="store_true", help="print only the final result")
@@ -58,7 +69,7 @@ def start_threads(args: argparse.Namespace) -> None:
     from cnnlab.engine.threads import check_count, prefer_short_spin, torch_loaded
 
     if not torch_loaded():  # else too late for this process (main() called from Python): leave its environment
-        prefer_short_spin(args.device)
+        prefer_short_spin(args.device or "auto")
     if args.threads is not None:
         check_count(args.threads, "--threads")
 
@@ -82,14 +93,22 @@ def close_callback(callback) -> None:
         callback.close()
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig the options describe (validated where it is used)."""
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                       momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
-                       schedule=args.schedule,
-                       val_split=args.val_split, split_method=args.split_method, seed=args.seed,
-                       device=args.device, init=args.init, deterministic=args.deterministic,
-                       early_stopping=args.early_stopping, patience=args.patience, precision=args.precision)
+RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov", "weight_decay", "schedule",
+                  "warmup_epochs", "label_smoothing", "ema_momentum", "val_split", "split_method", "seed",
+                  "device", "init", "deterministic", "early_stopping", "patience", "precision")
+
+
+def recipe_overrides(args: argparse.Namespace) -> dict:
+    """The training options given on the command line (those left out are None)."""
+    return {name: getattr(args, name) for name in RECIPE_OPTIONS if getattr(args, name, None) is not None}
+
+
+def config_from_args(args: argparse.Namespace, spec: str | None = None) -> TrainConfig:
+    """The TrainConfig the options describe for ``spec``: its recipe, with the options given on top."""
+    from cnnlab.net.presets import recipe_of
+
+    name = args.recipe or recipe_of(spec if spec is not None else getattr(args, "spec", None))
+    return get_recipe(name).config(recipe_overrides(args))
 
 
 def dataset_options(args: argparse.Namespace) -> dict:
@@ -115,6 +134,7 @@ def register(commands: argparse._SubParsersAction) -> None:
               DIRECTORY)
     evaluate.add_argument("--split", choices=("test", "val", "train"), default="test",
                           help="the test part (default), the validation part or the part trained on")
+    add_tta_option(evaluate)
     add_json_option(evaluate)
     evaluate.set_defaults(handler=run_evaluate)
     predict = commands.add_parser("predict", help="the most likely classes of image files")
@@ -124,19 +144,24 @@ def register(commands: argparse._SubParsersAction) -> None:
               FILE)
     predict.add_argument("--top", type=int, default=3, metavar="K",
                          help="classes shown per image, 1 to the number of classes (default 3)")
+    add_tta_option(predict)
     add_json_option(predict)
     predict.set_defaults(handler=run_predict)
 
 
+def add_tta_option(parser: argparse.ArgumentParser) -> None:
+    """``--tta flip``: test-time augmentation for ``evaluate`` and ``predict``."""
+    parser.add_argument("--tta", choices=("flip",),  # cnnlab.engine.tta.TTA_MODES, named without loading torch
+                        help="test-time augmentation: flip scores the mean of the class probabilities on each "
+                             "image and its left-right mirror (default: none)")
+
+
 def refuse_options_with_resume(args: argparse.Namespace) -> None:
     """--resume continues a run with the options it started with; others given with it would be ignored."""
-    from dataclasses import fields
-
     from cnnlab.runs import RunError
 
-    given = config_from_args(args)
-    changed = [f"--{field.name.replace('_', '-')}" for field in fields(TrainConfig)
-               if getattr(given, field.name) != getattr(DEFAULTS, field.name)]
+    changed = [f"--{name.replace('_', '-')}" for name in recipe_overrides(args)]
+    changed += ["--recipe"] if args.recipe else []
     changed += [flag for flag, value in (("SPEC", args.spec), ("--name", args.name)) if value]
     changed += ["--dataset"] if args.dataset != TRAIN_DATASET else []
     changed += [f"--{name.replace('_', '-')}" for name in ("channels", "size", "skip_bad") if getattr(args, name)]
@@ -183,7 +208,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.runs.directory import require_run
 
     run_dir = require_run(Path(args.run_dir))  # it writes into the run: only into one cnnlab made
-    result = runs.evaluate(run_dir, args.split)
+    result = runs.evaluate(run_dir, args.split, tta=args.tta)
     if args.json:
         print_json(result)
     else:
@@ -202,10 +227,13 @@ def _save_confusion(run_dir: Path, result) -> tuple[Path, Path]:
     from cnnlab.presenters.tables import confusion_csv
     from cnnlab.runs.directory import write_run_file
 
-    csv_path = write_run_file(run_dir, f"confusion_{result.split}.csv", confusion_csv(result).encode())
+    # With --tta the results differ from the plain ones: kept beside them, not over them.
+    stem = f"confusion_{result.split}" + (f"_tta-{result.tta}" if result.tta else "")
+    csv_path = write_run_file(run_dir, f"{stem}.csv", confusion_csv(result).encode())
+    tta = f", tta {result.tta}" if result.tta else ""
     figure = confusion_figure(result.confusion_matrix, result.class_names,
-                              f"{run_dir.name}: {result.split} (accuracy {result.accuracy:.3f})")
-    return csv_path, write_run_file(run_dir, f"confusion_{result.split}.png", figure_png(figure))
+                              f"{run_dir.name}: {result.split} (accuracy {result.accuracy:.3f}{tta})")
+    return csv_path, write_run_file(run_dir, f"{stem}.png", figure_png(figure))
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -213,9 +241,9 @@ def run_predict(args: argparse.Namespace) -> int:
     from cnnlab import runs
     from cnnlab.presenters.tables import format_predictions
 
-    predictions = runs.predict(args.run_dir, args.images, top=args.top)
+    predictions = runs.predict(args.run_dir, args.images, top=args.top, tta=args.tta)
     if args.json:
-        print_json({"predictions": predictions})
+        print_json({"predictions": predictions, "tta": args.tta})
     else:
-        print(format_predictions(predictions))
+        print(format_predictions(predictions, args.tta))
     return 0

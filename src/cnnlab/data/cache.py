@@ -53,8 +53,8 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
-def load_arrays(path: Path) -> dict[str, np.ndarray] | None:
-    """The cached arrays, or None when missing or damaged (the caller rebuilds)."""
+def load_arrays(path: Path, required: tuple[str, ...] = ARRAY_KEYS) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None when missing, damaged or lacking a ``required`` key (the caller rebuilds)."""
     if not path.exists():
         return None
     try:
@@ -63,8 +63,8 @@ def load_arrays(path: Path) -> dict[str, np.ndarray] | None:
     except Exception:  # any damage means: rebuild, never use
         path.unlink(missing_ok=True)
         return None
-    consistent = (set(ARRAY_KEYS) <= set(arrays) and len(arrays["x_train"]) == len(arrays["y_train"])
-                  and len(arrays["x_test"]) == len(arrays["y_test"]))
+    consistent = set(required) <= set(arrays) and all(
+        len(arrays[f"x_{part}"]) == len(arrays[f"y_{part}"]) for part in ("train", "test") if f"x_{part}" in arrays)
     if not consistent:
         path.unlink(missing_ok=True)
         return None

@@ -68,13 +68,19 @@ class Dataset:
 
     def content_sha256(self) -> str:
         """sha256 of the decoded images and labels, train then test (computed once): a byte-identical
-        copy of a folder matches whatever its files' dates, which the source's own hash may include."""
+        copy of a folder matches whatever its files' dates, which the source's own hash may include.
+
+        A memory-mapped array is hashed in chunks, its pages released as they are hashed, so hashing a
+        dataset larger than RAM neither copies it nor leaves it resident."""
+        from cnnlab.data.mapped import byte_chunks
+
         if self._content_sha256 is None:
             digest = hashlib.sha256()
             for array in (self.x_train, self.y_train, self.x_test, self.y_test):
-                array = np.ascontiguousarray(array)
+                array = np.asanyarray(array)  # a memmap stays one
                 digest.update(f"{array.dtype.str}{array.shape}".encode())
-                digest.update(memoryview(array).cast("B"))  # no copy of the pixels
+                for chunk in byte_chunks(array):  # no copy of the pixels
+                    digest.update(chunk)
             self._content_sha256 = digest.hexdigest()
         return self._content_sha256
 

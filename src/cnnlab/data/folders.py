@@ -1,7 +1,8 @@
 """Image-folder datasets: ``train/<class>/*`` + ``test/<class>/*``, or one ``<class>/*`` tree.
 
 A folder, or a .tar.gz / .zip of one (read in memory: members are checked as in
-extraction, and nothing is written but the converted cache). Files of a split are
+extraction, and nothing is written but the converted cache: a memory-mapped uint8
+``.npy`` and its ``.meta.npz``, see ``cnnlab.data.mapped``). Files of a split are
 ordered by their numeric names when every name is a number (the CIFAR-10 image
 tree then comes back in the official order), else by class and name.
 
@@ -25,6 +26,7 @@ from cnnlab.data import limits
 from cnnlab.data.archive import read_member, regular_members
 from cnnlab.data.dataset import Dataset, DatasetError
 from cnnlab.data.images import IMAGE_SUFFIXES, decode_all, stack_same_size
+from cnnlab.data.mapped import load_image_cache, save_arrays_as_image_cache
 from cnnlab.data.split import stratified_holdout
 
 SINGLE_TREE_TEST_FRACTION = 0.2
@@ -48,12 +50,13 @@ def load_image_folder(path: str | Path, cache: str | Path | None = None, channel
     else:
         files, folders = _list_folder(path)
         key = _key(settings, *folders, *(_stat_line(rel, source) for rel, source in files.items()))
-    cached = cache_mod.cache_dir(cache) / "folders" / f"{path.name}-{key}.npz"
-    arrays = cache_mod.load_arrays(cached)
+    stem = cache_mod.cache_dir(cache) / "folders" / f"{path.name}-{key}"
+    arrays = load_image_cache(stem)  # the images memory-mapped, read as training asks for them
     if arrays is None:
         files = files if files is not None else _list_archive(path)
-        arrays = _convert(path, files, channels, size, skip_bad, workers)
-        cache_mod.save_arrays(cached, arrays)
+        converted = _convert(path, files, channels, size, skip_bad, workers)
+        save_arrays_as_image_cache(stem, converted)
+        arrays = load_image_cache(stem) or converted  # mapped as a cached load is, so both behave alike
     identity = {"source": "image folder", "location": str(path), "sha256": key, "verified": "content key"}
     return Dataset(path.name.split(".")[0], [str(n) for n in arrays["class_names"]], arrays["x_train"],
                    arrays["y_train"], arrays["x_test"], arrays["y_test"], identity,

@@ -70,6 +70,8 @@ def save_checkpoint(state: TrainState, run_dir: Path, rank_rng: list[dict] | Non
         "early_stopping": {"best": state.best, "wait": state.wait, "stopped": state.stopped_early},
         "rng": rng_states(state),
     }
+    if state.average is not None:
+        payload["average"] = state.average.state_dict()
     if rank_rng is not None:
         payload["rank_rng"] = rank_rng
     buffer = io.BytesIO()

@@ -9,10 +9,10 @@ from cnnlab.errors import CnnlabError
 from cnnlab.net.fields import shown
 
 OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
-SCHEDULES = ("constant", "cosine", "onecycle")
+SCHEDULES = ("constant", "cosine", "linear", "onecycle")
 DEVICES = ("auto", "cpu", "cuda")
 INITS = ("keras", "torch")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")
 MAX_SEED = 2**63 - 1  # torch's seeds are 64-bit; compare adds the seed index to it
 
 
@@ -30,8 +30,11 @@ class TrainConfig:
     optimizer: str = "adam"
     momentum: float = 0.0          # sgd
     nesterov: bool = False         # sgd
-    weight_decay: float | None = None  # adamw (Keras' default 0.004 when None)
+    weight_decay: float | None = None  # decoupled, as Keras 3 (adamw: Keras' 0.004 when None)
     schedule: str = "constant"
+    warmup_epochs: float = 0.0     # linear warm-up from 0 to lr, before any schedule
+    label_smoothing: float = 0.0   # Keras' CategoricalCrossentropy(label_smoothing=...)
+    ema_momentum: float | None = None  # Keras' use_ema: evaluation and the final weights use the average
     val_split: float = 0.2
     split_method: str = "stratified"
     seed: int = 0
@@ -42,6 +45,7 @@ class TrainConfig:
     patience: int = 2
     eval_batch_size: int = 1024    # evaluation only: results do not depend on it
     precision: str = "fp32"        # "bf16": autocast, fast where the CPU or GPU has bf16 units
+    recipe: str | None = None      # the named recipe these options started from (recorded, shown)
 
     def validate(self, train_size: int | None = None) -> TrainConfig:
         """Check every option, so a bad one is refused before a run folder or a model exists."""
@@ -62,6 +66,7 @@ class TrainConfig:
         if not 0 <= self.val_split < 1:
             raise ConfigError(f"val_split must be in [0, 1), got {self.val_split}")
         self._check_optimizer_options()
+        self._check_regularisers()
         if self.early_stopping and self.early_stopping not in ("loss", "accuracy", "val_loss", "val_accuracy"):
             raise ConfigError(f"cannot monitor '{self.early_stopping}'; expected loss, accuracy, "
                               "val_loss or val_accuracy")
@@ -88,8 +93,16 @@ class TrainConfig:
             raise ConfigError("nesterov needs a momentum above 0 (e.g. --momentum 0.9)")
         if self.weight_decay is not None and not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
             raise ConfigError(f"weight_decay must be a non-negative number, got {self.weight_decay}")
-        if self.weight_decay is not None and self.optimizer != "adamw":
-            raise ConfigError(f"weight_decay applies to the adamw optimizer, not {self.optimizer}")
+
+    def _check_regularisers(self) -> None:
+        """label_smoothing, warmup and the weight average: ranges Keras allows, and a warm-up that ends."""
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.ema_momentum is not None and not 0 <= self.ema_momentum < 1:
+            raise ConfigError(f"ema_momentum must be in [0, 1), got {self.ema_momentum}")
+        if not (0 <= self.warmup_epochs < self.epochs and math.isfinite(self.warmup_epochs)):
+            raise ConfigError(f"warmup_epochs must be at least 0 and below epochs ({self.epochs}), "
+                              f"got {self.warmup_epochs}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,7 +123,8 @@ _TYPES = {"epochs": (int,), "batch_size": (int,), "lr": _NUMBER, "optimizer": (s
           "nesterov": (bool,), "weight_decay": (*_NUMBER, type(None)), "schedule": (str,),
           "val_split": _NUMBER, "split_method": (str,), "seed": (int,), "device": (str,), "init": (str,),
           "deterministic": (bool,), "early_stopping": (str, type(None)), "patience": (int,),
-          "eval_batch_size": (int,), "precision": (str,)}
+          "eval_batch_size": (int,), "precision": (str,), "warmup_epochs": _NUMBER,
+          "label_smoothing": _NUMBER, "ema_momentum": (*_NUMBER, type(None)), "recipe": (str, type(None))}
 
 
 def _positive_int(name: str, value) -> None:

@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from cnnlab.engine import distributed
+from cnnlab.engine.batches import ImageBatches, as_batches
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.loop import NonFiniteLossError, TensorData, TrainState, autocast, evaluation_sums
 
@@ -66,7 +67,8 @@ class Parallel:
         """One epoch over the global shuffle, this rank taking its part of each batch; the whole epoch's metrics."""
         n, bs, device = len(data.y_train), config.batch_size, data.x_train.device
         steps = math.ceil(n / bs)
-        order = torch.randperm(n, generator=state.shuffle_generator).to(device)  # (n,), the same on every rank
+        # (n,), the same on every rank; on the host for a memory-mapped cache, which gathers there
+        order = torch.randperm(n, generator=state.shuffle_generator).to(data.x_train.index_device)
         sums = torch.zeros(steps, device=device)  # (steps,) this rank's summed loss per step, read rarely
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -77,7 +79,7 @@ class Parallel:
                 count = min(bs, n - step * bs)  # the global batch; the last one may be short
                 lo, hi = shard(count, self.rank, self.world)
                 idx = order[step * bs + lo:step * bs + hi]  # (hi - lo,) this rank's images of the batch
-                loss, hits = self._step(state, data.x_train[idx], data.y_train[idx], count, config.precision)
+                loss, hits = self._step(state, data.x_train.take(idx), data.y_train[idx], count, config)
                 sums[step] = loss
                 loss_sum += loss
                 correct += hits
@@ -90,11 +92,11 @@ class Parallel:
             self.sync_buffers()
         return {"loss": totals[0] / n, "accuracy": totals[1] / n}
 
-    def _step(self, state: TrainState, xb: torch.Tensor, yb: torch.Tensor, count: int, precision: str):
+    def _step(self, state: TrainState, xb: torch.Tensor, yb: torch.Tensor, count: int, config: TrainConfig):
         """One optimisation step on this rank's images; returns their summed loss and correct count."""
-        with autocast(xb.device, precision):
+        with autocast(xb.device, config.precision):
             logits = self.module(xb).float()  # (images of this rank, classes)
-            loss = F.cross_entropy(logits, yb, reduction="sum")
+            loss = F.cross_entropy(logits, yb, reduction="sum", label_smoothing=config.label_smoothing)
         state.optimizer.zero_grad(set_to_none=True)
         # DDP averages the N ranks' gradients: each rank's sum over count/N makes that average the
         # gradient of the mean loss over all ``count`` images of the batch, as one process computes it.
@@ -102,6 +104,8 @@ class Parallel:
         state.optimizer.step()
         if state.scheduler is not None:
             state.scheduler.step()
+        if state.average is not None:
+            state.average.update(state.model)
         return loss.detach(), (logits.detach().argmax(dim=1) == yb).sum()
 
     def _check(self, sums, loss_sum, correct, start: int, stop: int, n: int, bs: int, epoch: int):
@@ -126,11 +130,11 @@ class Parallel:
             dist.broadcast(buffer, src=0)
 
     @torch.no_grad()
-    def evaluate(self, model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
+    def evaluate(self, model, x: ImageBatches | torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
                  precision: str = "fp32") -> dict:
         """Loss and accuracy over the whole of ``x``: each rank scores its part, the sums are all-reduced."""
         lo, hi = shard(len(y), self.rank, self.world)
-        loss_sum, correct = evaluation_sums(model, x[lo:hi], y[lo:hi], batch_size, precision)
+        loss_sum, correct = evaluation_sums(model, as_batches(x).part(lo, hi), y[lo:hi], batch_size, precision)
         packed = torch.stack([loss_sum, correct.double()])  # (2,) this rank's sums
         with distributed.peers_guard():
             dist.all_reduce(packed)

@@ -20,8 +20,10 @@ class InputError(CnnlabError, ValueError):
 
 
 def _array(value, name: str) -> np.ndarray:
+    from cnnlab.data.mapped import is_mapped
+
     try:
-        array = np.asarray(value)
+        array = value if is_mapped(value) else np.asarray(value)  # a memory-mapped array stays mapped
     except (ValueError, TypeError) as exc:  # ragged nested lists, objects
         raise InputError(f"{name}: not an array of numbers ({exc})") from None
     if array.dtype == object or array.dtype.kind not in "biuf":

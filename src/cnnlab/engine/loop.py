@@ -1,12 +1,14 @@
 """The training loop: shuffle, train, validate, record, once per epoch.
 
-Batches are sliced from one preprocessed tensor (no DataLoader, no per-sample
-collation); loss and accuracy accumulate on the device and are read once per
-epoch, and at the progress interval the caller asks for.
+Batches are gathered from the compact pixels and converted one batch at a time
+(``cnnlab.engine.batches``; no DataLoader, no per-sample collation); loss and accuracy
+accumulate on the device and are read once per epoch, and at the progress interval the
+caller asks for.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -15,7 +17,10 @@ from typing import Protocol
 import torch
 from torch.nn import functional as F
 
+from cnnlab.engine.averaging import WeightAverage
+from cnnlab.engine.batches import ImageBatches, as_batches
 from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.memory import evaluation_chunk
 from cnnlab.errors import CnnlabError
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -44,15 +49,21 @@ def _deterministic_guard(exc: RuntimeError) -> None:
 
 @dataclass
 class TensorData:
-    """Training and validation tensors on the training device.
+    """Training and validation data for the training device.
 
-    ``x_*``: float32 ``(N, C, H, W)`` (or ``(N, D)``), ``y_*``: int64 class indices.
+    ``x_*``: batch sources (:mod:`cnnlab.engine.batches`: the pixels kept compact, each batch
+    gathered and converted to float32 ``(B, C, H, W)`` or ``(B, D)`` as it is used; a tensor given
+    here is taken as network input already); ``y_*``: int64 class indices on the device.
     """
 
-    x_train: torch.Tensor
+    x_train: ImageBatches
     y_train: torch.Tensor
-    x_val: torch.Tensor | None = None
+    x_val: ImageBatches | None = None
     y_val: torch.Tensor | None = None
+
+    def __post_init__(self):
+        self.x_train = as_batches(self.x_train)
+        self.x_val = None if self.x_val is None else as_batches(self.x_val)
 
 
 @dataclass
@@ -68,6 +79,7 @@ class TrainState:
     best: float | None = None           # early stopping: best monitored value so far
     wait: int = 0                       # epochs since it improved
     stopped_early: bool = False
+    average: WeightAverage | None = None  # ema_momentum: the weights' moving average
     # Not checkpointed: set when several processes train this model (cnnlab.engine.data_parallel.Parallel).
     parallel: object | None = None
 
@@ -87,16 +99,19 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def train_step(model, optimizer, scheduler, xb, yb, precision: str = "fp32"):
+def train_step(model, optimizer, scheduler, xb, yb, precision: str = "fp32", label_smoothing: float = 0.0,
+               average: WeightAverage | None = None):
     """One optimisation step; returns the batch's mean loss and correct count (on device)."""
     with autocast(xb.device, precision):
         logits = model(xb).float()
-        loss = F.cross_entropy(logits, yb)
+        loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     if scheduler is not None:
         scheduler.step()
+    if average is not None:
+        average.update(model)
     return loss.detach(), (logits.detach().argmax(dim=1) == yb).sum()
 
 
@@ -116,7 +131,8 @@ def train_epoch(state: TrainState, data: TensorData, config: TrainConfig,
     model, n, bs = state.model, len(data.y_train), config.batch_size
     steps = math.ceil(n / bs)
     device = data.x_train.device
-    order = torch.randperm(n, generator=state.shuffle_generator).to(device)
+    # Positions live where the batch source gathers: the device, or the host for a memory-mapped cache.
+    order = torch.randperm(n, generator=state.shuffle_generator).to(data.x_train.index_device)
     losses = torch.zeros(steps, device=device)  # per-step batch-mean losses, read rarely
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -124,8 +140,8 @@ def train_epoch(state: TrainState, data: TensorData, config: TrainConfig,
     model.train()
     for step in range(steps):
         idx = order[step * bs:(step + 1) * bs]
-        loss, hits = train_step(model, state.optimizer, state.scheduler, data.x_train[idx], data.y_train[idx],
-                                config.precision)
+        loss, hits = train_step(model, state.optimizer, state.scheduler, data.x_train.take(idx), data.y_train[idx],
+                                config.precision, config.label_smoothing, state.average)
         losses[step] = loss
         loss_sum += loss * len(idx)  # weighted by batch size, as Keras averages
         correct += hits
@@ -140,22 +156,30 @@ def train_epoch(state: TrainState, data: TensorData, config: TrainConfig,
 
 
 @torch.no_grad()
-def evaluation_sums(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
+def evaluation_sums(model, x: ImageBatches | torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
                     precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy (float64) and correct count (int64) over ``x``, on its device, in eval mode."""
+    """Summed cross-entropy (float64) and correct count (int64) over ``x``, on its device, in eval mode.
+
+    ``x``: a batch source (each batch converted as it is used), or a tensor of network input.
+    """
     model.eval()
+    x = as_batches(x)
     loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
     correct = torch.zeros((), device=x.device, dtype=torch.int64)
+    # On the CPU, forward passes of a bounded share of the batch: the activations stay small in RAM.
+    chunk = evaluation_chunk(getattr(model, "info", None), batch_size) if x.device.type == "cpu" else batch_size
     for start in range(0, len(y), batch_size):
+        stop = min(start + batch_size, len(y))
         with autocast(x.device, precision):
-            logits = model(x[start:start + batch_size]).float()
-        target = y[start:start + batch_size]
+            logits = torch.cat([model(x.slice(at, min(at + chunk, stop))).float()
+                                for at in range(start, stop, chunk)])  # (stop - start, classes)
+        target = y[start:stop]
         loss_sum += F.cross_entropy(logits, target, reduction="sum").double()
         correct += (logits.argmax(dim=1) == target).sum()
     return loss_sum, correct
 
 
-def evaluate_tensors(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
+def evaluate_tensors(model, x: ImageBatches | torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
                      precision: str = "fp32") -> dict:
     """Mean cross-entropy and accuracy over ``x``, in eval mode (dropout off)."""
     loss_sum, correct = evaluation_sums(model, x, y, batch_size, precision)
@@ -180,6 +204,18 @@ def _early_stop(state: TrainState, record: dict, config: TrainConfig) -> None:
         state.stopped_early = state.wait > config.patience
 
 
+def _validate(state: TrainState, data: TensorData, config: TrainConfig) -> dict:
+    """val_loss and val_accuracy (None without validation data), of the averaged weights if any."""
+    if data.x_val is None or not len(data.y_val):
+        return {"val_loss": None, "val_accuracy": None}
+    # Several processes: each scores its part of the validation set, and the sums are added.
+    evaluate = evaluate_tensors if state.parallel is None else state.parallel.evaluate
+    weights = state.average.applied(state.model) if state.average is not None else contextlib.nullcontext()
+    with weights:
+        val = evaluate(state.model, data.x_val, data.y_val, config.eval_batch_size, config.precision)
+    return {"val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+
+
 def run_epochs(state: TrainState, data: TensorData, config: TrainConfig,
                callback: Callback | None = None, on_epoch_saved=None) -> list[dict]:
     """Train from ``state.epoch`` to ``config.epochs``; returns the history (one dict per epoch).
@@ -198,13 +234,7 @@ def run_epochs(state: TrainState, data: TensorData, config: TrainConfig,
             _deterministic_guard(exc)
             raise
         train_seconds = time.perf_counter() - start
-        if data.x_val is not None and len(data.y_val):
-            # Several processes: each scores its part of the validation set, and the sums are added.
-            evaluate = evaluate_tensors if state.parallel is None else state.parallel.evaluate
-            val = evaluate(state.model, data.x_val, data.y_val, config.eval_batch_size, config.precision)
-            record.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-        else:
-            record.update(val_loss=None, val_accuracy=None)
+        record.update(_validate(state, data, config))
         seconds = time.perf_counter() - start
         record.update(time=seconds, train_time=train_seconds,
                       images_per_second=len(data.y_train) / train_seconds,
@@ -212,6 +242,8 @@ def run_epochs(state: TrainState, data: TensorData, config: TrainConfig,
         state.epoch += 1
         state.history.append(record)
         _early_stop(state, record, config)
+        if state.average is not None and (state.epoch >= config.epochs or state.stopped_early):
+            state.average.copy_to(state.model)  # the final weights are the average (Keras' use_ema)
         if on_epoch_saved is not None:
             on_epoch_saved(state, record)
         if callback is not None:

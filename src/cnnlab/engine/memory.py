@@ -5,9 +5,10 @@ the kernel's out-of-memory killer) after its run folder was made. The estimate c
 float32 bytes from the summary alone (no model is built): the parameters, their
 gradients, the optimizer's state, the layer outputs of a training batch (kept for the
 backward pass) or of an evaluation batch, whichever is larger, and the training images
-as float32 tensors on the device. It is an estimate: torch's workspaces, the allocator's
-rounding and the Python process itself come on top, so a network close to the limit
-may still fail; one above it surely would.
+as the device holds them (uint8 pixels one byte a value, float input four; a memory-mapped
+cache none: it is read batch by batch, its pages handed back as it goes). It is an
+estimate: torch's workspaces, the allocator's rounding and the Python process itself
+come on top, so a network close to the limit may still fail; one above it surely would.
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError
 from cnnlab.net.inference import BYTES_PER_FLOAT, ModelInfo
 
 # cgroup limits at or above this are "no limit" (v1 writes 2**63 rounded down to a page)
 UNLIMITED = 2**60
+# Evaluation on the CPU forwards at most this much activation memory at a time (see evaluation_chunk).
+EVAL_ACTIVATION_BUDGET = 64 * 2**20
 CGROUP_FILES = (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
                 ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"))
 
@@ -79,11 +84,13 @@ def optimizer_states(config: TrainConfig) -> int:
     return 1 if config.momentum else 0
 
 
-def estimate(info: ModelInfo, config: TrainConfig, images: int, val_images: int = 0) -> MemoryEstimate:
+def estimate(info: ModelInfo, config: TrainConfig, images: int, val_images: int = 0,
+             bytes_per_value: int = BYTES_PER_FLOAT) -> MemoryEstimate:
     """The training memory of the network ``info`` describes, under ``config``, on ``images`` training images.
 
-    ``images`` counts every image moved to the device (training and validation parts);
-    ``val_images`` the validation part, evaluated in batches of ``config.eval_batch_size``.
+    ``images`` counts every image moved to the device (training and validation parts), each value
+    ``bytes_per_value`` bytes there (:func:`stored_bytes`); ``val_images`` the validation part,
+    evaluated in batches of ``config.eval_batch_size``.
     """
     weights = BYTES_PER_FLOAT * info.total_params
     trainable = BYTES_PER_FLOAT * info.trainable_params
@@ -91,7 +98,17 @@ def estimate(info: ModelInfo, config: TrainConfig, images: int, val_images: int 
         parameters=weights, gradients=trainable, optimizer=optimizer_states(config) * trainable,
         activations=max(training_activations(info, config.batch_size),
                         evaluation_activations(info, min(config.eval_batch_size, val_images))),
-        data=BYTES_PER_FLOAT * images * math.prod(info.input_shape), optimizer_name=config.optimizer)
+        data=bytes_per_value * images * math.prod(info.input_shape), optimizer_name=config.optimizer)
+
+
+def stored_bytes(images) -> int:
+    """Bytes per value of ``images`` on the training device: uint8 1, other numbers 4 (float32), a memory-mapped
+    array 0 (it stays on disk, read batch by batch)."""
+    from cnnlab.data.mapped import is_mapped
+
+    if is_mapped(images):
+        return 0
+    return 1 if getattr(images, "dtype", None) == np.uint8 else BYTES_PER_FLOAT
 
 
 def training_activations(info: ModelInfo, batch: int) -> int:
@@ -111,6 +128,20 @@ def evaluation_activations(info: ModelInfo, batch: int) -> int:
     sizes = [math.prod(info.input_shape), *(_held_output(layer) for layer in info.layers)]
     held = max(a + b for a, b in zip(sizes, sizes[1:])) if info.is_chain else min(sum(sizes), 4 * max(sizes))
     return batch * BYTES_PER_FLOAT * held
+
+
+def evaluation_chunk(info: ModelInfo | None, batch: int) -> int:
+    """Images per forward pass within an evaluation batch of ``batch`` on the CPU: as many as keep the
+    activations under ``EVAL_ACTIVATION_BUDGET`` (the CNN on CIFAR-10: 128 of 1024), at least one.
+
+    There the activations are the process's resident memory: a whole batch of 1024 held 360 MB more
+    than training did. An image's logits do not depend on the other images of its forward pass (eval
+    mode), so the batch's loss, summed over its concatenated logits, is the same. Without ``info``
+    (a wrapped model), the whole batch.
+    """
+    if info is None:
+        return batch
+    return max(1, min(batch, EVAL_ACTIVATION_BUDGET // max(evaluation_activations(info, 1), 1)))
 
 
 def _held_output(layer) -> int:
@@ -162,9 +193,10 @@ def _cgroup_room() -> int | None:
     return None
 
 
-def check_memory(info: ModelInfo, config: TrainConfig, images: int, device, val_images: int = 0) -> MemoryEstimate:
+def check_memory(info: ModelInfo, config: TrainConfig, images: int, device, val_images: int = 0,
+                 bytes_per_value: int = BYTES_PER_FLOAT) -> MemoryEstimate:
     """The estimate, when it fits what ``device`` has free; else :class:`MemoryCheckError`, one line."""
-    needed = estimate(info, config, images, val_images)
+    needed = estimate(info, config, images, val_images, bytes_per_value)
     room = available(device)
     if needed.total > room.bytes:
         raise MemoryCheckError(
@@ -180,4 +212,27 @@ def check_training_memory(model_spec, config: TrainConfig, data, device) -> Memo
 
     images = len(data.y_train)
     val_images = images - int(images * (1 - config.val_split))
-    return check_memory(summarize(model_spec), config, images, device, val_images)
+    return check_memory(summarize(model_spec), config, images, device, val_images, stored_bytes(data.x_train))
+
+
+def check_fit_memory(spec, module, x, labels, config: TrainConfig, validation=None) -> MemoryEstimate:
+    """:func:`check_memory` for ``Model.fit``, before the network is built or any tensor made.
+
+    ``spec`` and ``module`` are the model's (``module`` None before the first fit: the network is
+    then summarized as it will be built for ``x``, a preset's head taking the labels' class count);
+    ``labels`` the checked labels (:class:`cnnlab.engine.inputs.Labels`); ``validation`` the checked
+    ``(x_val, ...)`` or None, when ``config.val_split`` holds the validation part out of ``x``.
+    """
+    from cnnlab.engine.session import resolve_device
+    from cnnlab.net.presets import preset_name
+    from cnnlab.net.resolve import fit_spec, summarize
+
+    if module is not None:
+        info = module.info
+    else:
+        info = summarize(fit_spec(spec, x.shape[1:], labels.class_count() if preset_name(spec) else None))
+    if validation is None:
+        images, val_images = len(x), len(x) - int(len(x) * (1 - config.val_split))
+    else:
+        images, val_images = len(x) + len(validation[0]), len(validation[0])
+    return check_memory(info, config, images, resolve_device(config.device), val_images, stored_bytes(x))

@@ -170,6 +170,18 @@ def _own_rng(payload: dict, path: Path) -> tuple[dict, bool]:
     return payload["rng"], distributed.rank() == 0
 
 
+def _restore_average(state: TrainState, saved, path: Path) -> None:
+    """The weights' moving average (ema_momentum), when the run keeps one."""
+    if state.average is None:
+        return
+    if not isinstance(saved, dict) or not {"momentum", "steps", "averages"} <= set(saved):
+        _fail(path, "weight average", "missing or not a weight average")
+    try:
+        state.average.load_state_dict(saved)
+    except (TypeError, ValueError, RuntimeError, AttributeError):
+        _fail(path, "weight average", "does not match this network")
+
+
 def restore_state(state: TrainState, payload, path: Path, epochs: int | None = None) -> None:
     """Check and apply every part of a checkpoint's payload to ``state`` (a fresh one)."""
     if not isinstance(payload, dict) or not set(PARTS) <= set(payload):
@@ -180,6 +192,7 @@ def restore_state(state: TrainState, payload, path: Path, epochs: int | None = N
     load_module_state(state.model, payload["model"], path, "model weights")
     _restore_optimizer(state, payload["optimizer"], path)
     _restore_scheduler(state, payload["scheduler"], path)
+    _restore_average(state, payload.get("average"), path)
     rng, own = _own_rng(payload, path)
     _restore_rng(rng, state, path)
     if not own and state.parallel is not None:  # another number of processes: this rank draws anew

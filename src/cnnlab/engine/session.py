@@ -20,11 +20,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from cnnlab.engine.averaging import WeightAverage
+from cnnlab.engine.batches import compact_pixels, image_batches, to_network_input
 from cnnlab.engine.config import ConfigError, TrainConfig
 from cnnlab.engine.data_parallel import parallelize
 from cnnlab.engine.distributed import local_device
 from cnnlab.engine.loop import Callback, TensorData, TrainState, run_epochs, train_step
 from cnnlab.engine.optim import make_optimizer, make_schedule
+from cnnlab.engine.precision import session_precision
 
 if TYPE_CHECKING:
     from cnnlab.data.split import Split
@@ -60,15 +63,10 @@ def images_to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     """uint8 (scaled to [0, 1]) or float images ``(N, H, W, C)`` -> float32 ``(N, C, H, W)``.
 
     The result is channels-last in memory, the layout the CPU convolutions run fastest on;
-    flat ``(N, D)`` input passes through.
+    flat ``(N, D)`` input passes through. All of it at once, as float32: training converts
+    batch by batch instead (:mod:`cnnlab.engine.batches`), with the same conversion.
     """
-    array = np.asarray(images)
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
-    tensor = tensor.float().div_(255.0) if array.dtype == np.uint8 else tensor.float()
-    if tensor.dim() == 4:
-        tensor = tensor.permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W), channels-last memory
-        tensor = tensor.contiguous(memory_format=torch.channels_last)
-    return tensor.to(device)
+    return to_network_input(compact_pixels(images)).to(device)
 
 
 def class_indices(labels) -> np.ndarray:
@@ -86,7 +84,9 @@ def new_state(model: torch.nn.Module, config: TrainConfig, steps_per_epoch: int)
     """A fresh optimizer, schedule and shuffle generator (seeded) for ``model``, at epoch 0."""
     optimizer = make_optimizer(model.parameters(), config)
     generator = torch.Generator().manual_seed(config.seed)
-    return TrainState(model, optimizer, make_schedule(optimizer, config, steps_per_epoch), generator)
+    average = None if config.ema_momentum is None else WeightAverage(model, config.ema_momentum)
+    return TrainState(model, optimizer, make_schedule(optimizer, config, steps_per_epoch), generator,
+                      average=average)
 
 
 def estimate_epoch_seconds(state: TrainState, data: TensorData, config: TrainConfig,
@@ -105,8 +105,8 @@ def estimate_epoch_seconds(state: TrainState, data: TensorData, config: TrainCon
     model = copy.deepcopy(state.model)
     optimizer = make_optimizer(model.parameters(), config)
     n, bs = len(data.y_train), max(config.batch_size // processes, 1)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:bs].to(data.x_train.device)
-    xb, yb = data.x_train[order], data.y_train[order]
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:bs].to(data.x_train.index_device)
+    xb, yb = data.x_train.take(order), data.y_train[order]
     model.train()
     try:
         for _ in range(warmup):
@@ -146,25 +146,28 @@ def prepare(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, config: TrainC
             validation: tuple[np.ndarray, np.ndarray] | None = None, class_names: list[str] | None = None):
     """Split, move to the device, and make a fresh state: ``(state, tensor data, split or None)``.
 
-    ``validation`` given explicitly wins over ``config.val_split``.
+    ``validation`` given explicitly wins over ``config.val_split``. The pixels stay compact
+    (uint8 stays uint8; a memory-mapped array stays mapped) and the split only indexes them:
+    nothing is copied per part (see :mod:`cnnlab.engine.batches`).
     """
     from cnnlab.data.split import split_labels
 
     device = resolve_device(config.device)
     labels = class_indices(y)
+    images = image_batches(x, device)  # every row; the parts below index them
     split = None
     if validation is None and config.val_split > 0:
         names = class_names or [str(i) for i in range(int(labels.max()) + 1)]
         split = split_labels(labels, names, config.val_split, config.split_method, config.seed)
-        validation = (x[split.val_idx], labels[split.val_idx])
-        x, labels = x[split.train_idx], labels[split.train_idx]
+        validation = (images.rows(split.val_idx), labels[split.val_idx])
+        images, labels = images.rows(split.train_idx), labels[split.train_idx]
     config.validate(train_size=len(labels))
-    data = TensorData(images_to_tensor(x, device), labels_to_tensor(labels, device))
+    data = TensorData(images, labels_to_tensor(labels, device))
     if validation is not None:
-        data.x_val = images_to_tensor(validation[0], device)
+        data.x_val = image_batches(validation[0], device)
         data.y_val = labels_to_tensor(validation[1], device)
     model.to(device)
-    if data.x_train.dim() == 4:
+    if data.x_train.ndim == 4:
         model.to(memory_format=torch.channels_last)
     return new_state(model, config, math.ceil(len(labels) / config.batch_size)), data, split
 
@@ -176,6 +179,7 @@ class Session:
     state: TrainState
     tensors: TensorData
     split: Split | None  # None when validation data was given, or val_split is 0
+    config: TrainConfig | None = None  # the options it trains with: "auto" precision resolved
 
 
 def check_validation_needs(config: TrainConfig, validation) -> None:
@@ -187,8 +191,8 @@ def check_validation_needs(config: TrainConfig, validation) -> None:
 
 def open_session(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndarray, config: TrainConfig, *,
                  validation: tuple[np.ndarray, np.ndarray] | None = None,
-                 class_names: list[str] | None = None) -> Session:
-    """Seed, build the model, split and move the data, and make a fresh state.
+                 class_names: list[str] | None = None, callback: Callback | None = None) -> Session:
+    """Seed, build the model, split and move the data, make a fresh state, and choose the precision.
 
     Seeding comes before ``build`` so the initial weights depend on the seed alone, and
     the dropout draws then follow from it. ``build`` returns a new module, or one that
@@ -198,8 +202,9 @@ def open_session(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndar
     seed_everything(config.seed)
     set_deterministic(config.deterministic)
     state, tensors, split = prepare(build(), x, y, config, validation, class_names)
+    config = session_precision(state, tensors, config, callback)  # "auto" timed; bf16 only with bf16 units
     parallelize(state, config)  # under torchrun: DDP, each rank its part of every batch
-    return Session(state, tensors, split)
+    return Session(state, tensors, split, config)
 
 
 def train_model(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndarray, config: TrainConfig, *,
@@ -212,8 +217,8 @@ def train_model(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndarr
     optimizer's moments) and records or announces the run; ``on_epoch_saved`` runs
     after each epoch (see :func:`cnnlab.engine.loop.run_epochs`).
     """
-    session = open_session(build, x, y, config, validation=validation, class_names=class_names)
+    session = open_session(build, x, y, config, validation=validation, class_names=class_names, callback=callback)
     if before_run is not None:
         before_run(session)
-    run_epochs(session.state, session.tensors, config, callback, on_epoch_saved)
+    run_epochs(session.state, session.tensors, session.config, callback, on_epoch_saved)
     return session

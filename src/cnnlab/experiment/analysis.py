@@ -112,7 +112,20 @@ def evaluate_run(run_dir: Path, data, *, status: str, seed: int, deep: bool, shi
         device=str(manifest.get("device", "unknown")), deep=deep_analysis(measured, data, info) if deep else None,
         predictions=measured.predictions, versions=_strings(manifest.get("versions")),
         threads=manifest.get("threads") if isinstance(manifest.get("threads"), int) else None,
-        split_description=split.get("description") if isinstance(split.get("description"), str) else None)
+        split_description=split.get("description") if isinstance(split.get("description"), str) else None,
+        **_recipe(saved.get("train")))
+
+
+def _recipe(train) -> dict:
+    """The run's recipe name and its options in words, from its config.json."""
+    from cnnlab.engine.recipes import describe_options
+
+    if not isinstance(train, dict):
+        return {}
+    try:
+        return {"recipe": str(train.get("recipe") or "homework"), "options_text": describe_options(train)}
+    except (TypeError, ValueError):  # a damaged record: the results stand without the words
+        return {}
 
 
 def _strings(record) -> dict:

@@ -17,6 +17,7 @@ from pathlib import Path
 from cnnlab.engine import distributed
 from cnnlab.engine.config import TrainConfig
 from cnnlab.experiment.executor import ExecutorError, ExecutorOptions
+from cnnlab.experiment.model_options import model_configs, options_record
 from cnnlab.experiment.option_changes import changed_options
 from cnnlab.experiment.results import Comparison, DatasetFacts, ModelResult
 from cnnlab.runs.directory import (
@@ -42,12 +43,6 @@ def _slug(text: str) -> str:
 def comparison_dir(specs: list[str], dataset: str, out: Path, name: str | None) -> Path:
     """The comparison's folder: ``name``, or one made from the specs and the dataset."""
     return Path(out) / (name or f"compare-{'-'.join(map(_slug, specs))}-{_slug(str(dataset))}")
-
-
-def _options_record(specs, dataset: str, config: TrainConfig, seeds: int, dataset_options: dict) -> dict:
-    train = {k: v for k, v in config.to_dict().items() if k != "seed"}
-    return {"specs": list(specs), "dataset": dataset, "seeds": seeds, "base_seed": config.seed,
-            "train": train, "dataset_options": dataset_options}
 
 
 def _open_dir(folder: Path, record: dict) -> None:
@@ -117,13 +112,14 @@ def _reuse(run_dir: Path, data, dataset: str) -> str:
     return "reused"
 
 
-def _resolve(specs, seeds, config: TrainConfig) -> dict[str, tuple[object, str]]:
+def _resolve(specs, seeds, configs: dict[str, TrainConfig]) -> dict[str, tuple[object, str]]:
     """Each spec resolved, with its content's digest; the same content twice is refused."""
     from cnnlab.net.resolve import resolve_spec
 
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise RunError(f"--seeds must be a positive integer, got {seeds!r}"[:200])
-    TrainConfig.from_dict({**config.to_dict(), "seed": config.seed + seeds - 1}).validate()  # the last seed
+    for config in configs.values():  # the last seed
+        TrainConfig.from_dict({**config.to_dict(), "seed": config.seed + seeds - 1}).validate()
     if len(specs) < 2:
         raise RunError("compare needs at least two specs")
     resolved, seen = {}, {}
@@ -137,7 +133,7 @@ def _resolve(specs, seeds, config: TrainConfig) -> dict[str, tuple[object, str]]
     return resolved
 
 
-def _check_fit(resolved: dict, data, config: TrainConfig) -> None:
+def _check_fit(resolved: dict, data, configs: dict[str, TrainConfig]) -> None:
     """Every spec against the data, and the options against the data and machine: before any folder.
 
     Each network must fit the device's memory on its own (concurrent runs on one device
@@ -146,18 +142,18 @@ def _check_fit(resolved: dict, data, config: TrainConfig) -> None:
     from cnnlab.engine.session import resolve_device
     from cnnlab.net.resolve import fit_spec, summarize
 
-    device = resolve_device(config.device)
-    config.validate(train_size=int(len(data.y_train) * (1 - config.val_split)))
-    for model_spec, _ in resolved.values():
+    for spec, (model_spec, _) in resolved.items():
+        config = configs[spec]
+        config.validate(train_size=int(len(data.y_train) * (1 - config.val_split)))
         fitted = fit_spec(model_spec, data.image_shape, data.num_classes)
         summarize(fitted)
-        check_training_memory(fitted, config, data, device)
+        check_training_memory(fitted, config, data, resolve_device(config.device))
 
 
 def compare(specs: list[str] = ("mlp", "cnn"), dataset: str = "cifar10", config: TrainConfig | None = None,
             seeds: int = 1, out: str | Path = "runs", name: str | None = None,
             dataset_options: dict | None = None, callback=None,
-            executor: ExecutorOptions | None = None) -> Comparison | None:
+            executor: ExecutorOptions | None = None, options: dict | None = None) -> Comparison | None:
     """Train and evaluate every spec for ``seeds`` seeds; writes and returns the :class:`Comparison`.
 
     Under torchrun every process trains each run together; rank 0 alone evaluates and
@@ -166,31 +162,34 @@ def compare(specs: list[str] = ("mlp", "cnn"), dataset: str = "cifar10", config:
     It holds, per model, each run's history and test results plus the analyses the
     report draws (shift robustness, predictions, first-layer filters), and the dataset.
     ``executor`` runs the training runs at once (:mod:`cnnlab.experiment.executor`);
-    by default they run here, one after another.
+    by default they run here, one after another. Each model trains with its own recipe
+    (``fast`` its own, the others the experiment's) and ``options`` (TrainConfig fields)
+    on top; a ``config`` given instead is every model's.
     """
+    from cnnlab.engine.session import check_validation_needs
     from cnnlab.engine.threads import using_threads
 
-    config = (config or TrainConfig()).validate()
-    from cnnlab.engine.session import check_validation_needs
-
-    check_validation_needs(config, None)  # before the comparison folder is made
+    configs = model_configs(list(specs), config, options)
+    for each in configs.values():
+        check_validation_needs(each, None)  # before the comparison folder is made
     executor = (executor or ExecutorOptions()).validate()
-    callback = _join_torchrun(config, executor, callback)
-    resolved = _resolve(list(specs), seeds, config)
+    callback = _join_torchrun(configs, executor, callback)
+    resolved = _resolve(list(specs), seeds, configs)
     if name is not None:
         check_folder_name(name)
     reference, options = dataset_reference(dataset), dataset_options_record(dataset_options)
     folder = comparison_dir(list(specs), dataset, Path(out), name)
     # once: every run trains and is tested on this same copy (under torchrun, rank 0 loads it first)
     data = distributed.main_first(lambda: open_dataset(reference, options))
-    _check_fit(resolved, data, config)
-    distributed.on_main(lambda: _open_dir(folder, _options_record(specs, reference, config, seeds, options)))
+    _check_fit(resolved, data, configs)
+    distributed.on_main(lambda: _open_dir(folder, options_record(specs, reference, configs, seeds, options)))
     if executor.kind == "sequential":
         with using_threads(executor.threads):
-            trained = {spec: [_train_seed(folder, spec, resolved[spec], reference, data, config, config.seed + k,
-                                          options, callback) for k in range(seeds)] for spec in specs}
+            trained = {spec: [_train_seed(folder, spec, resolved[spec], reference, data, configs[spec],
+                                          configs[spec].seed + k, options, callback) for k in range(seeds)]
+                       for spec in specs}
     else:
-        trained = _train_concurrently(folder, list(specs), resolved, seeds, (reference, options), data, config,
+        trained = _train_concurrently(folder, list(specs), resolved, seeds, (reference, options), data, configs,
                                       executor, callback)
     if not distributed.is_main():
         return None  # under torchrun, rank 0 alone evaluates, analyses and writes
@@ -199,11 +198,12 @@ def compare(specs: list[str] = ("mlp", "cnn"), dataset: str = "cifar10", config:
     return comparison
 
 
-def _join_torchrun(config: TrainConfig, executor: ExecutorOptions, callback):
+def _join_torchrun(configs: dict[str, TrainConfig], executor: ExecutorOptions, callback):
     """Under torchrun: join the other processes (each run is trained by all of them); rank 0's callback."""
     if not distributed.setup():
         return callback
-    distributed.check_batch(config.batch_size)
+    for config in configs.values():
+        distributed.check_batch(config.batch_size)
     return callback if distributed.is_main() else None
 
 
@@ -228,7 +228,7 @@ def run_dir_of(folder: Path, spec: str, digest: str, seed: int) -> Path:
 
 
 def _train_concurrently(folder: Path, specs: list[str], resolved: dict, seeds: int, dataset: tuple[str, dict], data,
-                        config: TrainConfig, executor: ExecutorOptions, callback) -> dict:
+                        configs: dict[str, TrainConfig], executor: ExecutorOptions, callback) -> dict:
     """Every unfinished run as a job on ``executor``; ``{spec: [(run directory, status, seed)]}`` once all succeeded.
 
     Finished runs are reused here, without a worker. The workers load the dataset from its
@@ -238,7 +238,7 @@ def _train_concurrently(folder: Path, specs: list[str], resolved: dict, seeds: i
     from cnnlab.engine.checkpoint import WEIGHTS
     from cnnlab.experiment.executor import run_jobs
 
-    jobs = _jobs(folder, specs, resolved, seeds, dataset, config, executor)
+    jobs = _jobs(folder, specs, resolved, seeds, dataset, configs, executor)
     status = {job.run_dir: _reuse(Path(job.run_dir), data, dataset[0]) for job in jobs
               if os.path.lexists(job.run_dir) and (Path(job.run_dir) / WEIGHTS).exists()}
     pending = [job for job in jobs if job.run_dir not in status]
@@ -256,16 +256,17 @@ def _train_concurrently(folder: Path, specs: list[str], resolved: dict, seeds: i
 
 
 def _jobs(folder: Path, specs: list[str], resolved: dict, seeds: int, dataset: tuple[str, dict],
-          config: TrainConfig, executor: ExecutorOptions) -> list:
+          configs: dict[str, TrainConfig], executor: ExecutorOptions) -> list:
     """A :class:`RunJob` per spec and seed, in the comparison's order: references and options, no arrays."""
     from cnnlab.engine.session import resolve_device
     from cnnlab.experiment.executor import RunJob
 
-    device = resolve_device(config.device).type
-    return [RunJob(str(run_dir_of(folder, spec, resolved[spec][1], config.seed + k)), spec,
-                   resolved[spec][0].to_dict(), config.seed + k, dataset[0], dataset[1],
-                   {**config.to_dict(), "seed": config.seed + k}, executor.threads, device)
-            for spec in specs for k in range(seeds)]
+    def job(spec: str, config: TrainConfig, seed: int) -> RunJob:
+        return RunJob(str(run_dir_of(folder, spec, resolved[spec][1], seed)), spec, resolved[spec][0].to_dict(),
+                      seed, dataset[0], dataset[1], {**config.to_dict(), "seed": seed}, executor.threads,
+                      resolve_device(config.device).type)
+
+    return [job(spec, configs[spec], configs[spec].seed + k) for spec in specs for k in range(seeds)]
 
 
 def analyse(folder: Path, trained: dict[str, list[tuple[Path, str, int]]], data,

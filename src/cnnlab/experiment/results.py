@@ -90,6 +90,8 @@ class RunOutcome:
     versions: dict = field(default_factory=dict)  # the run's manifest.json: what trained it, not what reads it
     threads: int | None = None                    # CPU threads it trained with (manifest.json)
     split_description: str | None = None          # its validation split, as its manifest.json describes it
+    recipe: str = "homework"                      # the recipe its options started from (config.json)
+    options_text: str = ""                        # its training options in words (recipes.describe_options)
 
     def to_dict(self) -> dict:
         """The JSON record: every field but the predictions array, the deep analysis's results merged in."""

@@ -81,6 +81,8 @@ def _value(layer, name: str) -> str:
         (top, bottom), (left, right) = value
         if top == bottom and left == right:
             value = top if top == left else (top, left)
+    if name in ("height_factor", "width_factor") and value[0] == -value[1]:
+        value = value[1]  # Keras' factor f means [-f, f]
     return literal(value)
 
 
@@ -129,6 +131,11 @@ def _build(network: Network) -> str:
         if spec.is_chain:
             sources = ["inputs" if layer.index == 0 else "x"]
         argument = sources[0] if layer.definition.max_inputs == 1 else f"[{', '.join(sources)}]"
+        if not layer.definition.in_keras:  # cnnlab's own augmentation: the identity at inference
+            note = comment_text(f"{layer.name} ({layer.kind}): cnnlab's {layer.keras_class}, not a Keras layer")
+            kept = f"{target} = {argument}  # " if target != argument else "# "  # a chain's x stays x
+            lines.append(f"    {kept}{note}; the identity at inference, left out")
+            continue
         lines.append(f"    {target} = {keras_call(layer)}({argument})")
     model_name = spec.name if spec.name and "/" not in spec.name else "model"  # Keras refuses '/' in names
     lines.append(f"    return keras.Model(inputs, outputs, name={literal(model_name)})")
@@ -170,6 +177,7 @@ def _verify(network: Network, source: str, path: Path, weights: bytes | None) ->
         if weights is None:
             return checks
         module.load_weights(model, io.BytesIO(weights))
+        _check_random_crop(keras, network, path)
         images = sample_images(network)
         channels_last = images.transpose(0, 2, 3, 1) if images.ndim == 4 else images
         got = _numpy(model(channels_last, training=False))
@@ -192,10 +200,22 @@ def _check_layers(network: Network, model, path: Path) -> None:
     """Every layer of the Keras model has cnnlab's output shape and parameter count."""
     reached = reaching_output(network.model.spec)
     for info in network.info.layers:
-        if info.layer.name not in reached:
-            continue  # keras.Model leaves out a layer nothing reads
+        if info.layer.name not in reached or not info.layer.definition.in_keras:
+            continue  # keras.Model leaves out a layer nothing reads; the file leaves out cnnlab's own kinds
         layer = model.get_layer(info.layer.name)
         facts = (tuple(layer.output.shape[1:]), layer.count_params())
         if facts != (tuple(info.output_shape), info.params):
             raise ExportError(f"{path}: Keras builds {info.layer.label} as {facts[0]} with {facts[1]:,} "
                               f"parameters, cnnlab as {info.output_shape} with {info.params:,}; not written")
+
+
+def _check_random_crop(keras, network: Network, path: Path) -> None:
+    """Refuse, naming the cause, where this Keras' RandomCrop does not crop at inference (keras-team/keras#21868,
+    Keras 3.15 and before at least): the file's predictions could not be cnnlab's."""
+    if not any(info.layer.kind == "random_crop" for info in network.info.layers):
+        return
+    probe = _numpy(keras.layers.RandomCrop(1, 1)(np.zeros((1, 2, 2, 1), np.float32), training=False))
+    if probe.shape != (1, 1, 1, 1):
+        raise ExportError(f"{path}: Keras {keras.__version__}'s RandomCrop does not crop at inference "
+                          "(keras-team/keras#21868), so the exported model cannot predict as cnnlab's does; "
+                          "not written (export it untrained with a spec, or to onnx or pytorch)")

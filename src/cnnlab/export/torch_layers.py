@@ -99,6 +99,21 @@ HELPERS = {
 
     def forward(self, *inputs):
         return torch.cat(inputs, dim=self.dim)''',
+    "CentreCrop": '''class CentreCrop(nn.Module):
+    """Keras' RandomCrop at inference, as Keras documents it: the centred window (top, left, height, width)
+    of the target's aspect ratio, resized to ``size`` where it differs (TensorFlow's bilinear resize:
+    half-pixel centres, no antialiasing)."""
+
+    def __init__(self, window, size):
+        super().__init__()
+        self.window, self.size = window, size
+
+    def forward(self, x):
+        top, left, height, width = self.window
+        x = x[:, :, top:top + height, left:left + width]
+        if (height, width) != self.size:
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        return x''',
 }
 
 
@@ -187,6 +202,17 @@ def _zeropadding2d(info: LayerInfo, layer, activation: str) -> str:
     return _call("nn.ZeroPad2d", literal((left, right, top, bottom)))
 
 
+def _random_crop(info: LayerInfo, layer, activation: str) -> str:
+    from cnnlab.net.augment_ops import keras_inference_window
+
+    size = (layer["height"], layer["width"])
+    return _call("CentreCrop", literal(keras_inference_window(info.input_shape[:2], size)), literal(size))
+
+
+def _augmentation(info: LayerInfo, layer, activation: str) -> str:
+    return "nn.Identity()"  # an inference graph: augmentation acts in training only
+
+
 MODULES = {  # kind -> (layer info, layer, effective activation) -> source of its torch module
     "conv2d": _conv2d, "depthwise_conv2d": _depthwise_conv2d, "separable_conv2d": _separable_conv2d,
     "dense": _dense, "batchnorm": _batchnorm, "maxpool2d": _pool, "avgpool2d": _pool,
@@ -197,6 +223,8 @@ MODULES = {  # kind -> (layer info, layer, effective activation) -> source of it
     "globalavgpool2d": lambda info, layer, activation: 'GlobalPool("mean")',
     "globalmaxpool2d": lambda info, layer, activation: 'GlobalPool("max")',
     "add": lambda info, layer, activation: "Add()",
+    "random_flip": _augmentation, "random_translation": _augmentation, "random_erasing": _augmentation,
+    "random_crop": _random_crop,
 }
 
 

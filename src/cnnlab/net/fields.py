@@ -164,6 +164,57 @@ class Axis(FieldType):
         return value
 
 
+def _is_number(value: Any) -> bool:
+    """A finite int or float (bool is not a number here)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and abs(value) < float("inf")
+
+
+class Number(FieldType):
+    text = "a finite number"
+
+    def check(self, value, where):
+        if not _is_number(value):
+            raise self.fail(value, where)
+        return float(value)
+
+
+class Probability(FieldType):
+    text = "a probability in [0, 1]"
+
+    def check(self, value, where):
+        if not _is_number(value) or not 0 <= value <= 1:
+            raise self.fail(value, where)
+        return float(value)
+
+
+class Factor(FieldType):
+    """Keras' factor of an image side: ``f`` means [-|f|, |f|], ``[lower, upper]`` is sorted; all in [-1, 1]."""
+
+    text = "a number in [-1, 1] or [lower, upper] of them"
+
+    def check(self, value, where):
+        if _is_number(value) and -1 <= value <= 1:
+            return (-abs(float(value)), abs(float(value)))
+        if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) and -1 <= v <= 1
+                                                                        for v in value):
+            lower, upper = sorted(float(v) for v in value)
+            return (lower, upper)
+        raise self.fail(value, where)
+
+
+class Extent(FieldType):
+    """A length on the image: a fraction of the side (a float in (0, 1)) or whole pixels (an int >= 1)."""
+
+    text = "a fraction of the image side in (0, 1), or a whole number of pixels"
+
+    def check(self, value, where):
+        if isinstance(value, float) and 0 < value < 1:
+            return value
+        if _is_int(value) and 0 < value < MAX_INT:
+            return value
+        raise self.fail(value, where)
+
+
 ACTIVATION = Choice(ACTIVATIONS, ACTIVATION_ALIASES)
 PADDING = Choice(PADDINGS)
 REQUIRED = object()

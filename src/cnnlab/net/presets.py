@@ -55,6 +55,39 @@ def _resnet_v1(depth: int = 20) -> list[dict]:
                      {"kind": "dense", "name": "classifier", "units": 10, "activation": "softmax"}]
 
 
+# Keras' momentum keeps this share of the old moving statistics. fast trains about 1,000 steps:
+# statistics that follow the recent weights matter more there than smooth ones.
+FAST_BN_MOMENTUM = 0.6
+
+
+def _fast_group(filters: int) -> list[dict]:
+    """conv, pool, BN, GELU, conv, BN, GELU: the first convolution works at full resolution, the second
+    at half (pooling before normalising costs a quarter of the BN work), as airbench's groups do."""
+    def conv():
+        return {"kind": "conv2d", "filters": filters, "kernel": 3, "padding": "same", "use_bias": False}
+
+    def bn_gelu():
+        return [{"kind": "batchnorm", "momentum": FAST_BN_MOMENTUM, "epsilon": 1e-5},
+                {"kind": "activation", "activation": "gelu"}]
+
+    return [conv(), {"kind": "maxpool2d", "pool": 2}, *bn_gelu(), conv(), *bn_gelu()]
+
+
+def _fast() -> list[dict]:
+    """A small all-convolutional network in the spirit of airbench (Jordan, 2024): a 24-filter stem,
+    three conv groups of 48, 128 and 128 filters, max pooling to one cell, a bias-free dense softmax.
+    About as many MACs per image as ``cnn`` (its recipe in cnnlab.engine.recipes is what differs)."""
+    stem = [{"kind": "conv2d", "filters": 24, "kernel": 3, "padding": "same", "use_bias": False},
+            {"kind": "batchnorm", "momentum": FAST_BN_MOMENTUM, "epsilon": 1e-5},
+            {"kind": "activation", "activation": "gelu"}]
+    augment = [{"kind": "random_flip", "mode": "horizontal"},
+               {"kind": "random_translation", "height_factor": 2 / 32, "width_factor": 2 / 32,
+                "fill_mode": "reflect", "interpolation": "nearest"}]
+    return [*augment, *stem, *_fast_group(48), *_fast_group(128), *_fast_group(128),
+            {"kind": "maxpool2d", "pool": 3}, {"kind": "flatten"},
+            {"kind": "dense", "units": 10, "activation": "softmax", "use_bias": False}]
+
+
 PRESETS: dict[str, dict] = {
     "mlp": {
         "description": "flatten, dense 128/256/512 relu with dropout 0.2, dense 10 softmax",
@@ -89,6 +122,13 @@ PRESETS: dict[str, dict] = {
         "default_input": CIFAR10_INPUT,
         "layers": _resnet_v1(20),
     },
+    "fast": {
+        "description": "augmentation (flip, 2-pixel translation), conv 24 + 3 groups of [conv, pool, BN, "
+                       "GELU, conv, BN, GELU] (48/128/128), maxpool, dense 10 softmax; its own recipe (fast)",
+        "default_input": CIFAR10_INPUT,
+        "recipe": "fast",
+        "layers": _fast(),
+    },
     "q32": {
         "description": "the network to analyse: 64x64x3, conv 16 3x3, conv 32 5x5, "
                        "maxpool 3x3/2, conv 128 3x3, fully connected 5",
@@ -120,6 +160,12 @@ def default_input(name: str) -> tuple[int, ...]:
     """The input a preset is summarised with when none is given."""
     entry = PRESETS[name]
     return tuple(entry.get("input") or entry["default_input"])
+
+
+def recipe_of(spec) -> str:
+    """The recipe a spec trains with by default: a preset's own (``fast``), else the experiment's ``homework``."""
+    entry = PRESETS.get(spec) if isinstance(spec, str) else None
+    return (entry or {}).get("recipe", "homework")
 
 
 def preset_name(spec: ModelSpec) -> str | None:

@@ -69,6 +69,7 @@ class LayerKind:
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1   # None: any number (merge layers)
     image_only: ClassVar[bool] = False     # needs (H, W, C) input
+    in_keras: ClassVar[bool] = True        # False: keras.layers has no layer of this meaning (cnnlab's own)
 
     @property
     def prefix(self) -> str:

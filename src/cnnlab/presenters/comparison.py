@@ -39,8 +39,19 @@ def format_comparison(comparison: Comparison) -> str:
     seeds = comparison.seeds
     lines = [line(COLUMNS), line(tuple("-" * w for w in widths)), *map(line, rows), "",
              f"{seeds} seed(s) per model" + (" (mean ± sample standard deviation)" if seeds > 1 else ""),
-             significance(comparison).text]
+             significance(comparison).text, *recipe_lines(comparison)]
     return "\n".join(lines)
+
+
+def recipe_lines(comparison: Comparison) -> list[str]:
+    """Each model's training options in words, when they are not all the experiment's recipe."""
+    from cnnlab.engine.recipes import describe_options
+
+    texts = {model.spec: model.first.options_text for model in comparison.models}
+    if all(text in ("", describe_options({})) for text in texts.values()):
+        return []
+    width = max(map(len, texts))
+    return ["", "recipes:", *(f"  {spec.ljust(width)}  {text}" for spec, text in texts.items())]
 
 
 @dataclass

@@ -87,6 +87,16 @@ def table(document: Document, comparison: Comparison) -> None:
         document.prose("Mean ± sample standard deviation over {seeds} of each model.", seeds=seeds_text(seeds))
     else:
         document.prose("One run per model ({seeds}).", seeds=seeds_text(seeds))
+    _recipes(document, comparison)
+
+
+def _recipes(document: Document, comparison: Comparison) -> None:
+    """Each model's training options in words, when not every model trained with the experiment's recipe."""
+    from cnnlab.presenters.comparison import recipe_lines
+
+    if recipe_lines(comparison):
+        for model in comparison.models:
+            document.prose("Recipe of {spec}: {text}.", spec=model.spec, text=model.first.options_text)
 
 
 def _seconds(model: ModelResult) -> str:

@@ -72,6 +72,7 @@ def reproducibility(document: Document, comparison: Comparison, command: list[st
     document.heading("Reproducibility", "reproducibility")
     lines = [f"Command: {shlex.join(command)}",
              f"Seeds: {', '.join(str(seed) for seed in sorted({run.seed for _, run in runs}))}",
+             *_recorded(runs, "Training options", lambda run: run.options_text or "not recorded"),
              *_recorded(runs, "Versions", _versions), *_recorded(runs, "Device", _device),
              f"Dataset: {identity.get('source')} at {identity.get('location')}",
              f"Dataset sha256: {identity.get('sha256')} ({identity.get('verified')})"]

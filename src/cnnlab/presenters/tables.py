@@ -13,7 +13,7 @@ def format_evaluation(result: Evaluation) -> str:
     names = result.class_names
     width = max(len("class"), *map(len, names))
     lines = [f"{result.split}: {result.count:,} images  loss {result.loss:.4f}  "
-             f"accuracy {result.accuracy:.4f}", "",
+             f"accuracy {result.accuracy:.4f}", *_evaluated_as(result), "",
              f"{'class'.ljust(width)}  accuracy"]
     for name in names:
         value = result.per_class_accuracy[name]
@@ -39,10 +39,19 @@ def confusion_csv(result: Evaluation) -> str:
     return out.getvalue()
 
 
-def format_predictions(results: list[Prediction]) -> str:
-    """Each image's path, then its top classes with probabilities."""
+def _evaluated_as(result: Evaluation) -> list[str]:
+    """How the model was run, where it is not plainly (no augmentation, fp32)."""
+    lines = [TTA_LINE.format(result.tta)] if result.tta else []
+    return lines + (["precision: bf16 (as the run trained)"] if result.precision == "bf16" else [])
+
+
+TTA_LINE = "test-time augmentation: {} (the mean of the probabilities on each image and its mirror)"
+
+
+def format_predictions(results: list[Prediction], tta: str | None = None) -> str:
+    """Each image's path, then its top classes with probabilities (then the augmentation, if any)."""
     lines = []
     for item in results:
         lines.append(item.image)
         lines += [f"  {name:<16} {prob:7.2%}" for name, prob in item.top]
-    return "\n".join(lines)
+    return "\n".join(lines + ([TTA_LINE.format(tta)] if tta else []))

@@ -11,7 +11,7 @@ from cnnlab.engine.config import TrainConfig
 from cnnlab.files import read_regular
 from cnnlab.net.spec import parse_spec
 from cnnlab.runs.directory import RunError, open_dataset
-from cnnlab.runs.records import check_dataset, read_config, recorded_identity, saved_config
+from cnnlab.runs.records import check_dataset, read_config, recorded_identity, recorded_precision, saved_config
 
 
 @dataclass
@@ -25,6 +25,8 @@ class Evaluation:
     class_names: list[str]
     confusion_matrix: list[list[int]]          # rows: true class, columns: predicted
     per_class_accuracy: dict[str, float | None]  # None for a class absent from the split
+    tta: str | None = None                     # test-time augmentation: "flip", or None
+    precision: str = "fp32"                    # what the model ran in: the run's, where the hardware suits it
 
 
 @dataclass
@@ -70,28 +72,44 @@ def load_run(run_dir: str | Path):
     return model, saved
 
 
-def evaluate(run_dir: str | Path, split: str = "test") -> Evaluation:
+def evaluate(run_dir: str | Path, split: str = "test", tta: str | None = None) -> Evaluation:
     """Loss, accuracy, per-class accuracy and confusion matrix of a run on a split.
 
     ``split`` is 'test', 'train' (the part trained on) or 'val' (the held-out part).
     The dataset is the one config.json names, and must be the one the run recorded.
+    ``tta="flip"`` scores the mean of the probabilities on each image and its mirror
+    (:mod:`cnnlab.engine.tta`). The model runs in the precision it trained in (bf16
+    only where this CPU has bf16 units).
     """
     import torch
 
     from cnnlab.engine.class_metrics import classification_report
+    from cnnlab.engine.loop import autocast
     from cnnlab.engine.metrics import predict_logits, score_logits
     from cnnlab.engine.session import images_to_tensor
+    from cnnlab.engine.tta import with_tta
 
     run_dir = Path(run_dir)
     model, saved, _ = _load(run_dir)
+    scored, device = with_tta(model, tta), torch.device("cpu")
+    precision = _precision(saved, run_dir, device)
     data = open_dataset(saved["dataset"], saved["dataset_options"])
     check_dataset(run_dir, recorded_identity(run_dir, saved), data, f"the dataset {saved['dataset']}")
     x, y = _split_arrays(data, saved_config(saved), split, run_dir)
-    score = score_logits(predict_logits(model, images_to_tensor(x, torch.device("cpu"))), y)
+    with autocast(device, precision):
+        logits = predict_logits(scored, images_to_tensor(x, device))
+    score = score_logits(logits.float(), y)
     report = classification_report(y, score["predictions"], data.class_names)
     return Evaluation(split=split, count=int(len(y)), loss=score["loss"], accuracy=score["accuracy"],
                       class_names=data.class_names, confusion_matrix=report["confusion_matrix"],
-                      per_class_accuracy=report["per_class_accuracy"])
+                      per_class_accuracy=report["per_class_accuracy"], tta=tta, precision=precision)
+
+
+def _precision(saved: dict, run_dir: Path, device) -> str:
+    """The precision the run trained in, for evaluating it here (fp32 where bf16 would be slow)."""
+    from cnnlab.engine.precision import inference_precision
+
+    return inference_precision(recorded_precision(saved, run_dir) or "fp32", device)
 
 
 def _split_arrays(data, config: TrainConfig, split: str, run_dir: Path):
@@ -111,22 +129,26 @@ def _split_arrays(data, config: TrainConfig, split: str, run_dir: Path):
     return data.x_train[index], data.y_train[index]
 
 
-def predict(run_dir: str | Path, paths: list[str | Path], top: int = 3) -> list[Prediction]:
+def predict(run_dir: str | Path, paths: list[str | Path], top: int = 3, tta: str | None = None) -> list[Prediction]:
     """The ``top`` classes (1 to the number of classes) with probabilities per image file, best first.
 
-    The files are converted as the training data was.
+    The files are converted as the training data was. ``tta="flip"`` gives the mean of
+    the probabilities on each image and its mirror.
     """
     import torch
 
+    from cnnlab.engine.loop import autocast
     from cnnlab.engine.session import images_to_tensor
+    from cnnlab.engine.tta import with_tta
 
     run_dir = Path(run_dir)
     model, saved, model_spec = _load(run_dir)
+    scored, device = with_tta(model, tta), torch.device("cpu")
     names = recorded_identity(run_dir, saved).get("classes")
     _check_top(top, len(names) if isinstance(names, list) else None)
     images = _read_images(paths, tuple(model_spec.input_shape), saved["dataset_options"].get("size"))
-    with torch.no_grad():
-        probs = model.probabilities(images_to_tensor(images, torch.device("cpu"))).numpy()
+    with torch.no_grad(), autocast(device, _precision(saved, run_dir, device)):
+        probs = scored.probabilities(images_to_tensor(images, device)).float().numpy()
     if not isinstance(names, list) or len(names) != probs.shape[1]:
         raise RunError(f"{run_dir}: its record of the class names does not match the model's "
                        f"{probs.shape[1]} outputs; damaged")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cnnlab.engine.config import ConfigError, TrainConfig
 from cnnlab.net.fields import shown
-from cnnlab.runs.directory import RunError, read_json
+from cnnlab.runs.directory import RunError, read_json, write_json
 
 CONFIG_ENTRIES = {"spec": dict, "dataset": str, "dataset_options": dict, "train": dict}
 OPTION_TYPES = {"cache": (str,), "channels": (int,), "size": (list, tuple), "skip_bad": (bool,),
@@ -121,6 +121,28 @@ def read_config(run_dir: Path) -> dict:
 def saved_config(saved: dict) -> TrainConfig:
     """The training options of a config read with :func:`read_config`."""
     return TrainConfig.from_dict(saved["train"])
+
+
+PRECISION_USED = "precision_used"  # config.json: the precision training ran in ("auto" resolved)
+
+
+def recorded_precision(saved: dict, run_dir: Path | None = None) -> str | None:
+    """The precision the run trained in: "fp32" or "bf16"; None when it was asked "auto" and never chose."""
+    used = saved.get(PRECISION_USED)
+    if used is None:  # runs made before it was recorded, or killed before training began
+        asked = saved["train"]["precision"]
+        return None if asked == "auto" else asked
+    if used not in ("fp32", "bf16"):
+        raise RunError(f"{Path(run_dir or '.') / 'config.json'}: '{PRECISION_USED}' must be fp32 or bf16, "
+                       f"got {shown(used)}; damaged")
+    return used
+
+
+def record_precision(run_dir: Path, precision: str) -> None:
+    """Add the precision training runs in to the run's config.json (its options keep what was asked)."""
+    saved = read_json(Path(run_dir) / "config.json")
+    if saved.get(PRECISION_USED) != precision:
+        write_json(Path(run_dir) / "config.json", {**saved, PRECISION_USED: precision})
 
 
 def spec_digest(model_spec) -> str:

@@ -22,6 +22,7 @@ import yaml
 from cnnlab.engine import distributed
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.loop import NonFiniteLossError
+from cnnlab.engine.recipes import recipe_config
 from cnnlab.files import write_file
 from cnnlab.net.resolve import fit_spec, resolve_spec, summarize
 from cnnlab.net.spec import parse_spec
@@ -44,7 +45,9 @@ from cnnlab.runs.records import (
     dataset_reference,
     manifest,
     read_config,
+    record_precision,
     recorded_identity,
+    recorded_precision,
     saved_config,
 )
 
@@ -99,7 +102,7 @@ def _checked(spec, dataset, config: TrainConfig | None, name: str | None, datase
     from cnnlab.engine.memory import check_training_memory
     from cnnlab.engine.session import check_validation_needs, resolve_device
 
-    config = (config or TrainConfig()).validate()
+    config = (config or recipe_config(spec)).validate()  # none given: the preset's own recipe, else homework
     check_validation_needs(config, None)  # a run's only validation is its split
     device = resolve_device(config.device)
     distributed.check_batch(config.batch_size)
@@ -139,6 +142,7 @@ def resume(run_dir: str | Path, callback=None, argv: list[str] | None = None, *,
     run_dir = Path(run_dir)
     saved = distributed.on_main(lambda: read_config(require_run(run_dir)))  # rank 0 reads the run for all
     config = saved_config(saved)
+    config.precision = recorded_precision(saved, run_dir) or config.precision  # "auto" keeps its first choice
     resolve_device(config.device)
     distributed.check_batch(config.batch_size)
     model_spec = parse_spec(saved["spec"], source=str(run_dir / "config.json"))
@@ -199,6 +203,8 @@ class _RunRecorder:
         from cnnlab.engine.checkpoint import load_checkpoint
 
         self.audit = session.split.audit(self.data) if session.split is not None else None
+        self.config = session.config  # its precision resolved: what the epochs run in, recorded in config.json
+        distributed.on_main(lambda: record_precision(self.run_dir, self.config.precision))
         if self.resume:
             load_checkpoint(session.state, self.run_dir, self.config.epochs)  # rank 0 reads it for all
             distributed.on_main(lambda: write_metrics(self.run_dir, session.state.history))

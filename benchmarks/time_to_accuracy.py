@@ -1,0 +1,232 @@
+"""Time to accuracy on CIFAR-10: ``fast`` with its recipe against the homework's ``cnn``, side by side.
+
+    python benchmarks/time_to_accuracy.py                    # 3 seeds of fast, 1 of cnn, fp32
+    python benchmarks/time_to_accuracy.py --bf16             # also fast in bf16 (where the CPU has bf16 units)
+    python benchmarks/time_to_accuracy.py --quick            # smoke test: a tiny generated image folder
+
+Every run is a fresh process (``--child``) timed from its start to its exit: Python and torch
+loading, the dataset's load (cnnlab's decoded cache, which the parent fills once, untimed, before
+the first run, so that the baseline and ``fast`` load the same way),
+building, training and the final test evaluation (fast with ``--tta flip``) are all included.
+After each epoch a probe scores the test set from the epoch's checkpoint, so that accuracy can
+be plotted against time; the probe's own seconds are measured and subtracted. The figures go
+to a JSON file and a plot, with the machine (CPU model and its bf16 capability), versions and seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+
+
+class TestProbe:
+    """An engine callback: after each epoch, the test accuracy of the epoch's checkpoint, self-timed."""
+
+    def __init__(self, run_dir: Path, data):
+        self.run_dir, self.data, self.start = run_dir, data, time.perf_counter()
+        self.points, self.probe_seconds = [], 0.0
+
+    def note(self, text): print(text, file=sys.stderr)
+    def on_train_begin(self, facts): pass
+    def on_epoch_begin(self, epoch, epochs, steps): pass
+    def on_progress(self, step, steps, loss, accuracy): pass
+
+    def on_epoch_end(self, record):
+        now = time.perf_counter()
+        seconds = now - self.start - self.probe_seconds  # training time so far, earlier probes left out
+        accuracy = checkpoint_accuracy(self.run_dir, self.data)
+        self.probe_seconds += time.perf_counter() - now
+        self.points.append({"epoch": record["epoch"], "seconds": seconds, "test_accuracy": accuracy})
+        print(f"  epoch {record['epoch']}: test accuracy {accuracy:.4f}", file=sys.stderr)
+
+
+def checkpoint_accuracy(run_dir: Path, data) -> float:
+    """Test accuracy of the weights the run's checkpoint holds (the moving average's, when it keeps one)."""
+    import torch
+
+    from cnnlab.engine.checkpoint import CHECKPOINT, read_checkpoint
+    from cnnlab.engine.loop import evaluate_tensors
+    from cnnlab.engine.session import images_to_tensor, labels_to_tensor
+    from cnnlab.net.builder import build_model
+    from cnnlab.net.spec import parse_spec
+
+    saved = json.loads((run_dir / "config.json").read_text())
+    model = build_model(parse_spec(saved["spec"]))
+    payload = read_checkpoint(run_dir / CHECKPOINT)
+    model.load_state_dict(payload["model"])
+    if "average" in payload:
+        weights = [p for p in model.parameters() if p.requires_grad]
+        with torch.no_grad():
+            for weight, average in zip(weights, payload["average"]["averages"]):
+                weight.copy_(average)
+    device = torch.device("cpu")
+    x = images_to_tensor(data.x_test, device)
+    return evaluate_tensors(model.to(memory_format=torch.channels_last), x, labels_to_tensor(data.y_test, device))[
+        "accuracy"]
+
+
+def child(job: dict) -> dict:
+    """One run in this (fresh) process: load, train with the probe, evaluate on the test set."""
+    began = time.perf_counter()
+    from cnnlab import runs
+    from cnnlab.data import load_dataset
+    from cnnlab.engine.recipes import get_recipe
+
+    data = load_dataset(job["data"], progress=False)
+    loaded = time.perf_counter()
+    config = get_recipe(job["recipe"]).config({"seed": job["seed"], "precision": job["precision"], **job["options"]})
+    run_dir = Path(job["out"]) / job["name"]
+    probe = TestProbe(run_dir, data)
+    runs.train(job["spec"], job["data"], config, out=job["out"], name=job["name"], callback=probe, data=data)
+    trained = time.perf_counter()
+    final = runs.evaluate(run_dir, "test", tta=job["tta"])
+    history = json.loads((run_dir / "history.json").read_text())
+    precision = json.loads((run_dir / "config.json").read_text())["train"].get("precision")
+    return {"load_seconds": loaded - began, "train_seconds": trained - loaded - probe.probe_seconds,
+            "evaluate_seconds": time.perf_counter() - trained, "probe_seconds": probe.probe_seconds,
+            "curve": probe.points, "test_accuracy": final.accuracy, "tta": job["tta"],
+            "epoch_seconds": [row["time"] for row in history], "precision_used": precision}
+
+
+def run_child(job: dict) -> dict:
+    """``job`` in a fresh process; its wall-clock time from start to exit, less the probe's seconds."""
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)], capture_output=True,
+                            text=True, check=False)
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{job['name']} failed:\n{result.stderr[-3000:]}")
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    return {**job, **measured, "seconds": wall - measured["probe_seconds"]}
+
+
+def machine() -> dict:
+    """The CPU's model and bf16 capability, the thread count, and the versions."""
+    import torch
+
+    from cnnlab.engine.precision import cpu_has_bf16
+
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")),
+                 platform.processor())
+    return {"cpu": model, "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+            "avx2": " avx2" in flags, "avx512f": " avx512f" in flags, "bf16_units": cpu_has_bf16(),
+            "torch": torch.__version__, "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
+
+
+def jobs(args, data: str, out: str) -> list[dict]:
+    """The homework's cnn first (the baseline of the ratio), then fast for each seed and precision."""
+    quick = {"epochs": 1, "batch_size": 64} if args.quick else {}
+    homework = {"spec": "cnn", "recipe": "homework", "seed": 0, "precision": "fp32", "tta": None,
+                "options": {"epochs": 1} if args.quick else {}, "name": "cnn-homework-seed0"}
+    runs = [homework]
+    precisions = ["fp32"] + (["bf16"] if args.bf16 else [])
+    for precision in precisions:
+        runs += [{"spec": "fast", "recipe": "fast", "seed": seed, "precision": precision, "tta": "flip",
+                  "options": {**quick, **({"warmup_epochs": 0.5} if args.quick else {})},
+                  "name": f"fast-{precision}-seed{seed}"} for seed in range(args.seeds)]
+    return [{**job, "data": data, "out": out} for job in runs]
+
+
+def quick_dataset(root: Path) -> str:
+    """A generated image folder of 32x32 RGB PNGs, 3 classes told apart by colour (the CI smoke test)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 64), ("test", 16)):
+        for label, colour in enumerate(((200, 40, 40), (40, 200, 40), (40, 40, 200))):
+            folder = root / split / f"class{label}"
+            folder.mkdir(parents=True)
+            for index in range(count):
+                pixels = np.clip(rng.normal(colour, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{index}.png")
+    return str(root)
+
+
+def warm_cache(data: str) -> None:
+    """Decode the image tree into cnnlab's cache once, so every timed run reads the same cache."""
+    from cnnlab.data import load_dataset
+
+    load_dataset(data, progress=False)
+
+
+def summary(results: list[dict]) -> str:
+    """A Markdown table: one row per run, then each group's mean, and fast's time against the homework's."""
+    base = results[0]["seconds"]
+    lines = ["| run | precision | test acc | seconds (total) | load s | train s | eval s | x homework cnn |",
+             "|---|---|---|---|---|---|---|---|"]
+    for run in results:
+        lines.append(f"| {run['name']} | {run['precision_used']} | {run['test_accuracy']:.4f} | {run['seconds']:.0f} "
+                     f"| {run['load_seconds']:.1f} | {run['train_seconds']:.0f} | {run['evaluate_seconds']:.1f} "
+                     f"| {run['seconds'] / base:.2f} |")
+    for precision in sorted({run["precision"] for run in results[1:]}):
+        group = [run for run in results[1:] if run["precision"] == precision]
+        accuracy = sum(run["test_accuracy"] for run in group) / len(group)
+        seconds = sum(run["seconds"] for run in group) / len(group)
+        lines.append(f"| **fast {precision}, mean of {len(group)}** | | **{accuracy:.4f}** | **{seconds:.0f}** "
+                     f"| | | | **{seconds / base:.2f}** |")
+    return "\n".join(lines)
+
+
+def plot(results: list[dict], path: Path) -> None:
+    """Test accuracy against wall-clock seconds, one line per run."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.2))
+    axes = figure.subplots()
+    for run in results:
+        offset = run["load_seconds"]
+        axes.plot([offset + point["seconds"] for point in run["curve"]],
+                  [point["test_accuracy"] for point in run["curve"]], marker="o", markersize=3,
+                  label=f"{run['spec']} {run['precision_used']} seed {run['seed']}")
+    axes.axhline(0.9, color="grey", linestyle=":", linewidth=1)
+    axes.set_xlabel("wall-clock seconds (data load included)")
+    axes.set_ylabel("test accuracy")
+    axes.legend(fontsize=7)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of fast (default 3)")
+    parser.add_argument("--bf16", action="store_true", help="also fast in bf16 (where the CPU has bf16 units)")
+    parser.add_argument("--quick", action="store_true", help="smoke test: a tiny generated dataset, one epoch")
+    parser.add_argument("--data", default=str(SHARED), help="the CIFAR-10 image tree (.tar.gz or folder)")
+    parser.add_argument("--json", default="time_to_accuracy.json", help="where the figures go")
+    parser.add_argument("--plot", default="time_to_accuracy.png", help="where the plot goes")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        data = quick_dataset(Path(scratch) / "images") if args.quick else args.data
+        if not args.quick and not Path(data).exists():
+            raise SystemExit(f"{data}: not found (the shared CIFAR-10 image tree); use --data or --quick")
+        warm_cache(data)
+        results = []
+        for job in jobs(args, data, str(Path(scratch) / "runs")):
+            print(f"{job['name']} ...", file=sys.stderr, flush=True)
+            results.append(run_child(job))
+            print(f"  {results[-1]['test_accuracy']:.4f} in {results[-1]['seconds']:.0f} s", file=sys.stderr)
+    record = {"machine": machine(), "quick": args.quick, "runs": results}
+    Path(args.json).write_text(json.dumps(record, indent=2))
+    plot(results, Path(args.plot))
+    print(json.dumps(record["machine"]))
+    print(summary(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Memory-mapped image caches: a ``.npy`` of uint8 pixels beside a small ``.meta.npz``.
+
+A converted image folder is kept as one uint8 array ``(N_train + N_test, H, W, C)``
+(training rows first) that ``np.load(mmap_mode="r")`` maps instead of reading: a
+dataset larger than RAM is then trained from the cache, its pages read as batches ask
+for them. The labels, class names and notes sit beside it in ``<stem>.meta.npz``, with
+the image array's shape and the ``.npy``'s size, so a truncated or mismatched cache is
+found and rebuilt, never used. Both files are written atomically (images first, so a
+``.meta.npz`` never describes a half-written ``.npy``).
+
+Pages read through a map count in the process's resident memory until they are
+unmapped, and one epoch reads them all: :class:`MappedPages` hands them back to the
+kernel as reading goes (see there).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from cnnlab.data import cache as cache_mod
+
+IMAGES_SUFFIX, META_SUFFIX = ".npy", ".meta.npz"
+META_KEYS = ("image_shape", "images_bytes", "y_train", "y_test", "class_names", "notes")
+RELEASE_EVERY_BYTES = 64 * 2**20
+# A read fault maps the pages around it too (the kernel's fault-around, 64 KiB by default): what one row
+# read leaves resident is counted as its bytes plus that much, so the estimate errs on the high side.
+FAULT_AROUND_BYTES = 64 * 2**10
+HASH_CHUNK_BYTES = 32 * 2**20
+
+
+def is_mapped(array) -> bool:
+    """Whether ``array`` reads a file through a map (``np.load(mmap_mode=...)`` or one of its views)."""
+    return getattr(array, "_mmap", None) is not None
+
+
+class MappedPages:
+    """Hands the pages of a read-only map back to the kernel every ``every`` bytes read.
+
+    Without it, one epoch over a 2.4 GB cache leaves 2.4 GB resident. ``MADV_DONTNEED`` on
+    a read-only file map drops the pages from this process only: the kernel's page cache
+    keeps them while memory is free, so reading them again costs no disk access. Views of
+    one map share its ``mmap``; releasing through any of them releases them all.
+    """
+
+    def __init__(self, array: np.ndarray, every: int = RELEASE_EVERY_BYTES):
+        self.map = getattr(array, "_mmap", None)
+        self.every, self.since = every, 0
+
+    def read(self, rows: int, row_bytes: int, contiguous: bool = False) -> None:
+        """Count ``rows`` rows of ``row_bytes`` read (scattered rows, or one contiguous run of them);
+        release once the estimate of what they left resident passes ``every``."""
+        faults = 1 if contiguous else rows
+        self.since += rows * row_bytes + faults * FAULT_AROUND_BYTES
+        if self.since >= self.every:
+            self.release()
+
+    def release(self) -> None:
+        self.since = 0
+        if self.map is not None and not self.map.closed and hasattr(self.map, "madvise"):
+            self.map.madvise(mmap.MADV_DONTNEED)
+
+
+def byte_chunks(array: np.ndarray, chunk_bytes: int = HASH_CHUNK_BYTES) -> Iterator[memoryview]:
+    """The bytes of ``array`` in row order, without copying it whole: one view for an array in memory,
+    chunks of rows for a mapped one (its pages released after each chunk)."""
+    pages = MappedPages(array, every=0) if is_mapped(array) else None  # released after every chunk
+    array = np.ascontiguousarray(array)  # a view of a contiguous array, mapped or not
+    if array.size == 0:
+        return  # no bytes (and memoryview cannot cast a shape with a zero)
+    if pages is None:
+        yield memoryview(array).cast("B")
+        return
+    rows = max(1, chunk_bytes // max(array[:1].nbytes, 1))
+    for start in range(0, len(array), rows):
+        yield memoryview(array[start:start + rows]).cast("B")
+        pages.release()
+
+
+def write_npy(handle, shape: tuple[int, ...], chunks: Iterable[np.ndarray]) -> None:
+    """Write a uint8 ``.npy`` of ``shape`` from ``chunks`` of rows, never holding the whole array."""
+    np.lib.format.write_array_header_1_0(handle, {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
+    written = 0
+    for chunk in chunks:
+        chunk = np.ascontiguousarray(chunk, dtype=np.uint8)
+        handle.write(memoryview(chunk).cast("B"))
+        written += chunk.nbytes
+    if written != int(np.prod(shape)):
+        raise ValueError(f"wrote {written:,} bytes of pixels for an array of shape {tuple(shape)}")
+
+
+def save_image_cache(stem: Path, images_shape: tuple[int, ...], chunks: Iterable[np.ndarray],
+                     meta: dict[str, np.ndarray]) -> None:
+    """Write ``<stem>.npy`` (uint8 ``images_shape``, from ``chunks``) then ``<stem>.meta.npz``, atomically.
+
+    ``meta`` holds ``y_train``, ``y_test``, ``class_names`` and ``notes``; the first
+    ``len(y_train)`` rows are the training images.
+    """
+    images = stem.with_name(stem.name + IMAGES_SUFFIX)
+    cache_mod.atomic_write(images, lambda handle: write_npy(handle, images_shape, chunks))
+    record = {**meta, "image_shape": np.array(images_shape, np.int64),
+              "images_bytes": np.array(images.stat().st_size, np.int64)}
+    cache_mod.save_arrays(stem.with_name(stem.name + META_SUFFIX), record)
+
+
+def save_arrays_as_image_cache(stem: Path, arrays: dict[str, np.ndarray]) -> None:
+    """:func:`save_image_cache` for arrays in memory (``x_train``, ``x_test`` and the meta keys)."""
+    x_train, x_test = arrays["x_train"], arrays["x_test"]
+    shape = (len(x_train) + len(x_test), *x_train.shape[1:])
+    meta = {key: arrays[key] for key in ("y_train", "y_test", "class_names", "notes")}
+    save_image_cache(stem, shape, (x_train, x_test), meta)
+
+
+def load_image_cache(stem: Path) -> dict[str, np.ndarray] | None:
+    """``x_train``/``x_test`` (views of one read-only map), labels, class names and notes; None when a file
+    is missing, damaged or disagrees with the other (both are then removed: the caller rebuilds)."""
+    images, meta_path = stem.with_name(stem.name + IMAGES_SUFFIX), stem.with_name(stem.name + META_SUFFIX)
+    meta = _load_meta(meta_path)
+    pixels = _map_images(images, meta) if meta is not None else None
+    if pixels is None:
+        for path in (images, meta_path):
+            if path.is_file() and not path.is_symlink():
+                path.unlink(missing_ok=True)
+        return None
+    split = len(meta["y_train"])
+    return {"x_train": pixels[:split], "x_test": pixels[split:], **{key: meta[key] for key in META_KEYS[2:]}}
+
+
+def _load_meta(path: Path) -> dict[str, np.ndarray] | None:
+    arrays = cache_mod.load_arrays(path, required=META_KEYS)
+    if arrays is None or arrays["image_shape"].ndim != 1 or len(arrays["image_shape"]) < 2:
+        return None
+    return arrays
+
+
+def _map_images(path: Path, meta: dict[str, np.ndarray]) -> np.ndarray | None:
+    """The map of ``path``, when its size, dtype and shape are what ``meta`` recorded."""
+    shape = tuple(int(side) for side in meta["image_shape"])
+    try:
+        if path.is_symlink() or os.stat(path).st_size != int(meta["images_bytes"]):
+            return None
+        pixels = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):  # missing, truncated below its header, or not a .npy
+        return None
+    consistent = (pixels.dtype == np.uint8 and pixels.shape == shape
+                  and shape[0] == len(meta["y_train"]) + len(meta["y_test"]))
+    return pixels if consistent else None
