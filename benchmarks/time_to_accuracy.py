@@ -1,7 +1,7 @@
 """Time to accuracy on CIFAR-10: ``fast`` with its recipe against the homework's ``cnn``, side by side.
 
     python benchmarks/time_to_accuracy.py                    # 3 seeds of fast, 1 of cnn, fp32
-    python benchmarks/time_to_accuracy.py --bf16             # also fast in bf16 (where the CPU has bf16 units)
+    python benchmarks/time_to_accuracy.py --precisions fp32,bf16 # also fast in bf16 (on a CPU with bf16 units)
     python benchmarks/time_to_accuracy.py --quick            # smoke test: a tiny generated image folder
 
 Every run is a fresh process (``--child``) timed from its start to its exit: Python and torch
@@ -16,6 +16,7 @@ to a JSON file and a plot, with the machine (CPU model and its bf16 capability),
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -128,13 +129,22 @@ def jobs(args, data: str, out: str) -> list[dict]:
     quick = {"epochs": 1, "batch_size": 64} if args.quick else {}
     homework = {"spec": "cnn", "recipe": "homework", "seed": 0, "precision": "fp32", "tta": None,
                 "options": {"epochs": 1} if args.quick else {}, "name": "cnn-homework-seed0"}
-    runs = [homework]
-    precisions = ["fp32"] + (["bf16"] if args.bf16 else [])
-    for precision in precisions:
+    runs = [] if args.baseline else [homework]
+    options = {**quick, **({"warmup_epochs": 0.5} if args.quick else {})}
+    for epochs, precision in itertools.product(args.epochs or [None], args.precisions):
+        suffix = f"-{epochs}ep" if epochs else ""
         runs += [{"spec": "fast", "recipe": "fast", "seed": seed, "precision": precision, "tta": "flip",
-                  "options": {**quick, **({"warmup_epochs": 0.5} if args.quick else {})},
-                  "name": f"fast-{precision}-seed{seed}"} for seed in range(args.seeds)]
+                  "options": {**options, **({"epochs": epochs} if epochs else {})},
+                  "name": f"fast-{precision}{suffix}-seed{seed}"} for seed in range(args.seeds)]
     return [{**job, "data": data, "out": out} for job in runs]
+
+
+def precision_list(text: str) -> list[str]:
+    """``fp32,bf16`` -> ['fp32', 'bf16'], refusing anything else."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or set(names) - {"fp32", "bf16"}:
+        raise argparse.ArgumentTypeError(f"{text!r}: give fp32, bf16 or fp32,bf16")
+    return names
 
 
 def quick_dataset(root: Path) -> str:
@@ -153,6 +163,14 @@ def quick_dataset(root: Path) -> str:
     return str(root)
 
 
+def earlier_baseline(path: str) -> dict:
+    """The homework run of an earlier run of this script on this machine (so a second run need not repeat it)."""
+    record = json.loads(Path(path).read_text())
+    if record["machine"]["cpu"] != machine()["cpu"] or record["quick"]:
+        raise SystemExit(f"{path}: its homework run was measured on another machine or in quick mode")
+    return {**record["runs"][0], "from": path}
+
+
 def warm_cache(data: str) -> None:
     """Decode the image tree into cnnlab's cache once, so every timed run reads the same cache."""
     from cnnlab.data import load_dataset
@@ -169,11 +187,11 @@ def summary(results: list[dict]) -> str:
         lines.append(f"| {run['name']} | {run['precision_used']} | {run['test_accuracy']:.4f} | {run['seconds']:.0f} "
                      f"| {run['load_seconds']:.1f} | {run['train_seconds']:.0f} | {run['evaluate_seconds']:.1f} "
                      f"| {run['seconds'] / base:.2f} |")
-    for precision in sorted({run["precision"] for run in results[1:]}):
-        group = [run for run in results[1:] if run["precision"] == precision]
+    for name in dict.fromkeys(run["name"].rsplit("-seed", 1)[0] for run in results[1:]):
+        group = [run for run in results[1:] if run["name"].rsplit("-seed", 1)[0] == name]
         accuracy = sum(run["test_accuracy"] for run in group) / len(group)
         seconds = sum(run["seconds"] for run in group) / len(group)
-        lines.append(f"| **fast {precision}, mean of {len(group)}** | | **{accuracy:.4f}** | **{seconds:.0f}** "
+        lines.append(f"| **{name}, mean of {len(group)}** | | **{accuracy:.4f}** | **{seconds:.0f}** "
                      f"| | | | **{seconds / base:.2f}** |")
     return "\n".join(lines)
 
@@ -188,7 +206,7 @@ def plot(results: list[dict], path: Path) -> None:
         offset = run["load_seconds"]
         axes.plot([offset + point["seconds"] for point in run["curve"]],
                   [point["test_accuracy"] for point in run["curve"]], marker="o", markersize=3,
-                  label=f"{run['spec']} {run['precision_used']} seed {run['seed']}")
+                  label=f"{run['name']} ({run['precision_used']})")
     axes.axhline(0.9, color="grey", linestyle=":", linewidth=1)
     axes.set_xlabel("wall-clock seconds (data load included)")
     axes.set_ylabel("test accuracy")
@@ -201,7 +219,12 @@ def plot(results: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds of fast (default 3)")
-    parser.add_argument("--bf16", action="store_true", help="also fast in bf16 (where the CPU has bf16 units)")
+    parser.add_argument("--precisions", type=precision_list, default=["fp32"], metavar="LIST",
+                        help="fast's precisions, comma-separated (default fp32; bf16 where the CPU has bf16 units)")
+    parser.add_argument("--epochs", type=lambda text: [int(n) for n in text.split(",")], default=None,
+                        metavar="LIST", help="fast's epochs instead of its recipe's, comma-separated (the frontier)")
+    parser.add_argument("--baseline", help="take the homework cnn's run from this earlier JSON of this "
+                        "machine instead of running it again")
     parser.add_argument("--quick", action="store_true", help="smoke test: a tiny generated dataset, one epoch")
     parser.add_argument("--data", default=str(SHARED), help="the CIFAR-10 image tree (.tar.gz or folder)")
     parser.add_argument("--json", default="time_to_accuracy.json", help="where the figures go")
@@ -216,7 +239,7 @@ def main() -> None:
         if not args.quick and not Path(data).exists():
             raise SystemExit(f"{data}: not found (the shared CIFAR-10 image tree); use --data or --quick")
         warm_cache(data)
-        results = []
+        results = [earlier_baseline(args.baseline)] if args.baseline else []
         for job in jobs(args, data, str(Path(scratch) / "runs")):
             print(f"{job['name']} ...", file=sys.stderr, flush=True)
             results.append(run_child(job))
