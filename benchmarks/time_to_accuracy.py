@@ -54,6 +54,7 @@ def checkpoint_accuracy(run_dir: Path, data) -> float:
     """Test accuracy of the weights the run's checkpoint holds (the moving average's, when it keeps one)."""
     import torch
 
+    from cnnlab.engine.averaging import WeightAverage
     from cnnlab.engine.checkpoint import CHECKPOINT, read_checkpoint
     from cnnlab.engine.loop import evaluate_tensors
     from cnnlab.engine.session import images_to_tensor, labels_to_tensor
@@ -64,11 +65,10 @@ def checkpoint_accuracy(run_dir: Path, data) -> float:
     model = build_model(parse_spec(saved["spec"]))
     payload = read_checkpoint(run_dir / CHECKPOINT)
     model.load_state_dict(payload["model"])
-    if "average" in payload:
-        weights = [p for p in model.parameters() if p.requires_grad]
-        with torch.no_grad():
-            for weight, average in zip(weights, payload["average"]["averages"]):
-                weight.copy_(average)
+    if "average" in payload:  # the moving average is what the run evaluates and keeps
+        average = WeightAverage(model, payload["average"]["momentum"])
+        average.load_state_dict(payload["average"])
+        average.copy_to(model)
     device = torch.device("cpu")
     x = images_to_tensor(data.x_test, device)
     return evaluate_tensors(model.to(memory_format=torch.channels_last), x, labels_to_tensor(data.y_test, device))[
