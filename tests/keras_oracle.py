@@ -28,9 +28,13 @@ INPUT_NAME = INPUT  # the Keras input layer's name: a spec layer can never be ca
 
 
 def keras_arguments(layer):
-    """The Keras constructor's keyword arguments for a spec layer: fields under their Keras names."""
+    """The Keras constructor's keyword arguments for a spec layer: fields under their Keras names.
+
+    A value Keras has no counterpart for (a data-aware initializer) is left to Keras' default,
+    as the Keras export leaves it: it sets weights, not shapes or counts."""
     kind = layer.definition
-    return {spec_field.keras or name: layer[name] for name, spec_field in kind.fields.items()}
+    return {spec_field.keras or name: layer[name] for name, spec_field in kind.fields.items()
+            if layer[name] not in spec_field.cnnlab_values}
 
 
 def keras_layer(layer):

@@ -28,6 +28,7 @@ def torch_layer_facts(spec, input_shape):
         trainable = sum(p.numel() for p in block.parameters() if p.requires_grad)
         frozen = sum(b.numel() for m in block.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
                      for b in (m.running_mean, m.running_var))
+        frozen += sum(p.numel() for p in block.parameters() if not p.requires_grad)  # trainable: false
         facts.append((tuple(out), trainable, frozen))
     return facts
 

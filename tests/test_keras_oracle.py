@@ -54,7 +54,7 @@ PRESET_TOTALS = {  # (total, non-trainable): what Keras' model.summary() prints 
     "mlp": (563_082, 0),
     "cnn": (1_341_226, 0),
     "resnet20": (274_442, 1_376),
-    "fast": (533_224, 1_264),
+    "fast": (388_408, 1_336),
     "q32": (665_317, 0),
 }
 
@@ -340,7 +340,9 @@ def test_layer_names_are_refused_where_keras_refuses_them(name):
 
 
 def _keras_default(kind, keras_name):
-    parameter = inspect.signature(getattr(keras.layers, kind.keras_class).__init__).parameters[keras_name]
+    """The default of a Keras constructor argument: the layer class's own, else the base Layer's (trainable)."""
+    own = inspect.signature(getattr(keras.layers, kind.keras_class).__init__).parameters
+    parameter = own.get(keras_name) or inspect.signature(keras.layers.Layer.__init__).parameters[keras_name]
     return REQUIRED if parameter.default is inspect.Parameter.empty else parameter.default
 
 

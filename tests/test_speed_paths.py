@@ -69,5 +69,6 @@ def test_time_to_accuracy_quick_mode_runs(tmp_path):
     for run in record["runs"]:
         assert 0 <= run["test_accuracy"] <= 1 and run["seconds"] > run["train_seconds"] > 0
         assert [point["epoch"] for point in run["curve"]] == [1]
-    assert record["runs"][1]["tta"] == "flip" and {"cpu", "bf16_units", "torch"} <= set(record["machine"])
+    assert record["runs"][1]["tta"] == "flip_translate" and {"cpu", "bf16_units", "torch"} <= set(record["machine"])
+    assert set(record["runs"][1]["accuracy_by_tta"]) == {"None", "flip", "flip_translate"}
     assert picture.stat().st_size > 1000 and "x homework cnn" in result.stdout

@@ -1,4 +1,4 @@
-"""--tta flip / tta="flip": the mean of the probabilities on each image and its mirror, scored as such."""
+"""--tta flip / flip_translate: the mean of the probabilities over each image's views, scored as such."""
 
 import json
 
@@ -9,7 +9,7 @@ import torch
 import cnnlab
 from cnnlab import runs
 from cnnlab.cli.main import main
-from cnnlab.engine.tta import AugmentationError, FlipAveraged
+from cnnlab.engine.tta import AugmentationError, ViewAveraged
 
 from fixtures import assert_error_line
 
@@ -55,6 +55,32 @@ def test_evaluate_flip_scores_the_mean_probabilities(trained, digits):
     assert result["accuracy"] == float((mean.argmax(axis=1) == np.asarray(y)).mean())
 
 
+def shifted_by_hand(images: np.ndarray, d: int) -> np.ndarray:
+    """(N, H, W, C) images moved d pixels down and d right, the border reflected (numpy's pad)."""
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    height, width = images.shape[1:3]
+    return np.ascontiguousarray(padded[:, 1 - d:1 - d + height, 1 - d:1 - d + width, :])
+
+
+def test_predict_flip_translate_is_the_mean_of_six_views(trained, digits):
+    x = digits.x_test[:200]
+    flips = [x, mirrored(x)]
+    views = flips + [shifted_by_hand(view, d) for d in (1, -1) for view in flips]
+    predictions = [trained.predict(view) for view in views]
+    assert not np.allclose(predictions[0], predictions[2], atol=1e-3)  # the shift matters
+    np.testing.assert_allclose(trained.predict(x, tta="flip_translate"), sum(predictions) / 6, rtol=0, atol=1e-6)
+
+
+def test_shift_moves_content_and_reflects_the_border():
+    from cnnlab.engine.tta import shifted
+
+    image = torch.arange(16.0).reshape(1, 1, 4, 4)
+    down_right = shifted(image, 1, 1)[0, 0]
+    assert torch.equal(down_right[1:, 1:], image[0, 0, :3, :3])          # content moved one pixel
+    assert torch.equal(down_right[0, 1:], image[0, 0, 1, :3])            # the top row is row 1 reflected
+    assert torch.equal(shifted(shifted(image, 1, 1), -1, -1)[0, 0, :3, :3], image[0, 0, :3, :3])
+
+
 def test_no_tta_is_unchanged(trained, digits):
     x, y = digits.x_test, digits.y_test
     assert np.array_equal(trained.predict(x, tta=None), trained.predict(x))
@@ -80,7 +106,7 @@ def test_flip_averaged_log_probabilities_stay_finite_where_a_probability_underfl
 
     images = torch.zeros(2, 1, 1, 2)
     images[..., 0] = 1.0
-    log_probs = FlipAveraged(Fixed())(images)
+    log_probs = ViewAveraged(Fixed())(images)
     assert torch.isfinite(log_probs).all()
     torch.testing.assert_close(log_probs.exp().sum(dim=1), torch.ones(2))
 
@@ -90,7 +116,7 @@ def test_flip_is_refused_for_flat_input_and_unknown_modes(digits):
                          "layers": [{"kind": "dense", "units": 10, "activation": "softmax"}]})
     with pytest.raises(AugmentationError, match=r"needs a model whose input is an image .* not \(64,\)"):
         flat.predict(np.zeros((2, 64), np.float32), tta="flip")
-    with pytest.raises(AugmentationError, match="unknown tta 'rotate'; expected flip"):
+    with pytest.raises(AugmentationError, match="unknown tta 'rotate'; expected flip, flip_translate"):
         flat.predict(np.zeros((2, 64), np.float32), tta="rotate")
     assert flat.predict(np.zeros((2, 64), np.float32)).shape == (2, 10)  # without tta it predicts
 

@@ -151,9 +151,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def add_tta_option(parser: argparse.ArgumentParser) -> None:
     """``--tta flip``: test-time augmentation for ``evaluate`` and ``predict``."""
-    parser.add_argument("--tta", choices=("flip",),  # cnnlab.engine.tta.TTA_MODES, named without loading torch
+    parser.add_argument("--tta", choices=("flip", "flip_translate"),  # engine.tta.TTA_MODES, without torch
                         help="test-time augmentation: flip scores the mean of the class probabilities on each "
-                             "image and its left-right mirror (default: none)")
+                             "image and its left-right mirror; flip_translate adds both shifted a pixel each "
+                             "way along the diagonal (six views) (default: none)")
 
 
 def refuse_options_with_resume(args: argparse.Namespace) -> None:

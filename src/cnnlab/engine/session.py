@@ -28,6 +28,7 @@ from cnnlab.engine.distributed import local_device
 from cnnlab.engine.loop import Callback, TensorData, TrainState, run_epochs, train_step
 from cnnlab.engine.optim import make_optimizer, make_schedule
 from cnnlab.engine.precision import session_precision
+from cnnlab.net.data_init import initialise_from_data
 
 if TYPE_CHECKING:
     from cnnlab.data.split import Split
@@ -169,6 +170,7 @@ def prepare(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, config: TrainC
     model.to(device)
     if data.x_train.ndim == 4:
         model.to(memory_format=torch.channels_last)
+    initialise_from_data(model, data.x_train)  # a fresh model's data-aware layers (patch whitening)
     return new_state(model, config, math.ceil(len(labels) / config.batch_size)), data, split
 
 

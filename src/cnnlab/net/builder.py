@@ -46,6 +46,13 @@ class SpecModel(nn.Module):
                                     for info in self.info.layers)
         self.is_chain = spec.is_chain
         self.reads, self.frees = _wiring(spec)
+        # True until weights are loaded or set from data: data-aware initialisers
+        # (cnnlab.net.data_init) run on a fresh model only, never over trained weights.
+        self.fresh = True
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        self.fresh = False
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.is_chain:

@@ -228,6 +228,7 @@ class Field:
     default: Any = REQUIRED
     keras: str | None = None  # the Keras constructor's name for it, where it differs
     default_text: str | None = None  # how the docs show a default that is derived
+    cnnlab_values: tuple = ()  # values Keras has no counterpart for (an export writes the default instead)
 
     @property
     def required(self) -> bool:

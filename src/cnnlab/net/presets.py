@@ -74,16 +74,19 @@ def _fast_group(filters: int) -> list[dict]:
 
 
 def _fast() -> list[dict]:
-    """A small all-convolutional network in the spirit of airbench (Jordan, 2024): a 24-filter stem,
-    three conv groups of 48, 128 and 128 filters, max pooling to one cell, a bias-free dense softmax.
-    About as many MACs per image as ``cnn`` (its recipe in cnnlab.engine.recipes is what differs)."""
-    stem = [{"kind": "conv2d", "filters": 24, "kernel": 3, "padding": "same", "use_bias": False},
-            {"kind": "batchnorm", "momentum": FAST_BN_MOMENTUM, "epsilon": 1e-5},
+    """A small all-convolutional network in the spirit of airbench (Jordan, 2024): a frozen 2x2
+    patch-whitening stem, three conv groups of 32, 96 and 128 filters, max pooling to one cell, a
+    bias-free dense softmax. 26 M MACs per image, two thirds of ``cnn``'s: on a 2-core CPU the
+    budget buys more epochs of a narrow network than of a wide one, and epochs won (docs/benchmarks.md)."""
+    # The image's 2x2 patches whitened from the training data (24 = both signs of the 12
+    # directions), frozen: the groups start from decorrelated, unit-variance features.
+    stem = [{"kind": "conv2d", "filters": 24, "kernel": 2, "padding": "valid",
+             "kernel_initializer": "patch_whitening", "trainable": False},
             {"kind": "activation", "activation": "gelu"}]
     augment = [{"kind": "random_flip", "mode": "horizontal"},
                {"kind": "random_translation", "height_factor": 2 / 32, "width_factor": 2 / 32,
                 "fill_mode": "reflect", "interpolation": "nearest"}]
-    return [*augment, *stem, *_fast_group(48), *_fast_group(128), *_fast_group(128),
+    return [*augment, *stem, *_fast_group(32), *_fast_group(96), *_fast_group(128),
             {"kind": "maxpool2d", "pool": 3}, {"kind": "flatten"},
             {"kind": "dense", "units": 10, "activation": "softmax", "use_bias": False}]
 
@@ -123,8 +126,9 @@ PRESETS: dict[str, dict] = {
         "layers": _resnet_v1(20),
     },
     "fast": {
-        "description": "augmentation (flip, 2-pixel translation), conv 24 + 3 groups of [conv, pool, BN, "
-                       "GELU, conv, BN, GELU] (48/128/128), maxpool, dense 10 softmax; its own recipe (fast)",
+        "description": "augmentation (flip, 2-pixel translation), frozen 2x2 patch-whitening conv 24, 3 groups "
+                       "of [conv, pool, BN, GELU, conv, BN, GELU] (32/96/128), maxpool, dense 10 softmax; "
+                       "its own recipe (fast)",
         "default_input": CIFAR10_INPUT,
         "recipe": "fast",
         "layers": _fast(),

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from cnnlab.errors import SpecError
-from cnnlab.net.fields import ACTIVATION, PADDING, Bool, Field, Pair, PositiveInt
+from cnnlab.net.fields import ACTIVATION, PADDING, Bool, Choice, Field, Pair, PositiveInt
 from cnnlab.net.geometry import window_output
 from cnnlab.net.registry import LayerKind, Params, register
+
+# patch_whitening is cnnlab's own: the kernel is set from the training data before training
+# (cnnlab.net.data_init); Keras has no such initializer, so exports carry the weights instead.
+KERNEL_INITIALIZERS = ("glorot_uniform", "patch_whitening")
 
 _WINDOW = {
     "kernel": Field(Pair(), keras="kernel_size"),
@@ -47,10 +51,14 @@ class _Convolution(LayerKind):
 @register
 class Conv2D(_Convolution):
     name, keras_class = "conv2d", "Conv2D"
-    doc = "2D convolution: `filters` kernels of size `kernel`, glorot-uniform, zero bias"
-    fields = {"filters": Field(PositiveInt()), **_WINDOW}
+    doc = ("2D convolution: `filters` kernels of size `kernel`, glorot-uniform (or patch_whitening: "
+           "whitened from the training data), zero bias; `trainable: false` freezes it")
+    fields = {"filters": Field(PositiveInt()), **_WINDOW,
+              "kernel_initializer": Field(Choice(KERNEL_INITIALIZERS), "glorot_uniform",
+                                          cnnlab_values=("patch_whitening",)),
+              "trainable": Field(Bool(), True)}
     keras_args = ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "groups",
-                  "activation", "use_bias")
+                  "activation", "use_bias", "kernel_initializer")
 
     def normalize(self, fields, where):
         # Keras' Conv2D refuses this pair (its depthwise and separable forms accept it).
@@ -60,20 +68,31 @@ class Conv2D(_Convolution):
         return fields
 
     def output_shape(self, layer, shapes, where):
+        if layer["kernel_initializer"] == "patch_whitening":
+            (kh, kw), cin = layer["kernel"], shapes[0][2]
+            if layer["filters"] > 2 * kh * kw * cin:
+                raise SpecError(f"{where}: field 'filters': patch_whitening makes at most 2*{kh}*{kw}*{cin} = "
+                                f"{2 * kh * kw * cin} filters from {kh}x{kw} patches of {cin} channels "
+                                f"(each whitened direction and its negative), got {layer['filters']}")
         return (*self.spatial(layer, shapes[0], where), layer["filters"])
 
     def params(self, layer, shapes):
         (kh, kw), cin, filters = layer["kernel"], shapes[0][2], layer["filters"]
         bias = filters if layer["use_bias"] else 0
-        return Params(kh * kw * cin * filters + bias, formula=f"{kh}*{kw}*{cin}*{filters}"
-                      + (f" + {filters}" if bias else ""))
+        count = kh * kw * cin * filters + bias
+        formula = f"{kh}*{kw}*{cin}*{filters}" + (f" + {filters}" if bias else "")
+        return Params(count, formula=formula) if layer["trainable"] else Params(0, count, formula)
 
     def macs(self, layer, shapes, output):
         (kh, kw), cin = layer["kernel"], shapes[0][2]
         return output[0] * output[1] * output[2] * kh * kw * cin
 
     def build(self, info):
-        return self.conv_module(info.layer, info.input_shape, info.layer["filters"])
+        block = self.conv_module(info.layer, info.input_shape, info.layer["filters"])
+        block.requires_grad_(info.layer["trainable"])
+        if info.layer["kernel_initializer"] == "patch_whitening":
+            block.data_init = "patch_whitening"  # set from the training data before training (net/data_init.py)
+        return block
 
 
 @register
