@@ -110,3 +110,20 @@ def test_constant_images_give_finite_filters():
     model = build_model(spec(WHITEN))
     initialise_from_data(model, torch.full((50, 3, 8, 8), 0.5))
     assert torch.isfinite(model.blocks[0].conv.weight).all() and torch.isfinite(model.blocks[0].conv.bias).all()
+
+
+def test_a_patch_too_large_to_whiten_is_refused_before_anything_is_allocated():
+    big = {**WHITEN, "kernel": 7, "filters": 8}
+    with pytest.raises(SpecError, match=r"field 'kernel_initializer': patch_whitening whitens patches of at most "
+                                        r"1024 values, got 7x7 patches of 64 channels \(3136\)"):
+        infer(spec({"kind": "conv2d", "filters": 64, "kernel": 1}, big))
+
+
+def test_adam_leaves_a_frozen_layer_alone():
+    model = cnnlab.Model(spec(WHITEN).to_dict())
+    images, labels = correlated_images(100).permute(0, 2, 3, 1).numpy(), np.arange(100) % 3
+    model.fit(images, labels, epochs=1, batch_size=25, verbose=0)  # the experiment's Adam
+    conv = model._require_module().blocks[0].conv
+    whitened = conv.weight.detach().clone()
+    model.fit(images, labels, epochs=1, batch_size=25, verbose=0, weight_decay=0.1)
+    assert torch.equal(conv.weight, whitened)

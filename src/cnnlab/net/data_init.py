@@ -40,7 +40,9 @@ def initialise_from_data(model: torch.nn.Module, images) -> int:
     model.eval()
     try:
         for module in targets:
-            _whiten(module, _patch_moments(model, module, images))
+            moments = _patch_moments(model, module, images)
+            if moments is not None:  # no images: the layer keeps its glorot kernel
+                _whiten(module, moments)
     finally:
         model.train(was_training)
     model.fresh = False
@@ -48,7 +50,7 @@ def initialise_from_data(model: torch.nn.Module, images) -> int:
 
 
 @torch.no_grad()
-def _patch_moments(model, module, images) -> tuple[torch.Tensor, torch.Tensor]:
+def _patch_moments(model, module, images) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Mean ``(D,)`` and covariance ``(D, D)`` (float64) of the kh x kw patches reaching ``module``."""
     conv = module.conv
     total, outer, count = None, None, 0
@@ -74,6 +76,8 @@ def _patch_moments(model, module, images) -> tuple[torch.Tensor, torch.Tensor]:
                 model(_batch(images, start, min(start + chunk, sample)))
     finally:
         handle.remove()
+    if not count:
+        return None
     mean = total / count
     return mean, outer / count - torch.outer(mean, mean)
 

@@ -10,6 +10,9 @@ from cnnlab.net.registry import LayerKind, Params, register
 # patch_whitening is cnnlab's own: the kernel is set from the training data before training
 # (cnnlab.net.data_init); Keras has no such initializer, so exports carry the weights instead.
 KERNEL_INITIALIZERS = ("glorot_uniform", "patch_whitening")
+# Values in one patch that patch_whitening may whiten: its covariance is MAX^2 float64s (8 MB),
+# its eigendecomposition a fraction of a second. 2x2 RGB patches are 12.
+MAX_WHITENED_VALUES = 1024
 
 _WINDOW = {
     "kernel": Field(Pair(), keras="kernel_size"),
@@ -70,6 +73,10 @@ class Conv2D(_Convolution):
     def output_shape(self, layer, shapes, where):
         if layer["kernel_initializer"] == "patch_whitening":
             (kh, kw), cin = layer["kernel"], shapes[0][2]
+            if kh * kw * cin > MAX_WHITENED_VALUES:
+                raise SpecError(f"{where}: field 'kernel_initializer': patch_whitening whitens patches of at "
+                                f"most {MAX_WHITENED_VALUES} values, got {kh}x{kw} patches of {cin} channels "
+                                f"({kh * kw * cin}); use it on a small kernel over few channels (the image)")
             if layer["filters"] > 2 * kh * kw * cin:
                 raise SpecError(f"{where}: field 'filters': patch_whitening makes at most 2*{kh}*{kw}*{cin} = "
                                 f"{2 * kh * kw * cin} filters from {kh}x{kw} patches of {cin} channels "
