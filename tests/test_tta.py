@@ -172,3 +172,11 @@ def test_runs_refuse_an_unknown_tta_before_loading_data(run_dir, monkeypatch):
     monkeypatch.setattr(runs.evaluation, "open_dataset", lambda *args: pytest.fail("loaded the data"))
     with pytest.raises(AugmentationError, match="unknown tta 'rotate'"):
         runs.evaluate(run_dir, tta="rotate")
+
+
+def test_flip_translate_is_refused_for_images_too_small_to_shift():
+    tiny = cnnlab.Model({"input": [1, 1, 3], "layers": [{"kind": "flatten"},
+                                                        {"kind": "dense", "units": 2, "activation": "softmax"}]})
+    with pytest.raises(AugmentationError, match="needs images of at least 2x2, not 1x1; use tta 'flip'"):
+        tiny.predict(np.zeros((2, 1, 1, 3), np.float32), tta="flip_translate")
+    assert tiny.predict(np.zeros((2, 1, 1, 3), np.float32), tta="flip").shape == (2, 2)

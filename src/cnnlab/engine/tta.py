@@ -72,7 +72,8 @@ class ViewAveraged(nn.Module):
 
 
 def check_tta(tta: str | None, input_shape: tuple[int, ...]) -> None:
-    """Refuse an unknown augmentation, or ``flip`` for a model whose input is not an image ``(H, W, C)``."""
+    """Refuse an unknown augmentation, one for a model whose input is not an image ``(H, W, C)``, or
+    ``flip_translate`` for images too small to shift by a reflected pixel (below 2x2)."""
     if tta is None:
         return
     if not isinstance(tta, str) or tta not in TTA_MODES:
@@ -80,6 +81,9 @@ def check_tta(tta: str | None, input_shape: tuple[int, ...]) -> None:
     if len(input_shape) != 3:
         raise AugmentationError(f"tta '{tta}' transforms images: it needs a model whose input is an image "
                                 f"(height, width, channels), not {tuple(input_shape)}")
+    if tta == "flip_translate" and min(input_shape[:2]) < 2:
+        raise AugmentationError(f"tta 'flip_translate' shifts images by a pixel, reflecting the border: it needs "
+                                f"images of at least 2x2, not {input_shape[0]}x{input_shape[1]}; use tta 'flip'")
 
 
 def with_tta(model: nn.Module, tta: str | None) -> nn.Module:

@@ -14,9 +14,12 @@ never replaced. Deterministic: the first :data:`SAMPLE_IMAGES` training images, 
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 from torch.nn import functional as F
+
+from cnnlab.engine.batches import as_batches
 
 SAMPLE_IMAGES = 10_000   # enough for a 2x2x3 (12-dimensional) covariance; bounded work and memory
 INPUT_BUDGET = 2**20     # input values per forward pass (341 CIFAR images)
@@ -67,13 +70,14 @@ def _patch_moments(model, module, images) -> tuple[torch.Tensor, torch.Tensor] |
             count += flat.shape[0]
         raise _Reached
 
-    sample = min(_length(images), SAMPLE_IMAGES)
-    chunk = max(1, INPUT_BUDGET // max(1, _row_values(images)))
+    images = as_batches(images)
+    sample = min(len(images), SAMPLE_IMAGES)
+    chunk = max(1, INPUT_BUDGET // max(1, math.prod(images.pixels.shape[1:])))
     handle = module.register_forward_pre_hook(capture)
     try:
         for start in range(0, sample, chunk):
             with contextlib.suppress(_Reached):
-                model(_batch(images, start, min(start + chunk, sample)))
+                model(images.slice(start, min(start + chunk, sample)))  # (n, C, H, W)
     finally:
         handle.remove()
     if not count:
@@ -98,21 +102,3 @@ def _whiten(module, moments: tuple[torch.Tensor, torch.Tensor]) -> None:
     weight.copy_(filters.reshape(weight.shape).to(weight.dtype))
     if module.conv.bias is not None:
         module.conv.bias.copy_((-filters @ mean).to(weight.dtype))
-
-
-def _length(images) -> int:
-    return images.shape[0] if isinstance(images, torch.Tensor) else len(images)
-
-
-def _row_values(images) -> int:
-    """Values in one input row (an image's H*W*C)."""
-    shape = images.shape[1:] if isinstance(images, torch.Tensor) else images.pixels.shape[1:]
-    count = 1
-    for size in shape:
-        count *= int(size)
-    return count
-
-
-def _batch(images, start: int, stop: int) -> torch.Tensor:
-    """Rows ``[start, stop)`` as network input ``(n, C, H, W)``."""
-    return images[start:stop] if isinstance(images, torch.Tensor) else images.slice(start, stop)
