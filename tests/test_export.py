@@ -26,12 +26,13 @@ GRAPH = """
 name: branches
 input: [12, 12, 3]
 layers:
-  - {kind: conv2d, name: stem, filters: 4, kernel: 3, strides: 2, padding: same, activation: relu}
+  - {kind: conv2d, name: stem, filters: 4, kernel: 3, strides: 2, padding: same, activation: relu,
+     kernel_initializer: partial_identity}
   - {kind: depthwise_conv2d, name: dw, kernel: 3, padding: same, depth_multiplier: 2, activation: tanh}
   - {kind: separable_conv2d, name: sep, inputs: [stem], filters: 8, kernel: 3, padding: same,
      depth_multiplier: 2, activation: gelu}
   - {kind: add, name: sum, inputs: [dw, sep]}
-  - {kind: batchnorm, name: bn}
+  - {kind: batchnorm, name: bn, scale: false}
   - {kind: zeropadding2d, name: pad, padding: [[0, 1], [1, 0]]}
   - {kind: avgpool2d, name: avg, pool: 2, padding: same}
   - {kind: maxpool2d, name: mx, inputs: [pad], pool: 3, strides: 2, padding: same}
@@ -47,6 +48,7 @@ layers:
   - {kind: activation, activation: leaky_relu}
   - {kind: dense, units: 8, activation: silu}
   - {kind: batchnorm, momentum: 0.9}
+  - {kind: batchnorm, center: false}
   - {kind: activation, activation: softplus}
   - {kind: dense, units: 8, activation: sigmoid, use_bias: false}
   - {kind: dropout, rate: 0.3}

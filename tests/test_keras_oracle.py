@@ -150,6 +150,14 @@ CASES = {
         {"kind": "flatten"},
         {"kind": "dropout", "rate": 0.5},
     ]},
+    "batchnorm_center_scale": {"input": [5, 5, 4], "layers": [
+        {"kind": "conv2d", "filters": 6, "kernel": 3, "use_bias": False, "kernel_initializer": "partial_identity"},
+        {"kind": "batchnorm", "scale": False},
+        {"kind": "batchnorm", "center": False},
+        {"kind": "batchnorm", "center": False, "scale": False},
+        {"kind": "flatten"},
+        {"kind": "batchnorm", "scale": False, "momentum": 0.6},
+    ]},
     "every_activation": {"input": [6], "layers": [
         *({"kind": "dense", "units": 6, "activation": name} for name in
           ("linear", "relu", "sigmoid", "tanh", "softmax", "gelu", "leaky_relu", "elu", "silu", "softplus")),

@@ -166,7 +166,7 @@ def test_compare_trains_each_model_with_its_own_recipe(tmp_path, monkeypatch):
     assert options[str(spec)]["epochs"] == 1  # the option given wins over the recipe's 2
 
 
-def test_an_ema_run_resumes_exactly(tmp_path):
+def test_an_ema_run_with_a_bias_lr_scale_resumes_exactly(tmp_path):
     script = """
         import torch
         from cnnlab import runs
@@ -174,7 +174,8 @@ def test_an_ema_run_resumes_exactly(tmp_path):
         from kill_at import KillAt
         torch.set_num_threads(1)
         config = TrainConfig(epochs=3, batch_size=32, seed=3, optimizer="sgd", lr=0.05, momentum=0.9,
-                             ema_momentum=0.9, label_smoothing=0.1, warmup_epochs=1, schedule="linear")
+                             ema_momentum=0.9, label_smoothing=0.1, warmup_epochs=1, schedule="linear",
+                             bias_lr_scale=4.0, weight_decay=0.001)  # two parameter groups
         runs.train("cnn", "digits", config, out="runs", name="{name}", callback={callback})
     """
     assert run_script(script.replace("{name}", "whole").replace("{callback}", "None"), tmp_path).returncode == 0

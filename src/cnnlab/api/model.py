@@ -147,7 +147,7 @@ class Model(NetworkViews):
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
         for group in self._state_now().optimizer.param_groups:
-            group["lr"] = value
+            group["lr"] = value * group.get("lr_scale", 1.0)  # the biases' group keeps its bias_lr_scale
 
     def _state_now(self):
         if self._state is None:

@@ -36,6 +36,9 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         help="linear learning-rate warm-up over EPOCHS (fractions allowed) before the schedule (homework: 0)")
     add("--label-smoothing", type=float, metavar="S",
         help="Keras' label smoothing of the cross-entropy's targets (homework: 0)")
+    add("--bias-lr-scale", type=float, metavar="F",
+        help="the biases' learning rate (batchnorm's beta included) is the rate times F, their decay per "
+             "step the other weights' (cnnlab's, after airbench; homework: 1)")
     add("--ema-momentum", type=float, metavar="M",
         help="keep a moving average of the weights (Keras' use_ema, e.g. 0.99); validation, test and the "
              "saved weights use it (homework: off)")
@@ -94,8 +97,8 @@ def close_callback(callback) -> None:
 
 
 RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov", "weight_decay", "schedule",
-                  "warmup_epochs", "label_smoothing", "ema_momentum", "val_split", "split_method", "seed",
-                  "device", "init", "deterministic", "early_stopping", "patience", "precision")
+                  "warmup_epochs", "label_smoothing", "bias_lr_scale", "ema_momentum", "val_split", "split_method",
+                  "seed", "device", "init", "deterministic", "early_stopping", "patience", "precision")
 
 
 def recipe_overrides(args: argparse.Namespace) -> dict:

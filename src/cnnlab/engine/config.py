@@ -33,6 +33,7 @@ class TrainConfig:
     weight_decay: float | None = None  # decoupled, as Keras 3 (adamw: Keras' 0.004 when None)
     schedule: str = "constant"
     warmup_epochs: float = 0.0     # linear warm-up from 0 to lr, before any schedule
+    bias_lr_scale: float = 1.0     # the biases' learning rate is lr times this (cnnlab's, from airbench)
     label_smoothing: float = 0.0   # Keras' CategoricalCrossentropy(label_smoothing=...)
     ema_momentum: float | None = None  # Keras' use_ema: evaluation and the final weights use the average
     val_split: float = 0.2
@@ -93,6 +94,8 @@ class TrainConfig:
             raise ConfigError("nesterov needs a momentum above 0 (e.g. --momentum 0.9)")
         if self.weight_decay is not None and not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
             raise ConfigError(f"weight_decay must be a non-negative number, got {self.weight_decay}")
+        if not (self.bias_lr_scale > 0 and math.isfinite(self.bias_lr_scale)):
+            raise ConfigError(f"bias_lr_scale must be a positive number, got {self.bias_lr_scale}")
 
     def _check_regularisers(self) -> None:
         """label_smoothing, warmup and the weight average: ranges Keras allows, and a warm-up that ends."""
@@ -124,7 +127,8 @@ _TYPES = {"epochs": (int,), "batch_size": (int,), "lr": _NUMBER, "optimizer": (s
           "val_split": _NUMBER, "split_method": (str,), "seed": (int,), "device": (str,), "init": (str,),
           "deterministic": (bool,), "early_stopping": (str, type(None)), "patience": (int,),
           "eval_batch_size": (int,), "precision": (str,), "warmup_epochs": _NUMBER,
-          "label_smoothing": _NUMBER, "ema_momentum": (*_NUMBER, type(None)), "recipe": (str, type(None))}
+          "label_smoothing": _NUMBER, "bias_lr_scale": _NUMBER, "ema_momentum": (*_NUMBER, type(None)),
+          "recipe": (str, type(None))}
 
 
 def _positive_int(name: str, value) -> None:

@@ -73,6 +73,7 @@ def describe_options(train: dict) -> str:
     words += [f"warm-up {config.warmup_epochs:g} epochs"] if config.warmup_epochs else []
     words += [f"{config.schedule} schedule"] if config.schedule != "constant" else []
     words += [f"label smoothing {config.label_smoothing:g}"] if config.label_smoothing else []
+    words += [f"bias lr x{config.bias_lr_scale:g}"] if config.bias_lr_scale != 1 else []
     words += [f"EMA {config.ema_momentum:g}"] if config.ema_momentum is not None else []
     words += [f"{config.val_split:.0%} validation" if config.val_split else "no validation split"]
     words += [f"precision {config.precision}"] if config.precision != "fp32" else []

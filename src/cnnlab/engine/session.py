@@ -26,7 +26,7 @@ from cnnlab.engine.config import ConfigError, TrainConfig
 from cnnlab.engine.data_parallel import parallelize
 from cnnlab.engine.distributed import local_device
 from cnnlab.engine.loop import Callback, TensorData, TrainState, run_epochs, train_step
-from cnnlab.engine.optim import make_optimizer, make_schedule
+from cnnlab.engine.optim import make_optimizer, make_schedule, parameter_groups
 from cnnlab.engine.precision import session_precision
 from cnnlab.net.data_init import initialise_from_data
 
@@ -83,7 +83,7 @@ def labels_to_tensor(labels, device: torch.device) -> torch.Tensor:
 
 def new_state(model: torch.nn.Module, config: TrainConfig, steps_per_epoch: int) -> TrainState:
     """A fresh optimizer, schedule and shuffle generator (seeded) for ``model``, at epoch 0."""
-    optimizer = make_optimizer(model.parameters(), config)
+    optimizer = make_optimizer(parameter_groups(model, config), config)
     generator = torch.Generator().manual_seed(config.seed)
     average = None if config.ema_momentum is None else WeightAverage(model, config.ema_momentum)
     return TrainState(model, optimizer, make_schedule(optimizer, config, steps_per_epoch), generator,
@@ -104,7 +104,7 @@ def estimate_epoch_seconds(state: TrainState, data: TensorData, config: TrainCon
     """
     rng = torch.get_rng_state()
     model = copy.deepcopy(state.model)
-    optimizer = make_optimizer(model.parameters(), config)
+    optimizer = make_optimizer(parameter_groups(model, config), config)
     n, bs = len(data.y_train), max(config.batch_size // processes, 1)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:bs].to(data.x_train.index_device)
     xb, yb = data.x_train.take(order), data.y_train[order]

@@ -114,6 +114,11 @@ HELPERS = {
         if (height, width) != self.size:
             x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
         return x''',
+    "without": '''def without(module, *names):
+    """Keras' batchnorm with scale=False / center=False: gamma / beta removed (fixed at 1 / 0)."""
+    for name in names:
+        module.register_parameter(name, None)
+    return module''',
 }
 
 
@@ -174,7 +179,9 @@ def _batchnorm(info: LayerInfo, layer, activation: str) -> str:
     cls = "nn.BatchNorm2d" if len(info.input_shape) == 3 else "nn.BatchNorm1d"
     # Keras' momentum is the share of the old moving average kept; torch's is the new value's share.
     momentum = float(f"{1 - layer['momentum']:.12g}")
-    return _call(cls, str(info.input_shape[-1]), eps=literal(layer["epsilon"]), momentum=literal(momentum))
+    module = _call(cls, str(info.input_shape[-1]), eps=literal(layer["epsilon"]), momentum=literal(momentum))
+    removed = [literal(name) for name, kept in (("weight", layer["scale"]), ("bias", layer["center"])) if not kept]
+    return f"without({module}, {', '.join(removed)})" if removed else module
 
 
 def _pool(info: LayerInfo, layer, activation: str) -> str:

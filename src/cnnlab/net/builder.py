@@ -13,7 +13,7 @@ from torch import nn
 
 from cnnlab.net.inference import LayerInfo, infer
 from cnnlab.net.spec import INPUT, ModelSpec
-from cnnlab.net.torch_ops import keras_init
+from cnnlab.net.torch_ops import keras_init, partial_identity_init
 
 __all__ = ["SpecModel", "build_model", "keras_init"]
 
@@ -86,4 +86,5 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...] | None = None,
     model = SpecModel(spec, input_shape)
     if init == "keras":
         keras_init(model)
+    partial_identity_init(model)
     return model

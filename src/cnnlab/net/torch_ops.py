@@ -172,3 +172,25 @@ def keras_init(model: nn.Module) -> None:
                 nn.init.xavier_uniform_(module.weight)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
+
+
+def batch_norm(input_shape, eps: float, momentum: float, center: bool, scale: bool) -> nn.Module:
+    """torch's batch normalisation of an (H, W, C) or (C,) input; without Keras' gamma (``scale``
+    false: fixed at 1) or beta (``center`` false: fixed at 0), which F.batch_norm reads as None."""
+    cls = nn.BatchNorm2d if len(input_shape) == 3 else nn.BatchNorm1d
+    module = cls(input_shape[-1], eps=eps, momentum=momentum)
+    if not scale:
+        module.register_parameter("weight", None)
+    if not center:
+        module.register_parameter("bias", None)
+    return module
+
+
+@torch.no_grad()
+def partial_identity_init(model: nn.Module) -> None:
+    """The convolutions marked ``partial_identity``: filter i < min(filters, channels) becomes the
+    identity of input channel i (1 at the kernel's centre), the others keep their initialisation."""
+    for module in model.modules():
+        if getattr(module, "partial_identity", False):
+            weight = module.conv.weight  # (out, in, kh, kw)
+            nn.init.dirac_(weight[:min(weight.shape[0], weight.shape[1])])

@@ -8,8 +8,9 @@ from cnnlab.net.geometry import window_output
 from cnnlab.net.registry import LayerKind, Params, register
 
 # patch_whitening is cnnlab's own: the kernel is set from the training data before training
-# (cnnlab.net.data_init); Keras has no such initializer, so exports carry the weights instead.
-KERNEL_INITIALIZERS = ("glorot_uniform", "patch_whitening")
+# (cnnlab.net.data_init); partial_identity too (airbench's: the first filters pass their own input
+# channel through, the rest are glorot-uniform). Keras has neither, so exports carry the weights.
+KERNEL_INITIALIZERS = ("glorot_uniform", "patch_whitening", "partial_identity")
 # Values in one patch that patch_whitening may whiten: its covariance is MAX^2 float64s (8 MB),
 # its eigendecomposition a fraction of a second. 2x2 RGB patches are 12.
 MAX_WHITENED_VALUES = 1024
@@ -55,10 +56,11 @@ class _Convolution(LayerKind):
 class Conv2D(_Convolution):
     name, keras_class = "conv2d", "Conv2D"
     doc = ("2D convolution: `filters` kernels of size `kernel`, glorot-uniform (or patch_whitening: "
-           "whitened from the training data), zero bias; `trainable: false` freezes it")
+           "whitened from the training data; partial_identity: the first filters pass their input channel "
+           "through), zero bias; `trainable: false` freezes it")
     fields = {"filters": Field(PositiveInt()), **_WINDOW,
               "kernel_initializer": Field(Choice(KERNEL_INITIALIZERS), "glorot_uniform",
-                                          cnnlab_values=("patch_whitening",)),
+                                          cnnlab_values=("patch_whitening", "partial_identity")),
               "trainable": Field(Bool(), True)}
     keras_args = ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "groups",
                   "activation", "use_bias", "kernel_initializer")
@@ -99,6 +101,7 @@ class Conv2D(_Convolution):
         block.requires_grad_(info.layer["trainable"])
         if info.layer["kernel_initializer"] == "patch_whitening":
             block.data_init = "patch_whitening"  # set from the training data before training (net/data_init.py)
+        block.partial_identity = info.layer["kernel_initializer"] == "partial_identity"  # set after glorot
         return block
 
 

@@ -88,21 +88,24 @@ class Activation(LayerKind):
 @register
 class BatchNormalization(LayerKind):
     name, keras_class = "batchnorm", "BatchNormalization"
-    doc = "normalises each channel; 4 parameters per channel, 2 trainable (gamma, beta)"
-    fields = {"momentum": Field(Fraction(), 0.99), "epsilon": Field(PositiveFloat(), 1e-3)}
-    keras_args = ("axis", "momentum", "epsilon")
+    doc = ("normalises each channel; 4 parameters per channel, 2 trainable (gamma, beta; "
+           "`scale: false` fixes gamma at 1, `center: false` beta at 0)")
+    fields = {"momentum": Field(Fraction(), 0.99), "epsilon": Field(PositiveFloat(), 1e-3),
+              "center": Field(Bool(), True), "scale": Field(Bool(), True)}
+    keras_args = ("axis", "momentum", "epsilon", "center", "scale")
 
     def output_shape(self, layer, shapes, where):
         return shapes[0]
 
     def params(self, layer, shapes):
         channels = shapes[0][-1]
-        # Keras: gamma and beta train; the moving mean and variance do not.
-        return Params(2 * channels, 2 * channels, f"4*{channels}")
+        affine = int(layer["center"]) + int(layer["scale"])
+        # Keras: gamma and beta (those kept) train; the moving mean and variance do not.
+        return Params(affine * channels, 2 * channels, f"{affine + 2}*{channels}")
 
     def build(self, info):
-        from torch import nn
+        from cnnlab.net.torch_ops import batch_norm
 
-        cls = nn.BatchNorm2d if len(info.input_shape) == 3 else nn.BatchNorm1d
         # Keras' moving average keeps `momentum` of the old value; torch's momentum is the new share.
-        return cls(info.input_shape[-1], eps=info.layer["epsilon"], momentum=1 - info.layer["momentum"])
+        return batch_norm(info.input_shape, eps=info.layer["epsilon"], momentum=1 - info.layer["momentum"],
+                          center=info.layer["center"], scale=info.layer["scale"])
