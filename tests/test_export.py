@@ -320,3 +320,11 @@ def test_a_model_from_python_exports(tmp_path, capsys):
     output = str(tmp_path / "file_torch.py")
     assert main(["export", str(tmp_path / "tiny.cnnlab"), "--to", "pytorch", "-o", output]) == 0
     assert "verified with" in capsys.readouterr().out
+
+
+def test_the_pytorch_file_keeps_a_frozen_layer_frozen(tmp_path):
+    net = randomised(GRAPH.replace("kernel_initializer: partial_identity", "trainable: false"))
+    export_network(net, "pytorch", tmp_path / "frozen_torch.py")
+    model = load_file(tmp_path / "frozen_torch.py").load(tmp_path / "frozen_torch.safetensors")
+    frozen = [name for name, param in model.named_parameters() if not param.requires_grad]
+    assert frozen == ["blocks.0.conv.weight", "blocks.0.conv.bias"]  # the stem, as cnnlab trains it

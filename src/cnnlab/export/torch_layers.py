@@ -150,8 +150,9 @@ def _conv(size, cin, cout, kernel, strides, padding, dilation, groups, bias, act
 
 def _conv2d(info: LayerInfo, layer, activation: str) -> str:
     (height, width, channels) = info.input_shape
-    return _conv((height, width), channels, layer["filters"], layer["kernel"], layer["strides"],
+    code = _conv((height, width), channels, layer["filters"], layer["kernel"], layer["strides"],
                  layer["padding"], layer["dilation_rate"], 1, layer["use_bias"], activation)
+    return code if layer["trainable"] else f"{code}.requires_grad_(False)"  # Keras' trainable=False
 
 
 def _depthwise_conv2d(info: LayerInfo, layer, activation: str) -> str:
