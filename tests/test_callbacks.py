@@ -148,3 +148,11 @@ def test_train_tensorboard_option_writes_the_runs_events(tmp_path, capsys):
 def test_not_a_callback_is_named(digits):
     with pytest.raises(ConfigError, match="callbacks: str is not a cnnlab.callbacks.Callback"):
         model_for(digits).fit(digits.x_train, digits.y_train, epochs=1, verbose=0, callbacks=["early"])
+
+
+def test_a_scheduled_learning_rate_keeps_the_biases_scale(digits):
+    model = model_for(digits)
+    scheduler = cb.LearningRateScheduler(lambda epoch, lr: 0.01 / (epoch + 1))
+    model.fit(digits.x_train, digits.y_train, epochs=2, verbose=0, callbacks=[scheduler], bias_lr_scale=4.0)
+    weights, biases = (group["lr"] for group in model._state_now().optimizer.param_groups)
+    assert (weights, biases) == (pytest.approx(0.005), pytest.approx(0.02))  # the setter scales each group

@@ -98,7 +98,7 @@ def test_bias_lr_scale_steps_biases_faster_with_the_same_decay_per_step():
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-7)
 
 
-def test_bias_lr_scale_holds_through_schedules_adamw_and_the_lr_setter():
+def test_bias_lr_scale_holds_through_schedules_and_adamw():
     config = TrainConfig(optimizer="adamw", lr=0.2, weight_decay=0.01, bias_lr_scale=4.0, epochs=2,
                          schedule="onecycle", warmup_epochs=0.5).validate()
     optimizer = make_optimizer(parameter_groups(_biased(), config), config)
