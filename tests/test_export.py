@@ -26,6 +26,7 @@ GRAPH = """
 name: branches
 input: [12, 12, 3]
 layers:
+  - {kind: rescaling, name: pixels, scale: 2.0, offset: -1.0}
   - {kind: conv2d, name: stem, filters: 4, kernel: 3, strides: 2, padding: same, activation: relu,
      kernel_initializer: partial_identity}
   - {kind: depthwise_conv2d, name: dw, kernel: 3, padding: same, depth_multiplier: 2, activation: tanh}
@@ -53,6 +54,7 @@ layers:
   - {kind: dense, units: 8, activation: sigmoid, use_bias: false}
   - {kind: dropout, rate: 0.3}
   - {kind: dense, units: 4}
+  - {kind: rescaling, scale: 0.111}
 """
 NETWORKS = {"mlp": "mlp", "cnn": "cnn", "resnet20": "resnet20", "graph": GRAPH, "flat": FLAT}
 
@@ -327,4 +329,4 @@ def test_the_pytorch_file_keeps_a_frozen_layer_frozen(tmp_path):
     export_network(net, "pytorch", tmp_path / "frozen_torch.py")
     model = load_file(tmp_path / "frozen_torch.py").load(tmp_path / "frozen_torch.safetensors")
     frozen = [name for name, param in model.named_parameters() if not param.requires_grad]
-    assert frozen == ["blocks.0.conv.weight", "blocks.0.conv.bias"]  # the stem, as cnnlab trains it
+    assert frozen == ["blocks.1.conv.weight", "blocks.1.conv.bias"]  # the stem, after the rescaling

@@ -158,6 +158,15 @@ CASES = {
         {"kind": "flatten"},
         {"kind": "batchnorm", "scale": False, "momentum": 0.6},
     ]},
+    "rescaling": {"input": [4, 4, 3], "layers": [
+        {"kind": "rescaling", "scale": 1 / 255},
+        {"kind": "conv2d", "filters": 2, "kernel": 3},
+        {"kind": "rescaling", "scale": 2.0, "offset": -1.0},
+        {"kind": "flatten"},
+        {"kind": "dense", "units": 3},
+        {"kind": "rescaling", "scale": 1 / 9},
+        {"kind": "activation", "activation": "softmax"},
+    ]},
     "every_activation": {"input": [6], "layers": [
         *({"kind": "dense", "units": 6, "activation": name} for name in
           ("linear", "relu", "sigmoid", "tanh", "softmax", "gelu", "leaky_relu", "elu", "silu", "softplus")),

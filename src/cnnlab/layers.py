@@ -31,6 +31,7 @@ Flatten = layer_class("flatten")
 Dropout = layer_class("dropout")
 BatchNormalization = layer_class("batchnorm")
 Activation = layer_class("activation")
+Rescaling = layer_class("rescaling")
 Add = layer_class("add")
 Concatenate = layer_class("concatenate")
 
@@ -62,4 +63,4 @@ def __getattr__(name: str):
 __all__ = ["Activation", "Add", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Concatenate", "Conv2D",
            "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalAvgPool2D",
            "GlobalMaxPool2D", "GlobalMaxPooling2D", "Input", "KerasTensor", "Layer", "MaxPool2D", "MaxPooling2D",
-           "SeparableConv2D", "ZeroPadding2D", "add", "concatenate"]
+           "Rescaling", "SeparableConv2D", "ZeroPadding2D", "add", "concatenate"]

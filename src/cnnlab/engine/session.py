@@ -29,6 +29,7 @@ from cnnlab.engine.loop import Callback, TensorData, TrainState, run_epochs, tra
 from cnnlab.engine.optim import make_optimizer, make_schedule, parameter_groups
 from cnnlab.engine.precision import session_precision
 from cnnlab.net.data_init import initialise_from_data
+from cnnlab.net.spec import INPUT
 
 if TYPE_CHECKING:
     from cnnlab.data.split import Split
@@ -174,6 +175,19 @@ def prepare(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, config: TrainC
     return new_state(model, config, math.ceil(len(labels) / config.batch_size)), data, split
 
 
+def rescaled_twice(info, x) -> str | None:
+    """A note where uint8 pixels, which cnnlab divides by 255, meet a ``rescaling`` that divides them
+    again: Keras code often begins with ``Rescaling(1./255)`` and feeds 0-255 pixels as they are."""
+    if info is None or getattr(x, "dtype", None) != np.uint8:
+        return None
+    for layer in (item.layer for item in info.layers):
+        if layer.kind == "rescaling" and INPUT in layer.inputs and 0 < abs(layer["scale"]) <= 1 / 64:
+            return (f"layer '{layer.name}' (rescaling) multiplies the pixels by {layer['scale']:.3g}, but cnnlab "
+                    "already divides uint8 pixels by 255 (Keras does not): the network sees them scaled twice; "
+                    "remove that layer unless this is meant")
+    return None
+
+
 @dataclass
 class Session:
     """A model ready to train: its state, its tensors on the device, and the validation split made."""
@@ -204,6 +218,9 @@ def open_session(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndar
     seed_everything(config.seed)
     set_deterministic(config.deterministic)
     state, tensors, split = prepare(build(), x, y, config, validation, class_names)
+    note = rescaled_twice(getattr(state.model, "info", None), x)
+    if note and callback is not None:
+        callback.note(note)
     config = session_precision(state, tensors, config, callback)  # "auto" timed; bf16 only with bf16 units
     parallelize(state, config)  # under torchrun: DDP, each rank its part of every batch
     return Session(state, tensors, split, config)

@@ -114,6 +114,15 @@ HELPERS = {
         if (height, width) != self.size:
             x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
         return x''',
+    "Rescaling": '''class Rescaling(nn.Module):
+    """Keras' Rescaling: x * scale + offset."""
+
+    def __init__(self, scale, offset=0.0):
+        super().__init__()
+        self.scale, self.offset = scale, offset
+
+    def forward(self, x):
+        return x * self.scale + self.offset''',
     "without": '''def without(module, *names):
     """Keras' batchnorm with scale=False / center=False: gamma / beta removed (fixed at 1 / 0)."""
     for name in names:
@@ -231,6 +240,8 @@ MODULES = {  # kind -> (layer info, layer, effective activation) -> source of it
     "globalavgpool2d": lambda info, layer, activation: 'GlobalPool("mean")',
     "globalmaxpool2d": lambda info, layer, activation: 'GlobalPool("max")',
     "add": lambda info, layer, activation: "Add()",
+    "rescaling": lambda info, layer, activation: _call("Rescaling", literal(layer["scale"]),
+                                                       offset=_unless(layer["offset"], 0.0)),
     "random_flip": _augmentation, "random_translation": _augmentation, "random_erasing": _augmentation,
     "random_crop": _random_crop,
 }

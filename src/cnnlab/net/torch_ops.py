@@ -128,6 +128,20 @@ class Dropout(nn.Module):
         return f"rate={self.rate}"
 
 
+class Rescale(nn.Module):
+    """Keras' Rescaling: ``x * scale + offset``, element-wise; the two numbers are constants, not weights."""
+
+    def __init__(self, scale: float, offset: float):
+        super().__init__()
+        self.scale, self.offset = scale, offset
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.offset if self.offset else x * self.scale
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, offset={self.offset}"
+
+
 class GlobalPool2d(nn.Module):
     def __init__(self, reduce: str):
         super().__init__()

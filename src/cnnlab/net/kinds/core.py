@@ -1,11 +1,11 @@
-"""The core kinds: dense, flatten, dropout, activation, batchnorm."""
+"""The core kinds: dense, flatten, dropout, activation, rescaling, batchnorm."""
 
 from __future__ import annotations
 
 import math
 
 from cnnlab.errors import SpecError
-from cnnlab.net.fields import ACTIVATION, Bool, Field, Fraction, PositiveFloat, PositiveInt
+from cnnlab.net.fields import ACTIVATION, Bool, Field, Fraction, Number, PositiveFloat, PositiveInt
 from cnnlab.net.registry import LayerKind, Params, register, shape_text
 
 
@@ -83,6 +83,23 @@ class Activation(LayerKind):
         from cnnlab.net.torch_ops import activation_module
 
         return activation_module(info.layer["activation"])
+
+
+@register
+class Rescaling(LayerKind):
+    name, keras_class = "rescaling", "Rescaling"
+    doc = ("multiplies its input by `scale` and adds `offset` (no parameters): `scale: 2, offset: -1` maps "
+           "the [0, 1] pixels to [-1, 1]; `scale: 0.111` before the softmax is airbench's 1/9 logit scale")
+    fields = {"scale": Field(Number()), "offset": Field(Number(), 0.0)}
+    keras_args = ("scale", "offset")
+
+    def output_shape(self, layer, shapes, where):
+        return shapes[0]
+
+    def build(self, info):
+        from cnnlab.net.torch_ops import Rescale
+
+        return Rescale(info.layer["scale"], info.layer["offset"])
 
 
 @register
