@@ -181,3 +181,36 @@ def test_cli_bf16_on_a_cpu_without_units_notes_the_fallback(monkeypatch, tmp_pat
                      "training in fp32") == 1
     assert set(used) == {"fp32"}
     assert json.loads((tmp_path / "runs" / "r" / "config.json").read_text())["precision_used"] == "fp32"
+
+
+def test_the_python_api_evaluates_and_predicts_in_the_precision_fit_trained_in(monkeypatch, tmp_path):
+    import cnnlab
+
+    fake_cpu(monkeypatch, tmp_path, WITH_BF16)
+    fake_timer(monkeypatch, {"fp32": 2.0, "bf16": 1.0})  # auto picks bf16
+    data = cnnlab.load_data("digits")
+    model = cnnlab.Model("mlp")
+    model.fit(data.x_train, data.y_train, epochs=1, verbose=0, precision="auto")
+    used = spy_autocast(monkeypatch)
+    model.evaluate(data.x_test, data.y_test)
+    probabilities = model.predict(data.x_test[:5])
+    assert used == ["bf16", "bf16"] and probabilities.dtype == "float32"
+    fake_cpu(monkeypatch, tmp_path, AVX2_ONLY)  # the same model on a CPU without bf16 units: fp32, not 20x slower
+    model.evaluate(data.x_test, data.y_test)
+    assert used[-1] == "fp32"
+    fresh = cnnlab.Model("mlp")
+    fresh.fit(data.x_train, data.y_train, epochs=1, verbose=0)
+    fake_cpu(monkeypatch, tmp_path, WITH_BF16)
+    fresh.evaluate(data.x_test, data.y_test)
+    assert used[-1] == "fp32"  # trained in fp32 (the homework's), evaluated so
+
+
+def test_a_model_loaded_from_a_run_evaluates_in_its_recorded_precision(monkeypatch, tmp_path):
+    import cnnlab
+
+    fake_cpu(monkeypatch, tmp_path, WITH_BF16)
+    runs.train("mlp", "digits", TrainConfig(epochs=1, precision="bf16"), out=tmp_path, name="r", callback=Notes())
+    data = cnnlab.load_data("digits")
+    used = spy_autocast(monkeypatch)
+    loss, _ = cnnlab.load_model(tmp_path / "r").evaluate(data.x_test, data.y_test)
+    assert used == ["bf16"] and loss == pytest.approx(runs.evaluate(tmp_path / "r").loss, rel=1e-6)

@@ -45,6 +45,7 @@ class Model(NetworkViews):
         self.class_names: list[str] | None = None  # known for models loaded from runs or files
         self.history: History | None = None
         self._state = None
+        self._precision = "fp32"  # what fit trained in ("auto" resolved): evaluate and predict use it too
 
     @property
     def spec(self) -> ModelSpec:
@@ -126,6 +127,7 @@ class Model(NetworkViews):
         def before_run(session):
             self._keep_optimizer(session)
             self._state = session.state  # live: callbacks read and set the learning rate through it
+            self._precision = session.config.precision
             bridge.attach(session)
 
         try:
@@ -181,7 +183,9 @@ class Model(NetworkViews):
     def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose=0, return_dict: bool = False,
                  tta: str | None = None):
         """``[loss, accuracy]`` on these images and labels (dropout off), as Keras returns them;
-        ``return_dict=True`` gives ``{"loss": ..., "accuracy": ...}``; ``tta="flip"``: see :mod:`cnnlab.engine.tta`."""
+        ``return_dict=True`` gives ``{"loss": ..., "accuracy": ...}``; ``tta="flip"``: see :mod:`cnnlab.engine.tta`.
+        Runs in the precision ``fit`` trained in (bf16 only where this machine has bf16 units), as Keras'
+        mixed-precision policy does and ``cnnlab evaluate`` does for a run."""
         from cnnlab.engine.batches import image_batches
         from cnnlab.engine.loop import evaluate_tensors
         from cnnlab.engine.session import labels_to_tensor
@@ -194,24 +198,34 @@ class Model(NetworkViews):
         self._compiled.check_labels(labels, "y")
         check_classes(labels, self._outputs(), "y")
         result = evaluate_tensors(with_tta(self._require_module(), tta), image_batches(x, device),
-                                  labels_to_tensor(labels.indices, device), _batch_size(batch_size))
+                                  labels_to_tensor(labels.indices, device), _batch_size(batch_size),
+                                  self._inference_precision(device))
         return result if return_dict else [result["loss"], result["accuracy"]]
 
     def predict(self, x, batch_size: int | None = None, verbose=0, tta: str | None = None) -> np.ndarray:
-        """Class probabilities ``(N, classes)`` (the final softmax applied); one image may come
-        without its batch axis. ``tta="flip"``: the mean over each image and its mirror (:mod:`cnnlab.engine.tta`)."""
+        """Class probabilities ``(N, classes)`` (the final softmax applied, float32); one image may come
+        without its batch axis. ``tta="flip"``: the mean over each image and its mirror (:mod:`cnnlab.engine.tta`).
+        Runs in the precision ``fit`` trained in, as :meth:`evaluate` does."""
         import torch
 
+        from cnnlab.engine.loop import autocast
         from cnnlab.engine.session import images_to_tensor
         from cnnlab.engine.tta import with_tta
 
         module = with_tta(self._require_module().eval(), tta)
         _check_verbose(verbose)
         batch_size = _batch_size(batch_size)
-        tensor = images_to_tensor(check_images(x, "x", self._input_shape()), self._device())
-        with torch.no_grad():
-            parts = [module.probabilities(tensor[i:i + batch_size]) for i in range(0, len(tensor), batch_size)]
+        device = self._device()
+        tensor = images_to_tensor(check_images(x, "x", self._input_shape()), device)
+        with torch.no_grad(), autocast(device, self._inference_precision(device)):
+            parts = [module.probabilities(tensor[i:i + batch_size]).float() for i in range(0, len(tensor), batch_size)]
         return torch.cat(parts).cpu().numpy()
+
+    def _inference_precision(self, device) -> str:
+        """The precision fit trained in, as ``cnnlab evaluate`` uses a run's: fp32 where bf16 would be slow here."""
+        from cnnlab.engine.precision import inference_precision
+
+        return inference_precision(self._precision, device)
 
     def save(self, path: str | Path) -> Path:
         """The whole model in one file (spec, weights, class names, preprocessing): ``cnnlab.load_model``

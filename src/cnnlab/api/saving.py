@@ -94,9 +94,11 @@ def _load_weights(model, path: Path) -> None:
 def _from_run(run_dir: Path, model_class, options: dict):
     from cnnlab.runs import load_run
     from cnnlab.runs.directory import read_json
+    from cnnlab.runs.records import recorded_precision
 
     module, saved = load_run(run_dir)
     model = model_class(saved["spec"], **options)
     model.module = module
+    model._precision = recorded_precision(saved, run_dir) or "fp32"  # evaluated as `cnnlab evaluate` does
     model.class_names = read_json(run_dir / "manifest.json").get("dataset", {}).get("classes")
     return model

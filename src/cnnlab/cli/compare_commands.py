@@ -9,6 +9,7 @@ from cnnlab.cli.common import FILE, add_json_option, completes, print_json
 from cnnlab.cli.data_commands import add_dataset_options
 from cnnlab.cli.train_commands import (
     add_train_options,
+    add_tta_option,
     close_callback,
     config_from_args,
     dataset_options,
@@ -36,6 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--scheduler", metavar="ADDRESS",
                          help="--executor dask: the scheduler to submit to, e.g. tcp://host:8786 "
                               "(default: a LocalCluster on this machine)")
+    add_tta_option(compare, ", scored as well as without it, in a column beside test accuracy")
     add_json_option(compare)
     compare.set_defaults(handler=run_compare)
 
@@ -57,7 +59,7 @@ def run_compare(args: argparse.Namespace) -> int:
         config = config_from_args(args) if args.recipe else None
         comparison = compare(specs, args.dataset, config, seeds=args.seeds, out=args.out, name=args.name,
                              dataset_options=options, callback=callback, executor=executor,
-                             options=None if args.recipe else recipe_overrides(args))
+                             options=None if args.recipe else recipe_overrides(args), tta=args.tta)
     finally:
         close_callback(callback)
     if comparison is None:  # another process of a torchrun job: rank 0 prints and writes the report

@@ -152,12 +152,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     predict.set_defaults(handler=run_predict)
 
 
-def add_tta_option(parser: argparse.ArgumentParser) -> None:
-    """``--tta flip``: test-time augmentation for ``evaluate`` and ``predict``."""
+def add_tta_option(parser: argparse.ArgumentParser, use: str = "") -> None:
+    """``--tta flip``: test-time augmentation for ``evaluate``, ``predict`` and ``compare`` (``use`` says how)."""
+    modes = ("flip scores the mean of the class probabilities on each image and its left-right mirror; "
+             "flip_translate adds both shifted a pixel each way along the diagonal (six views)")
     parser.add_argument("--tta", choices=("flip", "flip_translate"),  # engine.tta.TTA_MODES, without torch
-                        help="test-time augmentation: flip scores the mean of the class probabilities on each "
-                             "image and its left-right mirror; flip_translate adds both shifted a pixel each "
-                             "way along the diagonal (six views) (default: none)")
+                        help=f"test-time augmentation{use}: {modes} (default: none)")
 
 
 def refuse_options_with_resume(args: argparse.Namespace) -> None:

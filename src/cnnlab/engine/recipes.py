@@ -69,7 +69,7 @@ def describe_options(train: dict) -> str:
     words = [f"{optimizer} {config.lr:g}"]
     words += [f"momentum {config.momentum:g}"] if config.momentum else []
     words += [f"weight decay {config.weight_decay:g}"] if config.weight_decay else []
-    words += [f"batch {config.batch_size}", f"{config.epochs} epochs"]
+    words += [f"batch {config.batch_size}", f"{config.epochs} epoch" + ("s" if config.epochs != 1 else "")]
     words += [f"warm-up {config.warmup_epochs:g} epochs"] if config.warmup_epochs else []
     words += [f"{config.schedule} schedule"] if config.schedule != "constant" else []
     words += [f"label smoothing {config.label_smoothing:g}"] if config.label_smoothing else []

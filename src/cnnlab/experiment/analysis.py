@@ -80,12 +80,13 @@ def most_confused(matrix: np.ndarray, class_names: list[str], top: int = 5) -> l
 
 
 def evaluate_run(run_dir: Path, data, *, status: str, seed: int, deep: bool, shifts=None,
-                 cache_root: Path | None = None) -> RunOutcome:
+                 cache_root: Path | None = None, tta: str | None = None) -> RunOutcome:
     """A finished run's test results and training figures; with ``deep``, the report's analyses too.
 
     ``data`` is the dataset the run was trained on, loaded once by the caller. ``shifts``
     defaults to :func:`shifts_for` the images; ``cache_root`` to the comparison folder
-    holding the run (none for a run elsewhere).
+    holding the run (none for a run elsewhere). ``tta`` (``"flip"``, ``"flip_translate"``)
+    also scores the test part with that test-time augmentation (:mod:`cnnlab.engine.tta`).
     """
     from cnnlab.net.resolve import summarize
     from cnnlab.net.spec import parse_spec
@@ -100,7 +101,7 @@ def evaluate_run(run_dir: Path, data, *, status: str, seed: int, deep: bool, shi
     info = summarize(parse_spec(saved["spec"], source=str(run_dir / "config.json")))
     manifest = read_json(run_dir / "manifest.json")
     shifts = tuple(shifts_for(data.image_shape) if shifts is None else shifts)
-    measured = measure_run(run_dir, data, deep=deep, shifts=shifts,
+    measured = measure_run(run_dir, data, deep=deep, shifts=shifts, tta=tta,
                            cache_root=comparison_folder_of(run_dir) if cache_root is None else cache_root)
     split = manifest.get("split") if isinstance(manifest.get("split"), dict) else {}
     return RunOutcome(
@@ -113,7 +114,7 @@ def evaluate_run(run_dir: Path, data, *, status: str, seed: int, deep: bool, shi
         predictions=measured.predictions, versions=_strings(manifest.get("versions")),
         threads=manifest.get("threads") if isinstance(manifest.get("threads"), int) else None,
         split_description=split.get("description") if isinstance(split.get("description"), str) else None,
-        **_recipe(saved.get("train")))
+        tta=tta, tta_accuracy=measured.tta_accuracy, **_recipe(saved.get("train")))
 
 
 def _recipe(train) -> dict:
@@ -148,35 +149,38 @@ def deep_analysis(measured: RunMeasurements, data, info) -> DeepAnalysis:
 
 
 def measure_run(run_dir: Path, data, *, deep: bool, shifts: tuple[int, ...],
-                cache_root: Path | None) -> RunMeasurements:
+                cache_root: Path | None, tta: str | None = None) -> RunMeasurements:
     """The run's measurements: from the cache under ``cache_root`` when they were made on these weights."""
     from cnnlab.files import write_file
 
-    key = cache_key(run_dir, data, shifts)
+    key = cache_key(run_dir, data, shifts, tta)
     path = None if cache_root is None else Path(cache_root) / CACHE_FOLDER / f"{run_dir.name}.json"
     cached = None if path is None else read_cached(path, key, data)
     if cached is not None and (cached.deep or not deep):
         return cached
-    measured = _measure(run_dir, data, deep, shifts)
+    measured = _measure(run_dir, data, deep, shifts, tta)
     if path is not None:
         record = json.dumps({"key": key, "measurements": measured.to_dict()})
         write_file(path, record.encode(), root=cache_root)
     return measured
 
 
-def _measure(run_dir: Path, data, deep: bool, shifts: tuple[int, ...]) -> RunMeasurements:
+def _measure(run_dir: Path, data, deep: bool, shifts: tuple[int, ...], tta: str | None) -> RunMeasurements:
     from cnnlab.engine.metrics import score_logits
+    from cnnlab.engine.tta import with_tta
     from cnnlab.runs.evaluation import load_run
 
     model, _ = load_run(run_dir)
     score = score_logits(_logits(model, data.x_test), data.y_test)
+    augmented = score_logits(_logits(with_tta(model, tta), data.x_test), data.y_test)["accuracy"] if tta else None
     return RunMeasurements(score["accuracy"], score["loss"], score["predictions"], deep,
                            shift_accuracy(model, data.x_test, data.y_test, shifts) if deep else None,
-                           first_conv_filters(model) if deep else None)
+                           first_conv_filters(model) if deep else None, augmented)
 
 
-def cache_key(run_dir: Path, data, shifts: tuple[int, ...]) -> dict:
-    """What a cached measurement must have been made on: these weights, these test images, these shifts."""
+def cache_key(run_dir: Path, data, shifts: tuple[int, ...], tta: str | None = None) -> dict:
+    """What a cached measurement must have been made on: these weights, these test images, these shifts,
+    this test-time augmentation."""
     from cnnlab.engine.checkpoint import CHECKPOINT, MAX_FILE_BYTES, WEIGHTS
     from cnnlab.files import read_regular
     from cnnlab.runs.directory import RunError
@@ -188,7 +192,8 @@ def cache_key(run_dir: Path, data, shifts: tuple[int, ...]) -> dict:
     test.update(json.dumps([list(data.x_test.shape), list(data.class_names)]).encode())
     return {"version": CACHE_VERSION, "weights": weights.name,
             "weights_sha256": hashlib.sha256(read_regular(weights, MAX_FILE_BYTES, RunError, "weights file"))
-            .hexdigest(), "test_sha256": test.hexdigest(), "shifts": list(shifts)}
+            .hexdigest(), "test_sha256": test.hexdigest(), "shifts": list(shifts),
+            **({"tta": tta} if tta else {})}  # a key made before --tta existed still holds without it
 
 
 def read_cached(path: Path, key: dict, data) -> RunMeasurements | None:
@@ -202,7 +207,8 @@ def read_cached(path: Path, key: dict, data) -> RunMeasurements | None:
         record = json.loads(read_regular(path, MAX_CACHE_BYTES, CnnlabError, "analysis cache"))
         if record.get("key") != key:
             return None
-        return RunMeasurements.from_dict(record["measurements"], len(data.y_test), len(data.class_names))
+        measured = RunMeasurements.from_dict(record["measurements"], len(data.y_test), len(data.class_names))
+        return None if key.get("tta") and measured.tta_accuracy is None else measured
     except (CnnlabError, ValueError, TypeError, KeyError, AttributeError):
         return None
 

@@ -153,7 +153,8 @@ def _check_fit(resolved: dict, data, configs: dict[str, TrainConfig]) -> None:
 def compare(specs: list[str] = ("mlp", "cnn"), dataset: str = "cifar10", config: TrainConfig | None = None,
             seeds: int = 1, out: str | Path = "runs", name: str | None = None,
             dataset_options: dict | None = None, callback=None,
-            executor: ExecutorOptions | None = None, options: dict | None = None) -> Comparison | None:
+            executor: ExecutorOptions | None = None, options: dict | None = None,
+            tta: str | None = None) -> Comparison | None:
     """Train and evaluate every spec for ``seeds`` seeds; writes and returns the :class:`Comparison`.
 
     Under torchrun every process trains each run together; rank 0 alone evaluates and
@@ -164,10 +165,12 @@ def compare(specs: list[str] = ("mlp", "cnn"), dataset: str = "cifar10", config:
     ``executor`` runs the training runs at once (:mod:`cnnlab.experiment.executor`);
     by default they run here, one after another. Each model trains with its own recipe
     (``fast`` its own, the others the experiment's) and ``options`` (TrainConfig fields)
-    on top; a ``config`` given instead is every model's.
+    on top; a ``config`` given instead is every model's. ``tta`` (``"flip"`` or ``"flip_translate"``)
+    also scores every run's test part with that test-time augmentation (a column beside test accuracy).
     """
     from cnnlab.engine.session import check_validation_needs
     from cnnlab.engine.threads import using_threads
+    from cnnlab.engine.tta import check_tta
 
     configs = model_configs(list(specs), config, options)
     for each in configs.values():
@@ -182,6 +185,7 @@ def compare(specs: list[str] = ("mlp", "cnn"), dataset: str = "cifar10", config:
     # once: every run trains and is tested on this same copy (under torchrun, rank 0 loads it first)
     data = distributed.main_first(lambda: open_dataset(reference, options))
     _check_fit(resolved, data, configs)
+    check_tta(tta, tuple(data.image_shape))  # before any run trains: an MLP takes the same image
     distributed.on_main(lambda: _open_dir(folder, options_record(specs, reference, configs, seeds, options)))
     if executor.kind == "sequential":
         with using_threads(executor.threads):
@@ -193,7 +197,7 @@ def compare(specs: list[str] = ("mlp", "cnn"), dataset: str = "cifar10", config:
                                       executor, callback)
     if not distributed.is_main():
         return None  # under torchrun, rank 0 alone evaluates, analyses and writes
-    comparison = analyse(folder, trained, data, {spec: digest for spec, (_, digest) in resolved.items()})
+    comparison = analyse(folder, trained, data, {spec: digest for spec, (_, digest) in resolved.items()}, tta)
     write_json(folder / "comparison.json", comparison.to_dict(), root=folder)
     return comparison
 
@@ -270,8 +274,9 @@ def _jobs(folder: Path, specs: list[str], resolved: dict, seeds: int, dataset: t
 
 
 def analyse(folder: Path, trained: dict[str, list[tuple[Path, str, int]]], data,
-            digests: dict[str, str] | None = None) -> Comparison:
-    """Evaluate every run on the test part; the deeper analyses use each model's first seed.
+            digests: dict[str, str] | None = None, tta: str | None = None) -> Comparison:
+    """Evaluate every run on the test part (also with ``tta``, where given); the deeper analyses use
+    each model's first seed.
 
     ``trained`` maps each spec to its runs' ``(run directory, status, seed)``; ``digests``
     each spec to its content's sha256.
@@ -279,7 +284,7 @@ def analyse(folder: Path, trained: dict[str, list[tuple[Path, str, int]]], data,
     from cnnlab.experiment.analysis import evaluate_run
 
     digests = digests or {}
-    models = [ModelResult(spec, [evaluate_run(run_dir, data, status=status, seed=seed, deep=index == 0)
+    models = [ModelResult(spec, [evaluate_run(run_dir, data, status=status, seed=seed, deep=index == 0, tta=tta)
                                  for index, (run_dir, status, seed) in enumerate(runs)], digests.get(spec))
               for spec, runs in trained.items()]
     split = read_json(models[0].first.run_dir / "manifest.json").get("split")

@@ -92,6 +92,8 @@ class RunOutcome:
     split_description: str | None = None          # its validation split, as its manifest.json describes it
     recipe: str = "homework"                      # the recipe its options started from (config.json)
     options_text: str = ""                        # its training options in words (recipes.describe_options)
+    tta: str | None = None                        # the test-time augmentation of tta_accuracy (compare --tta)
+    tta_accuracy: float | None = None             # test accuracy with it; None without --tta
 
     def to_dict(self) -> dict:
         """The JSON record: every field but the predictions array, the deep analysis's results merged in."""
@@ -146,10 +148,19 @@ class ModelResult:
     def seconds_per_epoch(self) -> Stat:
         return self.stat("seconds_per_epoch")
 
+    @property
+    def tta_accuracy(self) -> Stat | None:
+        """Test accuracy with the comparison's test-time augmentation over the seeds; None without it."""
+        if any(run.tta_accuracy is None for run in self.runs):
+            return None
+        return self.stat("tta_accuracy")
+
     def to_dict(self) -> dict:
         """The JSON record: the spec and its content's hash, every run, and each metric's statistics."""
+        tta = self.tta_accuracy
         return {"spec": self.spec, "spec_sha256": self.spec_sha256, "runs": [run.to_dict() for run in self.runs],
-                **{metric: self.stat(metric).to_dict() for metric in METRICS}}
+                **{metric: self.stat(metric).to_dict() for metric in METRICS},
+                **({"tta_accuracy": tta.to_dict()} if tta is not None else {})}
 
 
 @dataclass
@@ -188,6 +199,11 @@ class Comparison:
         """Seeds per model."""
         return len(self.models[0].runs)
 
+    @property
+    def tta(self) -> str | None:
+        """The test-time augmentation every run was also scored with (``compare --tta``), or None."""
+        return self.models[0].first.tta
+
     def to_dict(self) -> dict:
         """What comparison.json holds: the folder, each model's record, the dataset's facts."""
         return {"folder": str(self.folder), "models": [model.to_dict() for model in self.models],
@@ -204,10 +220,11 @@ class RunMeasurements:
     deep: bool                                 # whether the two analyses below were made
     shift_accuracy: dict[int, float] | None    # pixels shifted -> test accuracy
     filters: np.ndarray | None                 # first conv layer's kernels; None for a network without one
+    tta_accuracy: float | None = None          # test accuracy with test-time augmentation, where asked
 
     def to_dict(self) -> dict:
         """The cache's JSON record: every field, arrays as lists."""
-        return {"test_accuracy": self.test_accuracy, "test_loss": self.test_loss,
+        return {"test_accuracy": self.test_accuracy, "test_loss": self.test_loss, "tta_accuracy": self.tta_accuracy,
                 "predictions": self.predictions.tolist(), "deep": self.deep,
                 "shift_accuracy": None if self.shift_accuracy is None else
                 {str(k): v for k, v in self.shift_accuracy.items()},
@@ -223,8 +240,10 @@ class RunMeasurements:
         filters = None if record["filters"] is None else np.asarray(record["filters"], dtype=np.float32)
         if filters is not None and filters.ndim != 4:
             raise ValueError("filters are not (N, kh, kw, C)")
+        tta = record.get("tta_accuracy")
         return cls(float(record["test_accuracy"]), float(record["test_loss"]), predictions, bool(record["deep"]),
-                   None if shifts is None else {int(k): float(v) for k, v in shifts.items()}, filters)
+                   None if shifts is None else {int(k): float(v) for k, v in shifts.items()}, filters,
+                   None if tta is None else float(tta))
 
 
 @dataclass

@@ -19,27 +19,50 @@ def _stat(stat: Stat, digits: int = 4) -> str:
     return f"{stat.mean:.{digits}f} ± {stat.std:.{digits}f}"
 
 
+def columns(comparison: Comparison) -> tuple[str, ...]:
+    """The table's headings: ``COLUMNS``, with test accuracy under ``--tta`` after test accuracy."""
+    if comparison.tta is None:
+        return COLUMNS
+    at = COLUMNS.index("test acc") + 1
+    return (*COLUMNS[:at], tta_heading(comparison.tta), *COLUMNS[at:])
+
+
+def tta_heading(tta: str) -> str:
+    """The heading of the test accuracy scored with test-time augmentation."""
+    return f"test acc ({tta})"
+
+
 def comparison_rows(comparison: Comparison) -> list[tuple[str, ...]]:
-    """One row of cells per model, in ``COLUMNS`` order."""
+    """One row of cells per model, in :func:`columns` order."""
     rows = []
     for model in comparison.models:
-        first = model.first
+        first, tta = model.first, model.tta_accuracy
+        augmented = [] if comparison.tta is None else ["—" if tta is None else _stat(tta)]
         rows.append((model.spec, f"{first.params:,}", f"{first.macs:,}",
                      _stat(model.seconds_per_epoch, 2), _stat(model.best_val_accuracy),
-                     _stat(model.final_val_accuracy), _stat(model.test_accuracy), _stat(model.test_loss)))
+                     _stat(model.final_val_accuracy), _stat(model.test_accuracy), *augmented,
+                     _stat(model.test_loss)))
     return rows
+
+
+def tta_line(comparison: Comparison) -> list[str]:
+    """What the test-time augmentation column is, when there is one."""
+    if comparison.tta is None:
+        return []
+    return [f"{tta_heading(comparison.tta)}: each test image scored by the mean of its views' class "
+            f"probabilities (test-time augmentation, --tta {comparison.tta}); the other columns are without it"]
 
 
 def format_comparison(comparison: Comparison) -> str:
     """The table as printed, then the seed count and whether the difference beats the noise."""
-    rows = comparison_rows(comparison)
-    widths = [max(len(row[i]) for row in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
+    rows, headings = comparison_rows(comparison), columns(comparison)
+    widths = [max(len(row[i]) for row in [headings, *rows]) for i in range(len(headings))]
     line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
                                    for i, (c, w) in enumerate(zip(cells, widths)))
     seeds = comparison.seeds
-    lines = [line(COLUMNS), line(tuple("-" * w for w in widths)), *map(line, rows), "",
+    lines = [line(headings), line(tuple("-" * w for w in widths)), *map(line, rows), "",
              f"{seeds} seed(s) per model" + (" (mean ± sample standard deviation)" if seeds > 1 else ""),
-             significance(comparison).text, *recipe_lines(comparison)]
+             significance(comparison).text, *tta_line(comparison), *recipe_lines(comparison)]
     return "\n".join(lines)
 
 

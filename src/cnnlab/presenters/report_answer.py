@@ -77,11 +77,19 @@ def table(document: Document, comparison: Comparison) -> None:
     """The side-by-side table, accuracies in percent (mean ± sample standard deviation over seeds)."""
     document.heading("Results side by side", "results")
     # the answer's columns first: on a phone the table scrolls, and the rest may wait
-    rows = [[model.spec, percent_stat(model.test_accuracy), _loss(model), percent_stat(model.final_val_accuracy),
-             percent_stat(model.best_val_accuracy), f"{model.first.params:,}", f"{model.first.macs:,}",
-             _seconds(model)] for model in comparison.models]
-    document.table(["model", "test acc", "test loss", "final val acc", "best val acc", "parameters",
+    from cnnlab.presenters.comparison import tta_heading
+
+    augmented = [] if comparison.tta is None else [tta_heading(comparison.tta)]
+    rows = [[model.spec, percent_stat(model.test_accuracy),
+             *([_tta_cell(model)] if augmented else []), _loss(model),
+             percent_stat(model.final_val_accuracy), percent_stat(model.best_val_accuracy), f"{model.first.params:,}",
+             f"{model.first.macs:,}", _seconds(model)] for model in comparison.models]
+    document.table(["model", "test acc", *augmented, "test loss", "final val acc", "best val acc", "parameters",
                     "MACs per image", "s per epoch"], rows)
+    if augmented:
+        document.prose("{heading}: each test image scored by the mean of the class probabilities of its views "
+                       "(test-time augmentation, --tta {tta}); the other columns, and everything below, "
+                       "are without it.", heading=augmented[0], tta=comparison.tta)
     seeds = sorted({run.seed for model in comparison.models for run in model.runs})
     if comparison.seeds > 1:
         document.prose("Mean ± sample standard deviation over {seeds} of each model.", seeds=seeds_text(seeds))
@@ -97,6 +105,11 @@ def _recipes(document: Document, comparison: Comparison) -> None:
     if recipe_lines(comparison):
         for model in comparison.models:
             document.prose("Recipe of {spec}: {text}.", spec=model.spec, text=model.first.options_text)
+
+
+def _tta_cell(model: ModelResult) -> str:
+    stat = model.tta_accuracy
+    return "—" if stat is None else percent_stat(stat)
 
 
 def _seconds(model: ModelResult) -> str:
