@@ -90,3 +90,33 @@ def test_a_cache_entry_keyed_for_tta_but_without_its_score_is_measured_again(pla
     monkeypatch.setattr(analysis, "_measure", lambda *args: measured.append(args[0].name) or real(*args))
     _, again = _compare(folder.parent, "--tta", "flip")
     assert measured == [run_of(folder, "mlp").name] and again == flipped
+
+
+@pytest.mark.parametrize("planted", [5.0, -0.5, True, "0.9", float("nan"), None])
+def test_a_planted_score_in_the_cache_is_measured_again(plain_then_flipped, monkeypatch, planted):
+    from cnnlab.experiment import analysis
+
+    folder, _, flipped = plain_then_flipped
+    _compare(folder.parent, "--tta", "flip")
+    entry = folder / "analyses" / f"{run_of(folder, 'cnn').name}.json"
+    record = json.loads(entry.read_text())
+    record["measurements"]["tta_accuracy"] = planted
+    entry.write_text(json.dumps(record))
+    measured, real = [], analysis._measure
+    monkeypatch.setattr(analysis, "_measure", lambda *args: measured.append(args[0].name) or real(*args))
+    _, again = _compare(folder.parent, "--tta", "flip")
+    assert measured == [run_of(folder, "cnn").name] and again == flipped
+    json.loads((folder / "comparison.json").read_text(), parse_constant=pytest.fail)  # no bare NaN written
+
+
+def test_a_bf16_run_is_scored_in_bf16_as_cnnlab_evaluate_scores_it(tmp_path, monkeypatch):
+    from test_precision import WITH_BF16, fake_cpu
+
+    fake_cpu(monkeypatch, tmp_path, WITH_BF16)  # bf16 units, as far as cnnlab can tell, on any machine
+    folder, printed = _compare(tmp_path, "--precision", "bf16", "--tta", "flip")
+    table = {row.split()[0]: row.split() for row in printed.splitlines() if row.startswith(("mlp ", "cnn "))}
+    for spec in ("mlp", "cnn"):
+        run = run_of(folder, spec)
+        plain, flipped = runs.evaluate(run), runs.evaluate(run, tta="flip")
+        assert plain.precision == "bf16"
+        assert table[spec][6:9] == [f"{plain.accuracy:.4f}", f"{flipped.accuracy:.4f}", f"{plain.loss:.4f}"]

@@ -214,3 +214,17 @@ def test_a_model_loaded_from_a_run_evaluates_in_its_recorded_precision(monkeypat
     used = spy_autocast(monkeypatch)
     loss, _ = cnnlab.load_model(tmp_path / "r").evaluate(data.x_test, data.y_test)
     assert used == ["bf16"] and loss == pytest.approx(runs.evaluate(tmp_path / "r").loss, rel=1e-6)
+
+
+def test_probabilities_under_bf16_are_the_float32_softmax_of_the_logits():
+    from cnnlab.net.builder import build_model
+    from cnnlab.net.presets import preset
+
+    model = build_model(preset("cnn"), (8, 8, 1)).eval()
+    x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), loop.autocast(CPU, "bf16"):
+        logits, probabilities = model(x), model.probabilities(x)
+    assert logits.dtype == torch.bfloat16 and probabilities.dtype == torch.float32
+    torch.testing.assert_close(probabilities, torch.softmax(logits.float(), dim=1))
+    # a bf16 softmax would round near ties to one value: then predict's argmax is not evaluate's
+    assert torch.equal(probabilities.argmax(1), logits.float().argmax(1))

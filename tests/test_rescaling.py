@@ -12,6 +12,7 @@ from cnnlab.layers import Dense, Flatten, Input, Rescaling
 from cnnlab.net.builder import build_model
 from cnnlab.net.inference import infer
 from cnnlab.net.spec import parse_spec
+from cnnlab.net.spec_file import load_spec_file
 
 
 def _spec(layers, input_shape=(4, 4, 3)):
@@ -68,20 +69,51 @@ def test_bad_fields_are_one_error_naming_the_layer_and_field(fields):
     assert ("offset" if "offset" in fields else "scale") in str(error.value)
 
 
-def _info(layers, input_shape=(4, 4, 3)):
-    return infer(_spec(layers, input_shape))
-
-
-def test_uint8_pixels_rescaled_by_the_network_again_get_a_note():
+def test_pixels_already_in_0_1_rescaled_by_the_network_again_get_a_note():
     from cnnlab.engine.session import rescaled_twice
 
     pixels = np.zeros((2, 4, 4, 3), dtype=np.uint8)
-    keras_habit = _info([{"kind": "rescaling", "scale": 1 / 255, "name": "scale"}, {"kind": "flatten"}])
+    keras_habit = _spec([{"kind": "rescaling", "scale": 1 / 255, "name": "scale"}, {"kind": "flatten"}])
     assert "layer 'scale' (rescaling) multiplies the pixels by 0.00392" in rescaled_twice(keras_habit, pixels)
-    assert rescaled_twice(keras_habit, pixels.astype(np.float32)) is None  # floats pass as given
-    centred = _info([{"kind": "rescaling", "scale": 2.0, "offset": -1.0}, {"kind": "flatten"}])
-    logits = _info([{"kind": "flatten"}, {"kind": "rescaling", "scale": 1 / 255}])
+    assert "scaled twice" in rescaled_twice(keras_habit, np.full((2, 4, 4, 3), 0.5, np.float32))  # [0, 1] floats
+    assert rescaled_twice(keras_habit, np.full((2, 4, 4, 3), 200.0, np.float32)) is None  # 0..255: as Keras meant
+    centred = _spec([{"kind": "rescaling", "scale": 2.0, "offset": -1.0}, {"kind": "flatten"}])
+    logits = _spec([{"kind": "flatten"}, {"kind": "rescaling", "scale": 1 / 255}])
     assert rescaled_twice(centred, pixels) is None and rescaled_twice(logits, pixels) is None
+    # Keras' tutorials augment first: the rescaling after the augmentation layers reads the pixels too
+    tutorial = _spec([{"kind": "random_flip", "mode": "horizontal"}, {"kind": "random_translation",
+                      "height_factor": 0.1, "width_factor": 0.1}, {"kind": "rescaling", "scale": 1 / 255}])
+    assert "scaled twice" in rescaled_twice(tutorial, pixels)
+
+
+def test_float_pixels_in_0_255_are_taken_where_the_network_rescales_them():
+    from cnnlab.engine.inputs import InputError
+
+    inputs = Input(shape=(4, 4, 3))
+    keras_habit = cnnlab.Model(inputs=inputs, outputs=Dense(2, activation="softmax")(
+        Flatten()(Rescaling(1 / 255)(inputs))))
+    pixels = np.random.default_rng(0).uniform(0, 255, (8, 4, 4, 3)).astype(np.float32)
+    assert keras_habit.predict(pixels).shape == (8, 2)  # as Keras takes them
+    plain = cnnlab.Model(inputs=inputs, outputs=Dense(2, activation="softmax")(Flatten()(inputs)))
+    with pytest.raises(InputError, match="look like unscaled 0..255 pixels"):
+        plain.predict(pixels)
+
+
+def test_numpy_scalars_are_the_numbers_keras_takes_them_for():
+    inputs = Input(shape=(np.int64(4), np.int64(4), np.int64(3)))
+    outputs = Dense(np.int64(3))(Flatten()(Rescaling(np.float32(0.5), offset=np.int64(1))(inputs)))
+    model = cnnlab.Model(inputs=inputs, outputs=outputs)
+    assert [(layer["scale"], layer["offset"]) for layer in model.spec.layers[:1]] == [(0.5, 1.0)]
+    assert model.count_params() == 48 * 3 + 3
+
+
+def test_a_scale_beyond_float32_or_written_as_yaml_text_is_named(tmp_path):
+    with pytest.raises(SpecError, match="float32's range"):
+        _spec([{"kind": "rescaling", "scale": 1e39}])
+    path = tmp_path / "net.yaml"
+    path.write_text("input: [4, 4, 3]\nlayers:\n  - {kind: rescaling, scale: 1e-3}\n")
+    with pytest.raises(SpecError, match=r"got '1e-3' \(text, not a number: in YAML write 1.0e-3"):
+        load_spec_file(str(path))
 
 
 def test_fit_says_so_once_in_its_output(capsys):

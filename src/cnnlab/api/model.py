@@ -107,7 +107,7 @@ class Model(NetworkViews):
                   named.get("val_split", TrainConfig.val_split) if validation_split is None else validation_split}
         config = _train_config(options, {**named, **self._compiled.options, **recipe, **options, "seed": self.seed,
                                          "device": self.device, "init": self.init})
-        x = check_images(x, "x", self._input_shape())
+        x = self._images(x, "x")
         labels = check_labels(y, len(x), "y")
         self._compiled.check_labels(labels, "y")
 
@@ -163,10 +163,18 @@ class Model(NetworkViews):
             return None
         if not isinstance(data, (tuple, list)) or len(data) != 2:
             raise InputError("validation_data: expected a pair (x_val, y_val)")
-        x = check_images(data[0], "validation_data[0]", sample_shape)
+        x = self._images(data[0], "validation_data[0]", sample_shape)
         labels = check_labels(data[1], len(x), "validation_data[1]")
         self._compiled.check_labels(labels, "validation_data[1]")
         return x, labels.indices, labels
+
+    def _images(self, x, name: str, sample_shape=None):
+        """``x`` checked as images for this network (``check_images``); 0..255 floats pass where the network
+        begins with ``Rescaling(1./255)``, as in Keras."""
+        from cnnlab.net.kinds.core import expects_raw_pixels
+
+        shape = self._input_shape() if sample_shape is None else sample_shape
+        return check_images(x, name, shape, raw_pixels=self._spec is not None and expects_raw_pixels(self.spec))
 
     def _input_shape(self) -> tuple[int, ...] | None:
         if self.module is None:
@@ -193,7 +201,7 @@ class Model(NetworkViews):
 
         _check_verbose(verbose)
         device = self._device()
-        x = check_images(x, "x", self._input_shape())
+        x = self._images(x, "x")
         labels = check_labels(y, len(x), "y")
         self._compiled.check_labels(labels, "y")
         check_classes(labels, self._outputs(), "y")
@@ -216,7 +224,7 @@ class Model(NetworkViews):
         _check_verbose(verbose)
         batch_size = _batch_size(batch_size)
         device = self._device()
-        tensor = images_to_tensor(check_images(x, "x", self._input_shape()), device)
+        tensor = images_to_tensor(self._images(x, "x"), device)
         with torch.no_grad(), autocast(device, self._inference_precision(device)):
             parts = [module.probabilities(tensor[i:i + batch_size]).float() for i in range(0, len(tensor), batch_size)]
         return torch.cat(parts).cpu().numpy()

@@ -33,11 +33,13 @@ def _array(value, name: str) -> np.ndarray:
     return array
 
 
-def check_images(x, name: str = "x", sample_shape: tuple[int, ...] | None = None) -> np.ndarray:
+def check_images(x, name: str = "x", sample_shape: tuple[int, ...] | None = None,
+                 raw_pixels: bool = False) -> np.ndarray:
     """Images ``(N, H, W, C)`` or vectors ``(N, D)``: uint8, integers in 0..255, or floats.
 
     Integer pixels in 0..255 become uint8 (scaled to [0, 1] later, as uint8 always is);
-    floats pass as they are, unless they look like unscaled 0..255 pixels. With
+    floats pass as they are, unless they look like unscaled 0..255 pixels and the network
+    does not scale them itself (``raw_pixels``: it begins with ``Rescaling(1./255)``). With
     ``sample_shape`` (the model's input), each sample must have it, and a single sample
     without the batch axis gets one, as Keras' predict takes it.
     """
@@ -60,7 +62,7 @@ def check_images(x, name: str = "x", sample_shape: tuple[int, ...] | None = None
     if not np.isfinite(array).all():
         raise InputError(f"{name}: holds NaN or infinite values")
     low, high = float(array.min()), float(array.max())
-    if low >= 0 and 1.5 < high <= 255:
+    if low >= 0 and 1.5 < high <= 255 and not raw_pixels:
         raise InputError(f"{name}: float images reach {high:g}: they look like unscaled 0..255 pixels; "
                          "divide by 255 (or pass them as uint8, which cnnlab scales)")
     return array

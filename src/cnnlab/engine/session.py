@@ -29,7 +29,6 @@ from cnnlab.engine.loop import Callback, TensorData, TrainState, run_epochs, tra
 from cnnlab.engine.optim import make_optimizer, make_schedule, parameter_groups
 from cnnlab.engine.precision import session_precision
 from cnnlab.net.data_init import initialise_from_data
-from cnnlab.net.spec import INPUT
 
 if TYPE_CHECKING:
     from cnnlab.data.split import Split
@@ -175,17 +174,25 @@ def prepare(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, config: TrainC
     return new_state(model, config, math.ceil(len(labels) / config.batch_size)), data, split
 
 
-def rescaled_twice(info, x) -> str | None:
-    """A note where uint8 pixels, which cnnlab divides by 255, meet a ``rescaling`` that divides them
-    again: Keras code often begins with ``Rescaling(1./255)`` and feeds 0-255 pixels as they are."""
-    if info is None or getattr(x, "dtype", None) != np.uint8:
+def rescaled_twice(spec, x) -> str | None:
+    """A note where pixels already in [0, 1] (uint8, which cnnlab divides by 255, or such floats) meet a
+    ``rescaling`` that divides them again: Keras code often begins with ``Rescaling(1./255)``."""
+    from cnnlab.net.kinds.core import expects_raw_pixels, input_rescaling
+
+    if spec is None or not expects_raw_pixels(spec) or not _scaled_pixels(x):
         return None
-    for layer in (item.layer for item in info.layers):
-        if layer.kind == "rescaling" and INPUT in layer.inputs and 0 < abs(layer["scale"]) <= 1 / 64:
-            return (f"layer '{layer.name}' (rescaling) multiplies the pixels by {layer['scale']:.3g}, but cnnlab "
-                    "already divides uint8 pixels by 255 (Keras does not): the network sees them scaled twice; "
-                    "remove that layer unless this is meant")
-    return None
+    layer = input_rescaling(spec)
+    return (f"layer '{layer.name}' (rescaling) multiplies the pixels by {layer['scale']:.3g}, but they reach it "
+            "in [0, 1] (cnnlab divides uint8 pixels by 255; Keras does not): scaled twice; remove that layer, "
+            "or pass float pixels in 0..255")
+
+
+def _scaled_pixels(x) -> bool:
+    """Whether the network sees ``x`` in [0, 1]: uint8 (divided by 255 on the way) or floats at most 1.5."""
+    dtype = getattr(x, "dtype", None)
+    if dtype == np.uint8:
+        return True
+    return dtype is not None and np.dtype(dtype).kind == "f" and len(x) > 0 and float(np.max(x)) <= 1.5
 
 
 @dataclass
@@ -218,7 +225,7 @@ def open_session(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndar
     seed_everything(config.seed)
     set_deterministic(config.deterministic)
     state, tensors, split = prepare(build(), x, y, config, validation, class_names)
-    note = rescaled_twice(getattr(state.model, "info", None), x)
+    note = rescaled_twice(getattr(state.model, "spec", None), x)
     if note and callback is not None:
         callback.note(note)
     config = session_precision(state, tensors, config, callback)  # "auto" timed; bf16 only with bf16 units

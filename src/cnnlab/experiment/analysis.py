@@ -44,20 +44,24 @@ def shift_images(images: np.ndarray, pixels: int, axis: int) -> np.ndarray:
     return out
 
 
-def _logits(model, images: np.ndarray, batch_size: int = 1000) -> torch.Tensor:
+def _logits(model, images: np.ndarray, precision: str, batch_size: int = 1000) -> torch.Tensor:
+    """The model's float32 outputs on ``images``, computed in ``precision`` (the run's, as ``cnnlab evaluate``)."""
+    from cnnlab.engine.loop import autocast
     from cnnlab.engine.metrics import predict_logits
     from cnnlab.engine.session import images_to_tensor
 
-    return predict_logits(model, images_to_tensor(images, torch.device("cpu")), batch_size)
+    device = torch.device("cpu")
+    with autocast(device, precision):
+        return predict_logits(model, images_to_tensor(images, device), batch_size).float()
 
 
-def shift_accuracy(model, images: np.ndarray, labels: np.ndarray, shifts) -> dict[int, float]:
+def shift_accuracy(model, images: np.ndarray, labels: np.ndarray, shifts, precision: str = "fp32") -> dict[int, float]:
     """Accuracy on copies shifted right and down by each amount (the mean of the two)."""
     sample = slice(0, min(len(labels), SHIFT_SAMPLE))
     images, labels = images[sample], labels[sample]
     result = {}
     for pixels in shifts:
-        hits = [(_logits(model, shift_images(images, pixels, axis)).argmax(1).numpy() == labels).mean()
+        hits = [(_logits(model, shift_images(images, pixels, axis), precision).argmax(1).numpy() == labels).mean()
                 for axis in ((1,) if pixels == 0 else (1, 2))]
         result[int(pixels)] = float(np.mean(hits))
     return result
@@ -152,35 +156,40 @@ def measure_run(run_dir: Path, data, *, deep: bool, shifts: tuple[int, ...],
                 cache_root: Path | None, tta: str | None = None) -> RunMeasurements:
     """The run's measurements: from the cache under ``cache_root`` when they were made on these weights."""
     from cnnlab.files import write_file
+    from cnnlab.runs.evaluation import run_precision
+    from cnnlab.runs.records import read_config
 
-    key = cache_key(run_dir, data, shifts, tta)
+    precision = run_precision(read_config(run_dir), run_dir, torch.device("cpu"))  # as `cnnlab evaluate` scores it
+    key = cache_key(run_dir, data, shifts, tta, precision)
     path = None if cache_root is None else Path(cache_root) / CACHE_FOLDER / f"{run_dir.name}.json"
     cached = None if path is None else read_cached(path, key, data)
     if cached is not None and (cached.deep or not deep):
         return cached
-    measured = _measure(run_dir, data, deep, shifts, tta)
+    measured = _measure(run_dir, data, deep, shifts, tta, precision)
     if path is not None:
         record = json.dumps({"key": key, "measurements": measured.to_dict()})
         write_file(path, record.encode(), root=cache_root)
     return measured
 
 
-def _measure(run_dir: Path, data, deep: bool, shifts: tuple[int, ...], tta: str | None) -> RunMeasurements:
+def _measure(run_dir: Path, data, deep: bool, shifts: tuple[int, ...], tta: str | None,
+             precision: str) -> RunMeasurements:
     from cnnlab.engine.metrics import score_logits
     from cnnlab.engine.tta import with_tta
     from cnnlab.runs.evaluation import load_run
 
     model, _ = load_run(run_dir)
-    score = score_logits(_logits(model, data.x_test), data.y_test)
-    augmented = score_logits(_logits(with_tta(model, tta), data.x_test), data.y_test)["accuracy"] if tta else None
+    score = score_logits(_logits(model, data.x_test, precision), data.y_test)
+    augmented = (score_logits(_logits(with_tta(model, tta), data.x_test, precision), data.y_test)["accuracy"]
+                 if tta else None)
     return RunMeasurements(score["accuracy"], score["loss"], score["predictions"], deep,
-                           shift_accuracy(model, data.x_test, data.y_test, shifts) if deep else None,
+                           shift_accuracy(model, data.x_test, data.y_test, shifts, precision) if deep else None,
                            first_conv_filters(model) if deep else None, augmented)
 
 
-def cache_key(run_dir: Path, data, shifts: tuple[int, ...], tta: str | None = None) -> dict:
+def cache_key(run_dir: Path, data, shifts: tuple[int, ...], tta: str | None = None, precision: str = "fp32") -> dict:
     """What a cached measurement must have been made on: these weights, these test images, these shifts,
-    this test-time augmentation."""
+    this test-time augmentation, this precision."""
     from cnnlab.engine.checkpoint import CHECKPOINT, MAX_FILE_BYTES, WEIGHTS
     from cnnlab.files import read_regular
     from cnnlab.runs.directory import RunError
@@ -193,7 +202,8 @@ def cache_key(run_dir: Path, data, shifts: tuple[int, ...], tta: str | None = No
     return {"version": CACHE_VERSION, "weights": weights.name,
             "weights_sha256": hashlib.sha256(read_regular(weights, MAX_FILE_BYTES, RunError, "weights file"))
             .hexdigest(), "test_sha256": test.hexdigest(), "shifts": list(shifts),
-            **({"tta": tta} if tta else {})}  # a key made before --tta existed still holds without it
+            **({"tta": tta} if tta else {}),  # a key made before these two existed still holds without them
+            **({"precision": precision} if precision != "fp32" else {})}
 
 
 def read_cached(path: Path, key: dict, data) -> RunMeasurements | None:

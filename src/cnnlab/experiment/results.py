@@ -240,10 +240,27 @@ class RunMeasurements:
         filters = None if record["filters"] is None else np.asarray(record["filters"], dtype=np.float32)
         if filters is not None and filters.ndim != 4:
             raise ValueError("filters are not (N, kh, kw, C)")
-        tta = record.get("tta_accuracy")
-        return cls(float(record["test_accuracy"]), float(record["test_loss"]), predictions, bool(record["deep"]),
-                   None if shifts is None else {int(k): float(v) for k, v in shifts.items()}, filters,
-                   None if tta is None else float(tta))
+        tta, loss = record.get("tta_accuracy"), _number(record["test_loss"])
+        if not 0 <= loss < float("inf"):
+            raise ValueError("the test loss is not a finite non-negative number")
+        return cls(_fraction(record["test_accuracy"]), loss, predictions, record["deep"] is True,
+                   None if shifts is None else {int(k): _fraction(v) for k, v in shifts.items()}, filters,
+                   None if tta is None else _fraction(tta))
+
+
+def _number(value) -> float:
+    """A JSON number as float; a string, bool or null is a damaged record (ValueError)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"not a number: {value!r}"[:80])
+    return float(value)
+
+
+def _fraction(value) -> float:
+    """An accuracy read back: a number in [0, 1] (NaN is not), else ValueError."""
+    number = _number(value)
+    if not 0 <= number <= 1:
+        raise ValueError(f"not an accuracy in [0, 1]: {value!r}"[:80])
+    return number
 
 
 @dataclass

@@ -67,7 +67,9 @@ class SpecModel(nn.Module):
         return values[-1]
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self(x)
+        """The outputs with the final softmax applied, in float32: under bf16 autocast the softmax of bf16
+        logits would round near ties to one value, and predict's argmax then differ from evaluate's."""
+        logits = self(x).float()
         return torch.softmax(logits, dim=1) if self.softmax_output else logits
 
 

@@ -19,6 +19,7 @@ ACTIVATION_ALIASES = {"swish": "silu"}  # Keras 3 resolves "swish" to silu
 PADDINGS = ("valid", "same")
 SHOWN_CHARS = 60  # an error never prints more of a user's value than this
 MAX_INT = 2**31  # sizes, windows and paddings stay below it (torch's int32 kernels)
+FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32
 
 
 _REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
@@ -62,7 +63,20 @@ class FieldType:
         raise NotImplementedError
 
     def fail(self, value: Any, where: str) -> SpecError:
-        return SpecError(f"{where}: expected {self.text}, got {shown(value)}")
+        return SpecError(f"{where}: expected {self.text}, got {shown(value)}{_number_text_hint(value)}")
+
+
+def _number_text_hint(value: Any) -> str:
+    """Why a number arrived as text: YAML 1.1 (PyYAML's) reads ``1e-3`` as a string; ``1.0e-3`` is a number."""
+    if not isinstance(value, str) or len(value) > SHOWN_CHARS:
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""
+    if number != number or abs(number) == float("inf"):
+        return ""
+    return " (text, not a number: in YAML write 1.0e-3 or 0.001 rather than 1e-3, and no quotes)"
 
 
 class PositiveInt(FieldType):
@@ -170,10 +184,11 @@ def _is_number(value: Any) -> bool:
 
 
 class Number(FieldType):
-    text = "a finite number"
+    text = "a finite number (float32's range: |x| <= 3.4e38)"
 
     def check(self, value, where):
-        if not _is_number(value):
+        # The value meets float32 tensors: a larger one would turn into inf there.
+        if not _is_number(value) or abs(value) > FLOAT32_MAX:
             raise self.fail(value, where)
         return float(value)
 

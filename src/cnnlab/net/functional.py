@@ -43,6 +43,7 @@ def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None) 
     """The model's input, ``shape`` without the batch axis: ``(H, W, C)`` images or ``(D,)`` vectors."""
     if shape is None and batch_shape is not None:
         shape = tuple(batch_shape)[1:]
+    shape = python_value(shape)
     if isinstance(shape, int):
         shape = (shape,)
     if not isinstance(shape, (list, tuple)) or len(shape) not in (1, 3) or \
@@ -116,6 +117,7 @@ def keras_arguments(kind: LayerKind, args: tuple, kwargs: dict, where: str) -> d
         if key in given:
             raise SpecError(f"{where}: argument '{key}' given twice (by position and by name)")
     given.update(kwargs)
+    given = {key: python_value(value) for key, value in given.items()}
     field_of = {**{name: name for name in kind.fields},
                 **{f.keras: name for name, f in kind.fields.items() if f.keras}}
     raw = {}
@@ -134,6 +136,16 @@ def keras_arguments(kind: LayerKind, args: tuple, kwargs: dict, where: str) -> d
         elif spec_field.required:
             raise SpecError(f"{where}: missing required argument '{keras_name}'")
     return raw
+
+
+def python_value(value: Any) -> Any:
+    """A numpy scalar (``np.float32(0.5)``, ``np.int64(64)``) as the Python number Keras takes it for; lists and
+    tuples item by item; anything else as it is (and checked by the field)."""
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(python_value(item) for item in value)
+    return value
 
 
 class InputLayer:

@@ -70,6 +70,7 @@ class LayerKind:
     max_inputs: ClassVar[int | None] = 1   # None: any number (merge layers)
     image_only: ClassVar[bool] = False     # needs (H, W, C) input
     in_keras: ClassVar[bool] = True        # False: keras.layers has no layer of this meaning (cnnlab's own)
+    augmentation: ClassVar[bool] = False   # moves, crops or erases pixels in training; never rescales them
 
     @property
     def prefix(self) -> str:

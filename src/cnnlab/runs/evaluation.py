@@ -92,7 +92,7 @@ def evaluate(run_dir: str | Path, split: str = "test", tta: str | None = None) -
     run_dir = Path(run_dir)
     model, saved, _ = _load(run_dir)
     scored, device = with_tta(model, tta), torch.device("cpu")
-    precision = _precision(saved, run_dir, device)
+    precision = run_precision(saved, run_dir, device)
     data = open_dataset(saved["dataset"], saved["dataset_options"])
     check_dataset(run_dir, recorded_identity(run_dir, saved), data, f"the dataset {saved['dataset']}")
     x, y = _split_arrays(data, saved_config(saved), split, run_dir)
@@ -105,7 +105,7 @@ def evaluate(run_dir: str | Path, split: str = "test", tta: str | None = None) -
                       per_class_accuracy=report["per_class_accuracy"], tta=tta, precision=precision)
 
 
-def _precision(saved: dict, run_dir: Path, device) -> str:
+def run_precision(saved: dict, run_dir: Path, device) -> str:
     """The precision the run trained in, for evaluating it here (fp32 where bf16 would be slow)."""
     from cnnlab.engine.precision import inference_precision
 
@@ -147,7 +147,7 @@ def predict(run_dir: str | Path, paths: list[str | Path], top: int = 3, tta: str
     names = recorded_identity(run_dir, saved).get("classes")
     _check_top(top, len(names) if isinstance(names, list) else None)
     images = _read_images(paths, tuple(model_spec.input_shape), saved["dataset_options"].get("size"))
-    with torch.no_grad(), autocast(device, _precision(saved, run_dir, device)):
+    with torch.no_grad(), autocast(device, run_precision(saved, run_dir, device)):
         probs = scored.probabilities(images_to_tensor(images, device)).float().numpy()
     if not isinstance(names, list) or len(names) != probs.shape[1]:
         raise RunError(f"{run_dir}: its record of the class names does not match the model's "

@@ -21,6 +21,7 @@ class _Augmentation(LayerKind):
     """A parameter-free image layer that keeps its input's shape."""
 
     image_only = True
+    augmentation = True
 
     def output_shape(self, layer, shapes, where):
         return shapes[0]

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from cnnlab.errors import SpecError
 from cnnlab.net.fields import ACTIVATION, Bool, Field, Fraction, Number, PositiveFloat, PositiveInt
 from cnnlab.net.registry import LayerKind, Params, register, shape_text
+from cnnlab.net.spec import INPUT
+
+if TYPE_CHECKING:
+    from cnnlab.net.spec import LayerSpec
 
 
 @register
@@ -100,6 +105,30 @@ class Rescaling(LayerKind):
         from cnnlab.net.torch_ops import Rescale
 
         return Rescale(info.layer["scale"], info.layer["offset"])
+
+
+RAW_PIXEL_SCALE = 1 / 64  # a first rescaling this small or smaller expects 0..255 pixels (1/255, 1/127.5...)
+
+
+def input_rescaling(spec) -> LayerSpec | None:
+    """The ``rescaling`` layer the network's input reaches first (through augmentation layers only), or None:
+    where a Keras user's ``Rescaling(1./255)`` sits, so the pixels it is handed can be judged."""
+    reached, found = {INPUT}, None
+    for layer in spec.layers:  # in order: a layer's inputs come before it
+        if len(layer.inputs) != 1 or layer.inputs[0] not in reached:
+            continue
+        if layer.kind == "rescaling":
+            found = found or layer
+        elif layer.definition.augmentation:
+            reached.add(layer.name)
+    return found
+
+
+def expects_raw_pixels(spec) -> bool:
+    """Whether the network scales its pixels down itself (a first ``rescaling`` of at most 1/64, as
+    ``Rescaling(1./255)``): it is then handed 0..255 pixels, as in Keras."""
+    layer = input_rescaling(spec)
+    return layer is not None and 0 < abs(layer["scale"]) <= RAW_PIXEL_SCALE
 
 
 @register
