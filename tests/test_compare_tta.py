@@ -120,3 +120,18 @@ def test_a_bf16_run_is_scored_in_bf16_as_cnnlab_evaluate_scores_it(tmp_path, mon
         plain, flipped = runs.evaluate(run), runs.evaluate(run, tta="flip")
         assert plain.precision == "bf16"
         assert table[spec][6:9] == [f"{plain.accuracy:.4f}", f"{flipped.accuracy:.4f}", f"{plain.loss:.4f}"]
+
+
+def test_an_edited_accuracy_that_its_predictions_do_not_score_is_measured_again(plain_then_flipped, monkeypatch):
+    from cnnlab.experiment import analysis
+
+    folder, _, flipped = plain_then_flipped
+    _compare(folder.parent, "--tta", "flip")
+    entry = folder / "analyses" / f"{run_of(folder, 'mlp').name}.json"
+    record = json.loads(entry.read_text())
+    record["measurements"]["test_accuracy"] = 0.99 if record["measurements"]["test_accuracy"] != 0.99 else 0.5
+    entry.write_text(json.dumps(record))
+    measured, real = [], analysis._measure
+    monkeypatch.setattr(analysis, "_measure", lambda *args: measured.append(args[0].name) or real(*args))
+    _, again = _compare(folder.parent, "--tta", "flip")
+    assert measured == [run_of(folder, "mlp").name] and again == flipped

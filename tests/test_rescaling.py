@@ -112,7 +112,7 @@ def test_a_scale_beyond_float32_or_written_as_yaml_text_is_named(tmp_path):
         _spec([{"kind": "rescaling", "scale": 1e39}])
     path = tmp_path / "net.yaml"
     path.write_text("input: [4, 4, 3]\nlayers:\n  - {kind: rescaling, scale: 1e-3}\n")
-    with pytest.raises(SpecError, match=r"got '1e-3' \(text, not a number: in YAML write 1.0e-3"):
+    with pytest.raises(SpecError, match=r"got .1e-3. \(text: YAML reads 1e-3 as a string; write 1.0e-3\)"):
         load_spec_file(str(path))
 
 
@@ -123,3 +123,15 @@ def test_fit_says_so_once_in_its_output(capsys):
     pixels = np.random.default_rng(0).integers(0, 256, (8, 4, 4, 3), dtype=np.uint8)
     model.fit(pixels, np.arange(8) % 2, epochs=1, batch_size=4, verbose=2)
     assert capsys.readouterr().out.count("scaled twice") == 1
+
+
+def test_validation_pixels_scaled_twice_get_the_note_too(capsys):
+    inputs = Input(shape=(4, 4, 3))
+    model = cnnlab.Model(inputs=inputs, outputs=Dense(2, activation="softmax")(Flatten()(Rescaling(1 / 255)(inputs))))
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0, 255, (8, 4, 4, 3)).astype(np.float32)  # as Keras takes them: no note
+    model.fit(raw, np.arange(8) % 2, epochs=1, batch_size=4, verbose=2, validation_data=(raw, np.arange(8) % 2))
+    assert "scaled twice" not in capsys.readouterr().out
+    pixels = rng.integers(0, 256, (8, 4, 4, 3), dtype=np.uint8)
+    model.fit(raw, np.arange(8) % 2, epochs=1, batch_size=4, verbose=2, validation_data=(pixels, np.arange(8) % 2))
+    assert "multiplies the validation pixels by 0.00392" in capsys.readouterr().out

@@ -174,15 +174,16 @@ def prepare(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, config: TrainC
     return new_state(model, config, math.ceil(len(labels) / config.batch_size)), data, split
 
 
-def rescaled_twice(spec, x) -> str | None:
+def rescaled_twice(spec, x, which: str = "") -> str | None:
     """A note where pixels already in [0, 1] (uint8, which cnnlab divides by 255, or such floats) meet a
-    ``rescaling`` that divides them again: Keras code often begins with ``Rescaling(1./255)``."""
+    ``rescaling`` that divides them again: Keras code often begins with ``Rescaling(1./255)``.
+    ``which`` names the images (``"validation "``) in the note."""
     from cnnlab.net.kinds.core import expects_raw_pixels, input_rescaling
 
     if spec is None or not expects_raw_pixels(spec) or not _scaled_pixels(x):
         return None
     layer = input_rescaling(spec)
-    return (f"layer '{layer.name}' (rescaling) multiplies the pixels by {layer['scale']:.3g}, but they reach it "
+    return (f"layer '{layer.name}' (rescaling) multiplies the {which}pixels by {layer['scale']:.3g}, but they reach it "
             "in [0, 1] (cnnlab divides uint8 pixels by 255; Keras does not): scaled twice; remove that layer, "
             "or pass float pixels in 0..255")
 
@@ -225,7 +226,8 @@ def open_session(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndar
     seed_everything(config.seed)
     set_deterministic(config.deterministic)
     state, tensors, split = prepare(build(), x, y, config, validation, class_names)
-    note = rescaled_twice(getattr(state.model, "spec", None), x)
+    spec = getattr(state.model, "spec", None)
+    note = rescaled_twice(spec, x) or (validation is not None and rescaled_twice(spec, validation[0], "validation "))
     if note and callback is not None:
         callback.note(note)
     config = session_precision(state, tensors, config, callback)  # "auto" timed; bf16 only with bf16 units

@@ -8,6 +8,7 @@ tests (which draw values per type) are generic over them. Pure Python.
 from __future__ import annotations
 
 import difflib
+import re
 import reprlib
 from dataclasses import dataclass
 from typing import Any
@@ -67,16 +68,19 @@ class FieldType:
 
 
 def _number_text_hint(value: Any) -> str:
-    """Why a number arrived as text: YAML 1.1 (PyYAML's) reads ``1e-3`` as a string; ``1.0e-3`` is a number."""
+    """Why a number arrived as text: YAML 1.1 (PyYAML's) reads ``1e-3`` as a string (``1.0e-3`` is a
+    number), and a quoted number is a string."""
     if not isinstance(value, str) or len(value) > SHOWN_CHARS:
         return ""
+    exponent = re.fullmatch(r"([-+]?\d+)[eE]([-+]?)(\d+)", value.strip())
+    if exponent:
+        mantissa, sign, power = exponent.groups()
+        return f" (text: YAML reads {value.strip()} as a string; write {mantissa}.0e{sign or '+'}{power})"
     try:
         number = float(value)
     except ValueError:
         return ""
-    if number != number or abs(number) == float("inf"):
-        return ""
-    return " (text, not a number: in YAML write 1.0e-3 or 0.001 rather than 1e-3, and no quotes)"
+    return " (a string: write the number without quotes)" if abs(number) < float("inf") else ""
 
 
 class PositiveInt(FieldType):
