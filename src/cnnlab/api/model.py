@@ -226,7 +226,7 @@ class Model(NetworkViews):
         device = self._device()
         tensor = images_to_tensor(self._images(x, "x"), device)
         with torch.no_grad(), autocast(device, self._inference_precision(device)):
-            parts = [module.probabilities(tensor[i:i + batch_size]).float() for i in range(0, len(tensor), batch_size)]
+            parts = [module.probabilities(tensor[i:i + batch_size]) for i in range(0, len(tensor), batch_size)]
         return torch.cat(parts).cpu().numpy()
 
     def _inference_precision(self, device) -> str:

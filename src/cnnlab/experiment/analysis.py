@@ -95,6 +95,7 @@ def evaluate_run(run_dir: Path, data, *, status: str, seed: int, deep: bool, shi
     from cnnlab.net.resolve import summarize
     from cnnlab.net.spec import parse_spec
     from cnnlab.runs.directory import RunError, read_json, read_metrics, read_text
+    from cnnlab.runs.evaluation import run_precision
     from cnnlab.runs.records import read_config
 
     run_dir = Path(run_dir)
@@ -105,7 +106,8 @@ def evaluate_run(run_dir: Path, data, *, status: str, seed: int, deep: bool, shi
     info = summarize(parse_spec(saved["spec"], source=str(run_dir / "config.json")))
     manifest = read_json(run_dir / "manifest.json")
     shifts = tuple(shifts_for(data.image_shape) if shifts is None else shifts)
-    measured = measure_run(run_dir, data, deep=deep, shifts=shifts, tta=tta,
+    precision = run_precision(saved, run_dir, torch.device("cpu"))  # as `cnnlab evaluate` scores the run
+    measured = measure_run(run_dir, data, deep=deep, shifts=shifts, tta=tta, precision=precision,
                            cache_root=comparison_folder_of(run_dir) if cache_root is None else cache_root)
     split = manifest.get("split") if isinstance(manifest.get("split"), dict) else {}
     return RunOutcome(
@@ -153,13 +155,11 @@ def deep_analysis(measured: RunMeasurements, data, info) -> DeepAnalysis:
 
 
 def measure_run(run_dir: Path, data, *, deep: bool, shifts: tuple[int, ...],
-                cache_root: Path | None, tta: str | None = None) -> RunMeasurements:
-    """The run's measurements: from the cache under ``cache_root`` when they were made on these weights."""
+                cache_root: Path | None, tta: str | None = None, precision: str = "fp32") -> RunMeasurements:
+    """The run's measurements: from the cache under ``cache_root`` when they were made on these weights
+    (in ``precision``, with ``tta``)."""
     from cnnlab.files import write_file
-    from cnnlab.runs.evaluation import run_precision
-    from cnnlab.runs.records import read_config
 
-    precision = run_precision(read_config(run_dir), run_dir, torch.device("cpu"))  # as `cnnlab evaluate` scores it
     key = cache_key(run_dir, data, shifts, tta, precision)
     path = None if cache_root is None else Path(cache_root) / CACHE_FOLDER / f"{run_dir.name}.json"
     cached = None if path is None else read_cached(path, key, data)

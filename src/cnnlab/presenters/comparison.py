@@ -45,12 +45,15 @@ def comparison_rows(comparison: Comparison) -> list[tuple[str, ...]]:
     return rows
 
 
+def tta_explanation(tta: str) -> str:
+    """What the test-time augmentation column holds, in words (the table's line and the report's sentence)."""
+    return (f"{tta_heading(tta)}: each test image scored by the mean of its views' class probabilities "
+            f"(test-time augmentation, --tta {tta})")
+
+
 def tta_line(comparison: Comparison) -> list[str]:
     """What the test-time augmentation column is, when there is one."""
-    if comparison.tta is None:
-        return []
-    return [f"{tta_heading(comparison.tta)}: each test image scored by the mean of its views' class "
-            f"probabilities (test-time augmentation, --tta {comparison.tta}); the other columns are without it"]
+    return [] if comparison.tta is None else [f"{tta_explanation(comparison.tta)}; the other columns are without it"]
 
 
 def format_comparison(comparison: Comparison) -> str:

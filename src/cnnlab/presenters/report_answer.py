@@ -77,7 +77,7 @@ def table(document: Document, comparison: Comparison) -> None:
     """The side-by-side table, accuracies in percent (mean ± sample standard deviation over seeds)."""
     document.heading("Results side by side", "results")
     # the answer's columns first: on a phone the table scrolls, and the rest may wait
-    from cnnlab.presenters.comparison import tta_heading
+    from cnnlab.presenters.comparison import tta_explanation, tta_heading
 
     augmented = [] if comparison.tta is None else [tta_heading(comparison.tta)]
     rows = [[model.spec, percent_stat(model.test_accuracy),
@@ -87,9 +87,8 @@ def table(document: Document, comparison: Comparison) -> None:
     document.table(["model", "test acc", *augmented, "test loss", "final val acc", "best val acc", "parameters",
                     "MACs per image", "s per epoch"], rows)
     if augmented:
-        document.prose("{heading}: each test image scored by the mean of the class probabilities of its views "
-                       "(test-time augmentation, --tta {tta}); the other columns, and everything below, "
-                       "are without it.", heading=augmented[0], tta=comparison.tta)
+        document.prose("{explanation}; the other columns, and everything below, are without it.",
+                       explanation=tta_explanation(comparison.tta))
     seeds = sorted({run.seed for model in comparison.models for run in model.runs})
     if comparison.seeds > 1:
         document.prose("Mean ± sample standard deviation over {seeds} of each model.", seeds=seeds_text(seeds))
