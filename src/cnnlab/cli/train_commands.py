@@ -29,6 +29,10 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     add("--optimizer", choices=OPTIMIZERS, help="the optimizer (homework: adam)")
     add("--momentum", type=float, help="sgd momentum (homework: 0)")
     add("--nesterov", action="store_true", default=None, help="sgd: Nesterov momentum")
+    add("--muon-lr", type=float, metavar="LR",
+        help="muon (cnnlab's, after airbench: Muon for convolution kernels, sgd with --lr, --momentum "
+             "and --nesterov for the rest): the kernels' rate (default 0.1)")
+    add("--muon-momentum", type=float, metavar="M", help="muon: the kernels' Nesterov momentum (default 0.6)")
     add("--weight-decay", type=float, metavar="WD",
         help="decoupled weight decay, as Keras 3 applies it (lr x WD per step; default: none, adamw: 0.004)")
     add("--schedule", choices=SCHEDULES, help="learning-rate schedule over the steps (homework: constant)")
@@ -96,7 +100,8 @@ def close_callback(callback) -> None:
         callback.close()
 
 
-RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov", "weight_decay", "schedule",
+RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov", "muon_lr", "muon_momentum",
+                  "weight_decay", "schedule",
                   "warmup_epochs", "label_smoothing", "bias_lr_scale", "ema_momentum", "val_split", "split_method",
                   "seed", "device", "init", "deterministic", "early_stopping", "patience", "precision")
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from cnnlab.errors import CnnlabError
 from cnnlab.net.fields import shown
 
-OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
+OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop", "muon")
 SCHEDULES = ("constant", "cosine", "linear", "onecycle")
 DEVICES = ("auto", "cpu", "cuda")
 INITS = ("keras", "torch")
@@ -28,8 +28,10 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     optimizer: str = "adam"
-    momentum: float = 0.0          # sgd
-    nesterov: bool = False         # sgd
+    momentum: float = 0.0          # sgd, and muon's sgd part
+    nesterov: bool = False         # sgd, and muon's sgd part
+    muon_lr: float = 0.1           # muon: the convolution kernels' rate (cnnlab's, from airbench)
+    muon_momentum: float = 0.6     # muon: the convolution kernels' Nesterov momentum
     weight_decay: float | None = None  # decoupled, as Keras 3 (adamw: Keras' 0.004 when None)
     schedule: str = "constant"
     warmup_epochs: float = 0.0     # linear warm-up from 0 to lr, before any schedule
@@ -88,14 +90,25 @@ class TrainConfig:
         """momentum, nesterov and weight_decay: where torch would refuse them, or ignore them unseen."""
         if not 0 <= self.momentum <= 1:
             raise ConfigError(f"momentum must be in [0, 1] (as in Keras), got {self.momentum}")
-        if self.optimizer != "sgd" and (self.momentum or self.nesterov):
-            raise ConfigError(f"momentum and nesterov apply to the sgd optimizer, not {self.optimizer}")
+        if self.optimizer not in ("sgd", "muon") and (self.momentum or self.nesterov):
+            raise ConfigError(f"momentum and nesterov apply to the sgd and muon optimizers, not {self.optimizer}")
         if self.nesterov and not self.momentum:
             raise ConfigError("nesterov needs a momentum above 0 (e.g. --momentum 0.9)")
         if self.weight_decay is not None and not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
             raise ConfigError(f"weight_decay must be a non-negative number, got {self.weight_decay}")
         if not (self.bias_lr_scale > 0 and math.isfinite(self.bias_lr_scale)):
             raise ConfigError(f"bias_lr_scale must be a positive number, got {self.bias_lr_scale}")
+        self._check_muon_options()
+
+    def _check_muon_options(self) -> None:
+        """muon_lr and muon_momentum: in range, and only where the muon optimizer reads them."""
+        if not (self.muon_lr > 0 and math.isfinite(self.muon_lr)):
+            raise ConfigError(f"muon_lr must be a positive number, got {self.muon_lr}")
+        if not 0 <= self.muon_momentum < 1:
+            raise ConfigError(f"muon_momentum must be in [0, 1), got {self.muon_momentum}")
+        defaults = (TrainConfig.muon_lr, TrainConfig.muon_momentum)
+        if self.optimizer != "muon" and (self.muon_lr, self.muon_momentum) != defaults:
+            raise ConfigError(f"muon_lr and muon_momentum apply to the muon optimizer, not {self.optimizer}")
 
     def _check_regularisers(self) -> None:
         """label_smoothing, warmup and the weight average: ranges Keras allows, and a warm-up that ends."""
@@ -123,7 +136,8 @@ class TrainConfig:
 
 _NUMBER = (int, float)
 _TYPES = {"epochs": (int,), "batch_size": (int,), "lr": _NUMBER, "optimizer": (str,), "momentum": _NUMBER,
-          "nesterov": (bool,), "weight_decay": (*_NUMBER, type(None)), "schedule": (str,),
+          "nesterov": (bool,), "muon_lr": _NUMBER, "muon_momentum": _NUMBER,
+          "weight_decay": (*_NUMBER, type(None)), "schedule": (str,),
           "val_split": _NUMBER, "split_method": (str,), "seed": (int,), "device": (str,), "init": (str,),
           "deterministic": (bool,), "early_stopping": (str, type(None)), "patience": (int,),
           "eval_batch_size": (int,), "precision": (str,), "warmup_epochs": _NUMBER,

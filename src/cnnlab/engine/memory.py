@@ -81,6 +81,8 @@ def optimizer_states(config: TrainConfig) -> int:
         return 2
     if config.optimizer == "rmsprop":
         return 1
+    if config.optimizer == "muon":
+        return 1  # a momentum buffer for every weight (the kernels' at muon_momentum)
     return 1 if config.momentum else 0
 
 

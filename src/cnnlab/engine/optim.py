@@ -7,6 +7,7 @@ import math
 import torch
 
 from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.muon import MuonSGD
 
 KERAS_EPSILON = 1e-7
 KERAS_ADAMW_DECAY = 0.004
@@ -63,26 +64,39 @@ class DecoupledSGD(torch.optim.SGD):
 
 
 def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list:
-    """The model's parameters as the optimizer takes them: one list, or, with ``bias_lr_scale``, the
-    biases (batchnorm's beta included) in a group of their own whose learning rate is ``lr`` times
-    the scale and whose decay per step is the other weights' (airbench's bias scaler)."""
-    named = list(model.named_parameters())
-    if config.bias_lr_scale == 1:
+    """The model's parameters as the optimizer takes them: one list, or groups. With
+    ``bias_lr_scale``, the biases (batchnorm's beta included) are a group whose learning rate is
+    ``lr`` times the scale and whose decay per step is the other weights' (airbench's bias scaler);
+    with the ``muon`` optimizer, the trainable convolution kernels are a group of Muon steps at
+    ``muon_lr`` and ``muon_momentum``. ``lr_scale`` is each group's rate over ``lr`` (schedules and
+    ``Model.learning_rate`` keep it)."""
+    named = [(name, param) for name, param in model.named_parameters()]
+    groups = []
+    if config.optimizer == "muon":
+        kernels = [param for _, param in named if param.ndim == 4 and param.requires_grad]
+        groups += [] if not kernels else [{"params": kernels, "muon": True, "lr": config.muon_lr,
+                                        "lr_scale": config.muon_lr / config.lr,
+                       "momentum": config.muon_momentum, "nesterov": True, "weight_decay": 0.0}]
+        named = [(name, param) for name, param in named if not any(param is kernel for kernel in kernels)]
+    if config.bias_lr_scale == 1 and not groups:
         return [param for _, param in named]  # one group: the optimizer (and its checkpoint) as before
     biases = [param for name, param in named if name.endswith(".bias")]
     others = [param for name, param in named if not name.endswith(".bias")]
     scale = config.bias_lr_scale
-    return [{"params": others, "lr_scale": 1.0, "decay_scale": 1.0},
-            {"params": biases, "lr": config.lr * scale, "lr_scale": scale, "decay_scale": 1 / scale}]
+    return groups + [group for group in (
+        {"params": others, "lr_scale": 1.0, "decay_scale": 1.0},
+        {"params": biases, "lr": config.lr * scale, "lr_scale": scale, "decay_scale": 1 / scale}) if group["params"]]
 
 
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     """Keras' optimizers: adam and adamw with epsilon 1e-7, rmsprop with rho 0.9, sgd with optional
     momentum / nesterov; ``weight_decay`` is decoupled (scaled by the learning rate), as in Keras 3.
+    ``muon`` is cnnlab's (airbench's): Muon for convolution kernels, sgd for the rest (engine/muon.py).
     ``params`` is a list of parameters or :func:`parameter_groups`' groups."""
     optimizer = _optimizer(list(params), config)
     for group in optimizer.param_groups:
-        if "weight_decay" in group:  # adamw, rmsprop: a raised learning rate does not raise the decay
+        if "weight_decay" in group and config.optimizer != "muon":
+            # adamw, rmsprop: a raised learning rate does not raise the decay (muon scales its own)
             group["weight_decay"] *= group.get("decay_scale", 1.0)
     return optimizer
 
@@ -99,6 +113,8 @@ def _optimizer(params: list, config: TrainConfig) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=config.lr, betas=(0.9, 0.999), eps=KERAS_EPSILON, **fused)
     if config.optimizer == "rmsprop":
         return KerasRMSprop(params, lr=config.lr, weight_decay=decay)
+    if config.optimizer == "muon":
+        return MuonSGD(params, config.lr, config.momentum, config.nesterov, decay)
     if decay:
         return DecoupledSGD(params, config.lr, config.momentum, config.nesterov, decay)
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
@@ -115,6 +131,8 @@ def make_schedule(optimizer, config: TrainConfig, steps_per_epoch: int):
     if config.schedule == "onecycle":
         rise = {"pct_start": warmup / total} if warmup else {}
         peaks = [config.lr * group.get("lr_scale", 1.0) for group in optimizer.param_groups]
+        # muon keeps each group's momentum (onecycle's cycling would set Muon's 0.6 to 0.85-0.95)
+        rise["cycle_momentum"] = config.optimizer != "muon"
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=total, **rise)
     if warmup:
         return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupThen(config.schedule, warmup, total))

@@ -65,8 +65,11 @@ def recipe_config(spec) -> TrainConfig:
 def describe_options(train: dict) -> str:
     """A run's training options in words, as a recipe's description gives them: what actually ran."""
     config = TrainConfig(**{k: v for k, v in train.items() if k in {f.name for f in fields(TrainConfig)}})
-    optimizer = config.optimizer + (" nesterov" if config.nesterov else "")
+    optimizer = ("sgd" if config.optimizer == "muon" else config.optimizer) + (" nesterov" if config.nesterov else "")
     words = [f"{optimizer} {config.lr:g}"]
+    if config.optimizer == "muon":
+        words = [f"muon {config.muon_lr:g} (momentum {config.muon_momentum:g}) for convolution kernels",
+                 f"{optimizer} {config.lr:g} for the rest"]
     words += [f"momentum {config.momentum:g}"] if config.momentum else []
     words += [f"weight decay {config.weight_decay:g}"] if config.weight_decay else []
     words += [f"batch {config.batch_size}", f"{config.epochs} epoch" + ("s" if config.epochs != 1 else "")]
