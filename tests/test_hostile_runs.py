@@ -147,7 +147,7 @@ def test_nan_in_the_first_epoch_claims_no_checkpoint(tmp_path):
     (["--seed", str(2**70)], "seed must be an integer from 0 to 2**63 - 1"),
     (["--optimizer", "sgd", "--momentum", "-1"], "momentum must be in [0, 1]"),
     (["--optimizer", "sgd", "--nesterov"], "nesterov needs a momentum above 0"),
-    (["--momentum", "0.9"], "momentum and nesterov apply to the sgd optimizer, not adam"),
+    (["--momentum", "0.9"], "momentum and nesterov apply to the sgd and muon optimizers, not adam"),
     (["--lr", "inf"], "lr must be a positive number"),
     (["--name", "../escape"], "--name must be a plain folder name"),
     (["--val-split", "0", "--early-stopping", "val_loss"], "early stopping on val_loss needs validation data"),

@@ -14,7 +14,7 @@ from cnnlab.engine.memory import optimizer_states
 from cnnlab.engine.muon import MuonSGD, orthogonalise
 from cnnlab.engine.optim import make_optimizer, make_schedule, parameter_groups
 from cnnlab.engine.recipes import describe_options
-from test_training import run_script
+from test_training import assert_killed_run_resumes_exactly
 
 MUON = {"optimizer": "muon", "lr": 0.2, "momentum": 0.9, "nesterov": True, "muon_lr": 0.05,
         "muon_momentum": 0.6, "weight_decay": 0.01}
@@ -137,11 +137,4 @@ def test_a_killed_muon_run_resumes_to_the_uninterrupted_weights(tmp_path):
                              schedule="linear")
         runs.train("cnn", "digits", config, out="runs", name="{name}", callback={callback})
     """
-    assert run_script(script.replace("{name}", "whole").replace("{callback}", "None"), tmp_path).returncode == 0
-    killed = run_script(script.replace("{name}", "killed").replace("{callback}", "KillAt(2, 25)"), tmp_path)
-    assert killed.returncode == -9
-    resumed = run_script("import torch; torch.set_num_threads(1); from cnnlab import runs; runs.resume('runs/killed')",
-                         tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    whole, again = tmp_path / "runs/whole", tmp_path / "runs/killed"
-    assert (whole / "model.safetensors").read_bytes() == (again / "model.safetensors").read_bytes()
+    assert_killed_run_resumes_exactly(script, tmp_path)

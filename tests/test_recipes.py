@@ -17,7 +17,7 @@ from cnnlab.engine.loop import TensorData, run_epochs, train_step
 from cnnlab.engine.optim import make_optimizer, make_schedule
 from cnnlab.engine.recipes import RECIPES, describe_options, get_recipe
 from cnnlab.engine.session import new_state
-from test_training import run_script, strip_times
+from test_training import assert_killed_run_resumes_exactly
 
 from fixtures import assert_error_line
 
@@ -178,17 +178,7 @@ def test_an_ema_run_with_a_bias_lr_scale_resumes_exactly(tmp_path):
                              bias_lr_scale=4.0, weight_decay=0.001)  # two parameter groups
         runs.train("cnn", "digits", config, out="runs", name="{name}", callback={callback})
     """
-    assert run_script(script.replace("{name}", "whole").replace("{callback}", "None"), tmp_path).returncode == 0
-    killed = run_script(script.replace("{name}", "killed").replace("{callback}", "KillAt(2, 25)"), tmp_path)
-    assert killed.returncode == -9
-    resumed = run_script("import torch; torch.set_num_threads(1); from cnnlab import runs; runs.resume('runs/killed')",
-                         tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    whole, again = tmp_path / "runs/whole", tmp_path / "runs/killed"
-    assert (whole / "model.safetensors").read_bytes() == (again / "model.safetensors").read_bytes()
-    from cnnlab.runs.directory import read_metrics
-
-    assert strip_times(read_metrics(whole)) == strip_times(read_metrics(again))
+    assert_killed_run_resumes_exactly(script, tmp_path)
 
 
 def test_an_unknown_recipe_is_one_error_line(capsys):

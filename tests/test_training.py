@@ -49,6 +49,21 @@ def strip_times(rows):
             for row in rows]
 
 
+def assert_killed_run_resumes_exactly(script: str, tmp_path) -> None:
+    """``script`` (with ``{name}`` and ``{callback}`` to fill) run whole, then killed in epoch 2 and
+    resumed: the same weights, bit for bit, and the same metrics."""
+    whole = run_script(script.replace("{name}", "whole").replace("{callback}", "None"), tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    killed = run_script(script.replace("{name}", "killed").replace("{callback}", "KillAt(2, 25)"), tmp_path)
+    assert killed.returncode == -9
+    resumed = run_script("import torch; torch.set_num_threads(1); from cnnlab import runs; runs.resume('runs/killed')",
+                         tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    whole, again = tmp_path / "runs/whole", tmp_path / "runs/killed"
+    assert (whole / "model.safetensors").read_bytes() == (again / "model.safetensors").read_bytes()
+    assert strip_times(read_metrics(whole)) == strip_times(read_metrics(again))
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_to_identical_weights(tmp_path):
     whole = run_script(TRAIN_SCRIPT.format(callback="None", name="whole"), tmp_path)

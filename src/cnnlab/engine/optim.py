@@ -70,22 +70,25 @@ def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list:
     with the ``muon`` optimizer, the trainable convolution kernels are a group of Muon steps at
     ``muon_lr`` and ``muon_momentum``. ``lr_scale`` is each group's rate over ``lr`` (schedules and
     ``Model.learning_rate`` keep it)."""
-    named = [(name, param) for name, param in model.named_parameters()]
+    named = list(model.named_parameters())
     groups = []
     if config.optimizer == "muon":
-        kernels = [param for _, param in named if param.ndim == 4 and param.requires_grad]
-        groups += [] if not kernels else [{"params": kernels, "muon": True, "lr": config.muon_lr,
-                                        "lr_scale": config.muon_lr / config.lr,
-                       "momentum": config.muon_momentum, "nesterov": True, "weight_decay": 0.0}]
-        named = [(name, param) for name, param in named if not any(param is kernel for kernel in kernels)]
+        kernels = [param for _, param in named if _takes_muon(param)]
+        named = [(name, param) for name, param in named if not _takes_muon(param)]
+        groups += [{"params": kernels, "muon": True, "lr": config.muon_lr, "lr_scale": config.muon_lr / config.lr,
+                    "momentum": config.muon_momentum, "nesterov": True, "weight_decay": 0.0}] if kernels else []
     if config.bias_lr_scale == 1 and not groups:
         return [param for _, param in named]  # one group: the optimizer (and its checkpoint) as before
     biases = [param for name, param in named if name.endswith(".bias")]
     others = [param for name, param in named if not name.endswith(".bias")]
     scale = config.bias_lr_scale
-    return groups + [group for group in (
-        {"params": others, "lr_scale": 1.0, "decay_scale": 1.0},
-        {"params": biases, "lr": config.lr * scale, "lr_scale": scale, "decay_scale": 1 / scale}) if group["params"]]
+    return groups + [{"params": others, "lr_scale": 1.0, "decay_scale": 1.0},
+                     {"params": biases, "lr": config.lr * scale, "lr_scale": scale, "decay_scale": 1 / scale}]
+
+
+def _takes_muon(param: torch.nn.Parameter) -> bool:
+    """A trainable convolution kernel: (filters, in_channels, kh, kw)."""
+    return param.ndim == 4 and param.requires_grad
 
 
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
