@@ -7,7 +7,7 @@
 Every run is a fresh process (``--child``) timed from its start to its exit: Python and torch
 loading, the dataset's load (cnnlab's decoded cache, which the parent fills once, untimed, before
 the first run, so that the baseline and ``fast`` load the same way),
-building, training and the final test evaluation (fast with ``--tta flip``) are all included.
+building, training and the final test evaluation (fast with ``--tta flip_translate``) are all included.
 After each epoch a probe scores the test set from the epoch's checkpoint, so that accuracy can
 be plotted against time; the probe's own seconds are measured and subtracted. The figures go
 to a JSON file and a plot, with the machine (CPU model and its bf16 capability), versions and seeds.

@@ -140,10 +140,10 @@ def test_a_preset_carries_its_recipe_and_options_override_it():
     parse = build_parser().parse_args
     fast = config_from_args(parse(["train", "fast", "--epochs", "3"]))
     assert fast == RECIPES["fast"].config({"epochs": 3})
-    assert (fast.optimizer, fast.batch_size, fast.label_smoothing, fast.epochs) == ("sgd", 512, 0.2, 3)
+    assert (fast.optimizer, fast.batch_size, fast.label_smoothing, fast.epochs) == ("muon", 512, 0.2, 3)
     homework = config_from_args(parse(["train", "cnn"]))
     assert homework == TrainConfig(recipe="homework")  # the experiment's recipe does not move
-    assert config_from_args(parse(["train", "cnn", "--recipe", "fast"])).optimizer == "sgd"
+    assert config_from_args(parse(["train", "cnn", "--recipe", "fast"])).optimizer == "muon"
     assert describe_options(homework.to_dict()) == "homework: adam 0.001, batch 32, 5 epochs, 20% validation"
 
 
@@ -162,7 +162,7 @@ def test_compare_trains_each_model_with_its_own_recipe(tmp_path, monkeypatch):
             "--name", "mixed", "--json"]
     assert main(argv) == 0
     options = json.loads((tmp_path / "mixed/options.json").read_text())["train"]
-    assert options["mlp"]["optimizer"] == "adam" and options[str(spec)]["optimizer"] == "sgd"
+    assert options["mlp"]["optimizer"] == "adam" and options[str(spec)]["optimizer"] == "muon"
     assert options[str(spec)]["epochs"] == 1  # the option given wins over the recipe's 2
 
 

@@ -122,7 +122,7 @@ def test_bias_lr_scale_refuses_what_is_not_a_positive_number(value):
 def test_bias_lr_scale_on_the_command_line_overrides_the_recipe():
     args = build_parser().parse_args(["train", "fast", "--data", "digits", "--bias-lr-scale", "16"])
     config = config_from_args(args, "fast")
-    assert (config.bias_lr_scale, config.recipe, config.optimizer) == (16.0, "fast", "sgd")
+    assert (config.bias_lr_scale, config.recipe, config.optimizer) == (16.0, "fast", "muon")
 
 
 def test_a_keras_users_scale_free_batchnorm_runs_in_the_functional_api():
