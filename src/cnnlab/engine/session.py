@@ -25,6 +25,7 @@ from cnnlab.engine.batches import compact_pixels, image_batches, to_network_inpu
 from cnnlab.engine.config import ConfigError, TrainConfig
 from cnnlab.engine.data_parallel import parallelize
 from cnnlab.engine.distributed import local_device
+from cnnlab.engine.heap import retained_heap
 from cnnlab.engine.loop import Callback, TensorData, TrainState, run_epochs, train_step
 from cnnlab.engine.optim import make_optimizer, make_schedule, parameter_groups
 from cnnlab.engine.precision import session_precision
@@ -248,5 +249,6 @@ def train_model(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndarr
     session = open_session(build, x, y, config, validation=validation, class_names=class_names, callback=callback)
     if before_run is not None:
         before_run(session)
-    run_epochs(session.state, session.tensors, session.config, callback, on_epoch_saved)
+    with retained_heap(session.tensors.y_train.device.type):  # large CPU tensors stop page-faulting
+        run_epochs(session.state, session.tensors, session.config, callback, on_epoch_saved)
     return session
