@@ -8,9 +8,8 @@ those pages again, one minor page fault per 4 KiB page. Measured on a 2-core AMD
 (AVX2 only), one epoch in a fresh process on CIFAR-10, glibc's defaults against
 :func:`retained_heap`: ``fast`` 63.8 s (4.9 M page faults) against 60.6 s (0.75 M, most of
 them the process's start); the homework's ``cnn`` 98.4 s (6.9 M) against 88.0 s (0.15 M)
-(docs/benchmarks.md). This is
-what PyTorch's CPU tuning guide gets from jemalloc or tcmalloc, done with glibc's own
-``mallopt``: no extra library and nothing to preload.
+(docs/benchmarks.md). This is what PyTorch's CPU tuning guide gets from jemalloc or
+tcmalloc, done with glibc's own ``mallopt``: no extra library and nothing to preload.
 
 During training only: afterwards the defaults come back and ``malloc_trim`` returns the
 kept memory to the system, so a notebook does not hold the training peak for ever. A user
