@@ -16,8 +16,8 @@ from cnnlab.cli import (
 )
 from cnnlab.errors import CnnlabError, without_reprs
 
-COMMAND_MODULES = [model_commands, data_commands, train_commands, compare_commands, export_commands,
-                   completion_commands]
+# ``completion`` comes last and apart: it is handed the finished parser, whose script it prints
+COMMAND_MODULES = [model_commands, data_commands, train_commands, compare_commands, export_commands]
 
 
 class Parser(argparse.ArgumentParser):
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
         module.register(commands)
+    completion_commands.register(commands, parser)
     return parser
 
 
