@@ -10,8 +10,6 @@ The pure parts (specs, shape and parameter inference) import without torch:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from cnnlab import callbacks, layers, optimizers, utils  # as after `import keras` (none imports torch)
 from cnnlab.api import History, Model, Sequential, load_data, load_model, show_samples
 from cnnlab.errors import CnnlabError
@@ -19,6 +17,7 @@ from cnnlab.net.inference import ModelInfo, infer
 from cnnlab.net.presets import preset
 from cnnlab.net.resolve import resolve_spec, summarize
 from cnnlab.net.spec import ModelSpec, SpecError, parse_spec
+from cnnlab.version import __version__
 
 
 def print_summary(spec, input_shape=None, classes=None) -> None:

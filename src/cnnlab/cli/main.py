@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cnnlab import __version__
 from cnnlab.cli import (
     compare_commands,
     completion_commands,
@@ -15,6 +14,7 @@ from cnnlab.cli import (
     train_commands,
 )
 from cnnlab.errors import CnnlabError, without_reprs
+from cnnlab.version import __version__
 
 # ``completion`` comes last and apart: it is handed the finished parser, whose script it prints
 COMMAND_MODULES = [model_commands, data_commands, train_commands, compare_commands, export_commands]

@@ -14,8 +14,8 @@ import types
 from pathlib import Path
 from typing import Any
 
-from cnnlab import __version__
 from cnnlab.net.spec import INPUT, ModelSpec
+from cnnlab.version import __version__
 
 # The final comment of every generated file's docstring: where it came from.
 WRITTEN_BY = f"Written by cnnlab {__version__} (cnnlab export); it does not need cnnlab."

@@ -67,7 +67,7 @@ def create_marked(folder: Path, kind: str) -> None:
 
     Should the marker fail to be written, the empty folder is removed again.
     """
-    from cnnlab import __version__
+    from cnnlab.version import __version__
 
     folder.mkdir()  # 0777 less the umask; FileExistsError for the caller
     try:

@@ -156,7 +156,7 @@ def manifest(dataset, config: TrainConfig, device, argv: list[str] | None) -> di
     import numpy
     import torch
 
-    from cnnlab import __version__
+    from cnnlab.version import __version__
 
     return {
         "versions": {"cnnlab": __version__, "python": platform.python_version(), "torch": torch.__version__,
