@@ -88,9 +88,9 @@ def test_made_up_kind_trains(scale_kind):
     assert not torch.equal(factors, torch.full((4,), 0.5))  # the new kind's parameter was trained
 
 
-def test_readme_documents_every_kind():
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    assert kinds_markdown() in readme, "README's layer-kind table differs from the registry: paste kinds_markdown()"
+def test_networks_guide_documents_every_kind():
+    guide = (Path(__file__).parent.parent / "docs" / "networks.md").read_text()
+    assert kinds_markdown() in guide, "docs/networks.md's kind table differs from the registry: paste kinds_markdown()"
 
 
 def test_a_kind_cannot_be_registered_twice():
