@@ -2,7 +2,9 @@
 
 A kind declares its fields (types, defaults, Keras argument names), its Keras class,
 how many inputs it takes, and implements its output-shape rule, its parameter count
-with the formula, its MACs, and ``build`` (its torch module). Parsing, validation,
+with the formula, its MACs, ``build`` (its torch module), and its exports: ``torch_code``
+(its module in a standalone PyTorch file) and ``keras_layout`` (where its weights go in
+Keras). Parsing, validation,
 inference, the summary, the torch builder, ``cnnlab.layers``, ``cnnlab models`` and
 the randomized tests all read this registry, so a new kind is one class::
 
@@ -19,7 +21,9 @@ the randomized tests all read this registry, so a new kind is one class::
         def build(self, info):
             ...  # a torch.nn.Module taking (N, C, H, W) or (N, D)
 
-Pure Python: only ``build`` imports torch, when a network is built.
+Pure Python: only ``build`` imports torch, when a network is built. The registry imports no
+kind: it is the floor the kinds stand on, and ``cnnlab/net/__init__.py`` fills it with the built-in
+ones (importing any module of ``cnnlab.net`` runs that first).
 """
 
 from __future__ import annotations
@@ -71,6 +75,10 @@ class LayerKind:
     image_only: ClassVar[bool] = False     # needs (H, W, C) input
     in_keras: ClassVar[bool] = True        # False: keras.layers has no layer of this meaning (cnnlab's own)
     augmentation: ClassVar[bool] = False   # moves, crops or erases pixels in training; never rescales them
+    # Exports. Helper classes the PyTorch file needs for this kind: name -> source, copied in where called.
+    torch_helpers: ClassVar[dict[str, str]] = {}
+    # (Keras weight name, state-dict key below the layer's module), in the order Keras' set_weights takes them.
+    keras_layout: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     @property
     def prefix(self) -> str:
@@ -97,6 +105,18 @@ class LayerKind:
     def build(self, info: LayerInfo) -> Any:
         """The torch module (channels-first tensors); merge kinds' modules take one tensor per input."""
         raise NotImplementedError(f"layer kind '{self.name}' has no torch module")
+
+    def torch_code(self, info: LayerInfo, activation: str) -> str:
+        """Source of the layer's module in a standalone PyTorch file (``cnnlab export --to pytorch``).
+
+        Its submodules are named as ``build``'s, so cnnlab's state dict loads into it strictly;
+        ``activation`` is the one to apply (the output layer's softmax is left to the loss)."""
+        raise NotImplementedError(f"layer kind '{self.name}' has no PyTorch export")
+
+    def keras_array(self, weight: str, array: Any, info: LayerInfo) -> Any:
+        """cnnlab's numpy array of the Keras weight named ``weight`` (see ``keras_layout``), in Keras'
+        layout; the same array where both store it alike."""
+        return array
 
 
 KINDS: dict[str, LayerKind] = {}
@@ -127,9 +147,7 @@ def registered(cls: type[LayerKind]):
 
 
 def all_kinds() -> dict[str, LayerKind]:
-    """Every registered kind, the built-in ones loaded."""
-    import cnnlab.net.kinds  # noqa: F401  (registers the built-in kinds on import)
-
+    """Every registered kind: the built-in ones are there, ``cnnlab.net`` registers them as it is imported."""
     return KINDS
 
 
