@@ -14,8 +14,10 @@ reports, the cache's arrays) goes through :func:`write_file`. Its contract:
 * an OSError (read-only, disk full, quota) is a :class:`WriteError` naming the file and
   saying what was kept; the temporary file is removed and the previous file is unchanged.
 
-:func:`read_regular` is its counterpart for reading what a user may have planted: only
-regular files, never more than a size limit (a FIFO would block, ``/dev/zero`` never ends).
+Every read goes through :func:`open_regular` (or :func:`read_regular`, built on it), the
+counterpart for reading what a user may have planted: only regular files, opened
+non-blocking (a FIFO would block, ``/dev/zero`` never ends), and with :func:`read_regular`
+never more than a size limit, in memory the size of the file, never of the limit.
 """
 
 from __future__ import annotations
@@ -35,9 +37,12 @@ from cnnlab.errors import CnnlabError
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | _CLOEXEC
+_READ_CHUNK = 1 << 20
 _TEMP = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.tmp$")
 
 Content = bytes | Callable[[BinaryIO], None]
+ErrorFactory = Callable[[str], Exception]  # an error class, or a function making one, from one message
 
 
 class WriteError(CnnlabError):
@@ -194,32 +199,75 @@ def remove_files(folder: str | os.PathLike, names: Iterable[str]) -> list[str]:
     return removed
 
 
-def read_regular(path: str | os.PathLike, limit: int, error: type[CnnlabError] = CnnlabError,
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words: 'a folder', 'a FIFO', 'a device', 'a socket'."""
+    for test, words in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+                        (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link")):
+        if test(mode):
+            return words
+    return "a special file"
+
+
+def open_regular(path: str | os.PathLike, what: str = "file", error: ErrorFactory = CnnlabError, *,
+                 links: bool = True) -> BinaryIO:
+    """``path`` open for reading in binary, once it is a regular file; anything else is ``error`` naming it.
+
+    Every read cnnlab makes of a file goes through here (or :func:`read_regular`, built on
+    it). The file is opened non-blocking and checked on its descriptor, so a FIFO is
+    refused rather than waited on (a reader of a FIFO blocks until a writer comes), and a
+    device, folder or socket is refused too, never read. With ``links=False`` a symbolic
+    link at ``path`` is refused (``O_NOFOLLOW``), for files cnnlab wrote itself and never
+    writes through a link. ``error`` gets one message, ``"<path>: <why>"``.
+    """
+    try:
+        fd = os.open(path, _READ_FLAGS | (0 if links else os.O_NOFOLLOW))
+    except OSError as exc:
+        if not links and exc.errno == errno.ELOOP:
+            raise error(f"{path}: is a symbolic link; refused: cnnlab reads {_article(what)} {what} it wrote "
+                        "only from a regular file") from None
+        raise error(f"{path}: cannot read {what} ({reason(exc)})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise error(f"{path}: not a regular file ({file_kind(mode)}); refused: {_article(what)} {what} is "
+                        "read only from a regular file")
+        os.set_blocking(fd, True)  # a regular file's reads never wait anyway; cleared for the libraries' sake
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str | os.PathLike, limit: int, error: ErrorFactory = CnnlabError,
                  what: str = "file") -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes; anything else is ``error`` naming it.
 
-    Opened non-blocking, so a FIFO is refused rather than waited on; a device, folder or
-    socket is refused too, and a file larger than ``limit`` is never read.
+    Opened by :func:`open_regular`; a file larger than ``limit`` is never read. Memory is
+    asked for what the file holds (its size, known before reading), never for ``limit``:
+    the limit may be gigabytes, the file a few kilobytes.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _CLOEXEC)
-    except OSError as exc:
-        raise error(f"{path}: cannot read {what} ({reason(exc)})") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise error(f"{path}: not a regular file; cnnlab reads {_article(what)} {what} only from a regular file")
-        if info.st_size > limit:
-            raise error(f"{path}: {info.st_size:,} bytes, more than {_article(what)} {what} may have ({limit:,})")
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(limit + 1)
-    except OSError as exc:
-        raise error(f"{path}: cannot read {what} ({reason(exc)})") from None
-    finally:
-        os.close(fd)
+    with open_regular(path, what, error) as handle:
+        try:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                raise error(f"{path}: {size:,} bytes, more than {_article(what)} {what} may have ({limit:,})")
+            data = _read_sized(handle, size, limit)
+        except OSError as exc:
+            raise error(f"{path}: cannot read {what} ({reason(exc)})") from None
     if len(data) > limit:  # it grew while being read
         raise error(f"{path}: more than {_article(what)} {what} may have ({limit:,} bytes)")
     return data
+
+
+def _read_sized(handle: BinaryIO, size: int, limit: int) -> bytes:
+    """``size`` bytes (and one more, to see growth) at once; should the file hold more (it grew, or
+    is a /proc file whose size reads 0), the rest in chunks, stopping one byte past ``limit``."""
+    parts = [handle.read(size + 1)]
+    total = len(parts[0])
+    while size < total <= limit and (block := handle.read(min(_READ_CHUNK, limit + 1 - total))):
+        parts.append(block)
+        total += len(block)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _article(noun: str) -> str:

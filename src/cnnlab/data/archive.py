@@ -32,6 +32,7 @@ from typing import BinaryIO
 from cnnlab.data import limits
 from cnnlab.data.dataset import DatasetError
 from cnnlab.errors import describe
+from cnnlab.files import open_regular
 
 # What the stdlib decoders raise on damaged data.
 READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError,
@@ -125,8 +126,8 @@ def _decompressed(raw: BinaryIO) -> BinaryIO:
     return raw
 
 
-def _tar_members(archive: Path, budget: int) -> Iterator[Member]:
-    with open(archive, "rb") as raw, _decompressed(raw) as stream, tarfile.open(
+def _tar_members(raw: BinaryIO, archive: Path, budget: int) -> Iterator[Member]:
+    with _decompressed(raw) as stream, tarfile.open(
             fileobj=_BoundedStream(stream, budget, archive), mode="r:") as tar:
         for info in tar:
             kind = "file" if info.isreg() else "dir" if info.isdir() else _tar_kind(info)
@@ -156,8 +157,8 @@ def _tar_kind(info: tarfile.TarInfo) -> str:
     return "special member"
 
 
-def _zip_members(archive: Path) -> Iterator[Member]:
-    with zipfile.ZipFile(archive) as zf:
+def _zip_members(raw: BinaryIO) -> Iterator[Member]:
+    with zipfile.ZipFile(raw) as zf:
         for info in zf.infolist():
             mode = (info.external_attr >> 16) & 0o170000
             kind = "dir" if info.is_dir() else "symbolic link" if mode == 0o120000 else "file"
@@ -169,11 +170,14 @@ def iter_members(archive: Path) -> Iterator[Member]:
     archive = Path(archive)
     try:
         budget = limits.archive_budget(archive)
-        members = _zip_members(archive) if zipfile.is_zipfile(archive) else _tar_members(archive, budget)
-        for count, member in enumerate(members, 1):
-            if count > limits.MAX_FILES:
-                raise UnsafeArchiveError(f"{archive}: more than {limits.MAX_FILES:,} members; refused")
-            yield member
+        with open_regular(archive, "archive", DatasetError) as raw:  # a FIFO or device refused, never waited on
+            is_zip = zipfile.is_zipfile(raw)
+            raw.seek(0)
+            members = _zip_members(raw) if is_zip else _tar_members(raw, archive, budget)
+            for count, member in enumerate(members, 1):
+                if count > limits.MAX_FILES:
+                    raise UnsafeArchiveError(f"{archive}: more than {limits.MAX_FILES:,} members; refused")
+                yield member
     except READ_ERRORS as exc:
         raise DatasetError(f"{archive}: not a readable archive ({describe(exc)})") from None
 

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.data.dataset import DatasetError
+from cnnlab.files import open_regular
+
 CACHE_ENV = "CNNLAB_CACHE"
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test", "class_names")
 
@@ -24,7 +27,7 @@ def cache_dir(override: str | os.PathLike | None = None) -> Path:
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path, "file", DatasetError) as handle:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
@@ -54,12 +57,19 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def load_arrays(path: Path, required: tuple[str, ...] = ARRAY_KEYS) -> dict[str, np.ndarray] | None:
-    """The cached arrays, or None when missing, damaged or lacking a ``required`` key (the caller rebuilds)."""
-    if not path.exists():
+    """The cached arrays, or None when missing, damaged or lacking a ``required`` key (the caller rebuilds).
+
+    Anything but a regular file at ``path`` (a FIFO, a device, a link: cnnlab writes none
+    there) is a DatasetError naming it, at once and without waiting on it; it is left as it is.
+    """
+    if not os.path.lexists(path):
         return None
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open_regular(path, "cache file", DatasetError, links=False) as handle, \
+                np.load(handle, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
+    except DatasetError:
+        raise
     except Exception:  # any damage means: rebuild, never use
         path.unlink(missing_ok=True)
         return None

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 from pathlib import Path
 from typing import BinaryIO
 
 from cnnlab.data.dataset import DatasetError
+from cnnlab.files import open_regular
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -91,38 +91,26 @@ def read_bounded(stream: BinaryIO, limit: int, name: str, what: str = "file") ->
     return buffer.getvalue()
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a special file"
-
-
-def _check_regular(st: os.stat_result, name: str, limit: int, what: str) -> None:
-    if not stat.S_ISREG(st.st_mode):
-        raise FileLimitError(name, f"not a regular file ({_kind(st.st_mode)}); refused")
-    if st.st_size > limit:
-        raise FileLimitError(name, too_large(st.st_size, limit, what))
+def _check_size(size: int, name: str, limit: int, what: str) -> None:
+    if size > limit:
+        raise FileLimitError(name, too_large(size, limit, what))
 
 
 def read_regular_file(path: str | os.PathLike, limit: int, what: str = "file") -> bytes:
     """The bytes of ``path`` if it is (or links to) a regular file of at most ``limit`` bytes.
 
-    Checked before opening (a FIFO or device is never opened, a 40 GB file never read)
-    and again on the open file, which is read no further than ``limit`` in case it grew.
+    Opened by :func:`cnnlab.files.open_regular` (a FIFO or device is refused, never waited
+    on) and checked on the open file: a 40 GB file is never read, and one that grew is
+    read no further than ``limit``.
     """
     name = str(path)
+
+    def refuse(message: str) -> FileLimitError:  # open_regular's "<path>: <why>", as a FileLimitError
+        return FileLimitError(name, message.removeprefix(f"{name}: "))
+
     try:
-        _check_regular(os.stat(path), name, limit, what)
-        # O_NONBLOCK: should the file be swapped for a FIFO after the check, opening it cannot hang.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-        with os.fdopen(fd, "rb") as handle:
-            _check_regular(os.fstat(handle.fileno()), name, limit, what)
+        with open_regular(path, what, refuse) as handle:
+            _check_size(os.fstat(handle.fileno()).st_size, name, limit, what)
             return read_bounded(handle, limit, name, what)
     except OSError as exc:
         raise FileLimitError(name, f"cannot read ({exc.strerror or exc})") from None

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.data import cache as cache_mod
+from cnnlab.data.dataset import DatasetError
+from cnnlab.files import open_regular
 
 IMAGES_SUFFIX, META_SUFFIX = ".npy", ".meta.npz"
 META_KEYS = ("image_shape", "images_bytes", "y_train", "y_test", "class_names", "notes")
@@ -142,12 +144,29 @@ def _load_meta(path: Path) -> dict[str, np.ndarray] | None:
 def _map_images(path: Path, meta: dict[str, np.ndarray]) -> np.ndarray | None:
     """The map of ``path``, when its size, dtype and shape are what ``meta`` recorded."""
     shape = tuple(int(side) for side in meta["image_shape"])
-    try:
-        if path.is_symlink() or os.stat(path).st_size != int(meta["images_bytes"]):
-            return None
-        pixels = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError):  # missing, truncated below its header, or not a .npy
+    if not os.path.lexists(path):
+        return None
+    try:  # a FIFO, device or link there is refused (a DatasetError naming it), never waited on
+        with open_regular(path, "image cache", DatasetError, links=False) as handle:
+            if os.fstat(handle.fileno()).st_size != int(meta["images_bytes"]):
+                return None
+            pixels = _map_npy(handle)
+    except (OSError, ValueError):  # truncated below its header, or not a .npy
         return None
     consistent = (pixels.dtype == np.uint8 and pixels.shape == shape
                   and shape[0] == len(meta["y_train"]) + len(meta["y_test"]))
     return pixels if consistent else None
+
+
+def _map_npy(handle) -> np.memmap:
+    """The array of the ``.npy`` file open in ``handle``, mapped read-only (``np.load`` maps only a path it
+    opens itself, and so could wait on a FIFO swapped in after a check)."""
+    version = np.lib.format.read_magic(handle)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"unknown .npy version {version}")
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = read_header(handle)
+    if dtype.hasobject:
+        raise ValueError("a .npy of Python objects")
+    return np.memmap(handle, dtype=dtype, mode="r", offset=handle.tell(), shape=shape,
+                     order="F" if fortran_order else "C")

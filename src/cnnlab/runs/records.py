@@ -182,7 +182,10 @@ def describe_device(device) -> str:
 
 
 def _cpuinfo() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
+    from cnnlab.errors import CnnlabError
+    from cnnlab.files import read_regular
+
+    try:  # a /proc file reads as size 0: read_regular reads on to the end, in chunks
+        return read_regular("/proc/cpuinfo", 1 << 22).decode("utf-8", "replace").splitlines()
+    except CnnlabError:
         return []
