@@ -27,10 +27,10 @@ from cnnlab.runs.directory import (
     is_marked,
     open_dataset,
     read_json,
-    require_run,
     write_json,
 )
-from cnnlab.runs.records import check_dataset, dataset_options_record, dataset_reference, read_config, spec_digest
+from cnnlab.runs.records import dataset_options_record, dataset_reference, spec_digest
+from cnnlab.runs.reuse import reuse_run, train_or_resume
 
 DIGEST_CHARS = 10  # of the spec's sha256 in a run folder's name
 
@@ -74,42 +74,6 @@ def _open_dir(folder: Path, record: dict) -> None:
 def _has_runs(folder: Path) -> bool:
     runs = folder / "runs"
     return runs.is_dir() and any(runs.iterdir())
-
-
-def train_or_resume(run_dir: Path, model_spec, dataset: str, data, config: TrainConfig, options: dict,
-                    callback) -> str:
-    """Train a run that is not there; reuse a finished one (on the same data); resume any other.
-
-    Under torchrun, rank 0 looks at the folder and decides for every process.
-    """
-    from cnnlab import runs
-
-    status = distributed.on_main(lambda: _status(run_dir, data, dataset))
-    if status == "trained":
-        runs.train(model_spec, dataset, config, out=run_dir.parent, name=run_dir.name, dataset_options=options,
-                   callback=callback, data=data)
-    elif status == "resumed":
-        runs.resume(run_dir, callback, data=data)
-    return status
-
-
-def _status(run_dir: Path, data, dataset: str) -> str:
-    """What a run's folder needs: ``"trained"`` (none yet), ``"reused"`` (finished) or ``"resumed"``."""
-    from cnnlab.engine.checkpoint import WEIGHTS
-
-    if not os.path.lexists(run_dir):
-        return "trained"
-    require_run(run_dir, link_ok=False)  # a folder cnnlab did not make is never adopted
-    return _reuse(run_dir, data, dataset) if (run_dir / WEIGHTS).exists() else "resumed"
-
-
-def _reuse(run_dir: Path, data, dataset: str) -> str:
-    """A finished run, if cnnlab made it and it was trained on ``data``: ``"reused"``."""
-    from cnnlab.runs.records import recorded_identity
-
-    require_run(run_dir, link_ok=False)
-    check_dataset(run_dir, recorded_identity(run_dir, read_config(run_dir)), data, f"the dataset {dataset}")
-    return "reused"
 
 
 def _resolve(specs, seeds, configs: dict[str, TrainConfig]) -> dict[str, tuple[object, str]]:
@@ -243,7 +207,7 @@ def _train_concurrently(folder: Path, specs: list[str], resolved: dict, seeds: i
     from cnnlab.experiment.executor import run_jobs
 
     jobs = _jobs(folder, specs, resolved, seeds, dataset, configs, executor)
-    status = {job.run_dir: _reuse(Path(job.run_dir), data, dataset[0]) for job in jobs
+    status = {job.run_dir: reuse_run(Path(job.run_dir), data, dataset[0]) for job in jobs
               if os.path.lexists(job.run_dir) and (Path(job.run_dir) / WEIGHTS).exists()}
     pending = [job for job in jobs if job.run_dir not in status]
     results = run_jobs(pending, executor, callback.note if callback is not None else lambda _: None) if pending else []
@@ -253,7 +217,7 @@ def _train_concurrently(folder: Path, specs: list[str], resolved: dict, seeds: i
                             + "; ".join(f"{r.label} seed {r.seed}: {r.error}" for r in failed)
                             + "); the finished runs are kept: run the same command again to train only the rest")
     for result in results:
-        _reuse(Path(result.run_dir), data, dataset[0])  # the dataset identity the worker recorded, checked
+        reuse_run(Path(result.run_dir), data, dataset[0])  # the dataset identity the worker recorded, checked
         status[result.run_dir] = result.status
     return {spec: [(Path(job.run_dir), status[job.run_dir], job.seed) for job in jobs if job.label == spec]
             for spec in specs}

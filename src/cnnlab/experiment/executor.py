@@ -132,8 +132,8 @@ def run_job(job: RunJob) -> JobResult:
     try:
         from cnnlab.engine.config import TrainConfig
         from cnnlab.engine.threads import using_threads
-        from cnnlab.experiment.comparison import train_or_resume
         from cnnlab.net.spec import parse_spec
+        from cnnlab.runs.reuse import train_or_resume
 
         with using_threads(job.threads or _worker_threads()) as threads:
             status = train_or_resume(Path(job.run_dir), parse_spec(job.spec, source=job.label), job.dataset,
