@@ -12,10 +12,10 @@ from cnnlab.cli.train_commands import config_from_args
 from cnnlab.engine.config import ConfigError, TrainConfig
 from cnnlab.engine.loop import train_step
 from cnnlab.engine.optim import make_optimizer, make_schedule, parameter_groups
-from cnnlab.export.keras_weights import LAYOUTS
 from cnnlab.export.torch_layers import module_code
 from cnnlab.net.builder import build_model
 from cnnlab.net.inference import infer
+from cnnlab.net.registry import get_kind
 from cnnlab.net.spec import parse_spec
 
 IMAGE = [6, 6, 3]
@@ -51,7 +51,7 @@ def test_batchnorm_without_scale_normalises_and_shifts_only():
 def test_scale_free_batchnorm_exports_keras_weights_and_torch_code():
     model = _model([{"kind": "conv2d", "filters": 4, "kernel": 3, "use_bias": False},
                     {"kind": "batchnorm", "scale": False}, {"kind": "batchnorm", "center": False}])
-    keys = [key for _, key, _ in LAYOUTS["batchnorm"] if key in model.blocks[1].state_dict()]
+    keys = [key for _, key in get_kind("batchnorm").keras_layout if key in model.blocks[1].state_dict()]
     assert keys == ["bias", "running_mean", "running_var"]  # Keras' [beta, moving_mean, moving_variance]
     info = infer(model.spec)
     assert module_code(info.layers[1], strip_softmax=False).startswith("without(nn.BatchNorm2d(4,")

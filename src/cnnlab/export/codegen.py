@@ -12,28 +12,13 @@ import keyword
 import re
 import types
 from pathlib import Path
-from typing import Any
 
+from cnnlab.net.kinds.source import literal  # noqa: F401  (re-exported: the layer kinds write literals too)
 from cnnlab.net.spec import INPUT, ModelSpec
 from cnnlab.version import __version__
 
 # The final comment of every generated file's docstring: where it came from.
 WRITTEN_BY = f"Written by cnnlab {__version__} (cnnlab export); it does not need cnnlab."
-
-
-def literal(value: Any) -> str:
-    """Python source for a value from a spec: str, bool, int, float, None, or tuples and lists of them."""
-    if isinstance(value, str):
-        text = repr(value)
-        # Double quotes where they need no escaping, as the course's code writes strings.
-        return f'"{value}"' if text[0] == "'" and '"' not in value and "\\" not in text else text
-    if isinstance(value, (list, tuple)):
-        items = ", ".join(literal(v) for v in value)
-        return f"({items},)" if isinstance(value, tuple) and len(value) == 1 else \
-            f"({items})" if isinstance(value, tuple) else f"[{items}]"
-    if isinstance(value, (bool, int, float)) or value is None:
-        return repr(value)
-    raise TypeError(f"no literal for {type(value).__name__}")
 
 
 def comment_text(text: str) -> str:

@@ -16,7 +16,7 @@ import torch
 
 from cnnlab.export.codegen import WRITTEN_BY, class_name, comment_text, literal, module_from_source, variable_names
 from cnnlab.export.network import ExportError, Network, check_agreement, reason, reference_probabilities, sample_images
-from cnnlab.export.torch_layers import HELPERS, helpers_used, module_code
+from cnnlab.export.torch_layers import helpers_of, helpers_used, module_code
 from cnnlab.net.registry import shape_text
 from cnnlab.net.spec import INPUT
 
@@ -57,7 +57,7 @@ def export_pytorch(network: Network, path: Path, weights: Path) -> tuple[str, by
 
 def _class_name(network: Network) -> str:
     name = class_name(network.name)
-    return f"{name}Network" if name in HELPERS else name
+    return f"{name}Network" if name in helpers_of(network.info.layers) else name  # not a helper's name
 
 
 def _source(network: Network, cls: str, file_name: str, weights_name: str) -> str:
@@ -68,7 +68,7 @@ def _source(network: Network, cls: str, file_name: str, weights_name: str) -> st
         code = module_code(layer_info, strip_softmax=index == len(info.layers) - 1 and network.model.softmax_output)
         note = comment_text(f"{index} {layer.name} ({layer.keras_class}) -> {shape_text(layer_info.output_shape)}")
         blocks.append(f"            {code},  # {note}")
-    helpers = [HELPERS[name] for name in helpers_used("\n".join(blocks))]
+    helpers = helpers_used("\n".join(blocks), helpers_of(info.layers))
     parts = [_header(network, file_name, weights_name), *helpers, _class(network, cls, blocks)]
     return "\n\n\n".join(parts) + "\n" + _MAIN.format(cls=cls)
 

@@ -10,11 +10,29 @@ from __future__ import annotations
 
 from cnnlab.errors import SpecError
 from cnnlab.net.fields import Choice, Extent, Factor, Field, Number, PositiveInt, Probability
+from cnnlab.net.kinds.source import call, literal
 from cnnlab.net.registry import LayerKind, register
 
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
 FILL_MODES = ("reflect", "constant", "nearest")  # Keras' 'wrap' is left out (Keras' torch backend lacks it too)
 INTERPOLATIONS = ("bilinear", "nearest")
+
+# The exported PyTorch file's random_crop: an inference graph, so Keras' inference behaviour only.
+_CENTRE_CROP_SOURCE = '''class CentreCrop(nn.Module):
+    """Keras' RandomCrop at inference, as Keras documents it: the centred window (top, left, height, width)
+    of the target's aspect ratio, resized to ``size`` where it differs (TensorFlow's bilinear resize:
+    half-pixel centres, no antialiasing)."""
+
+    def __init__(self, window, size):
+        super().__init__()
+        self.window, self.size = window, size
+
+    def forward(self, x):
+        top, left, height, width = self.window
+        x = x[:, :, top:top + height, left:left + width]
+        if (height, width) != self.size:
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        return x'''
 
 
 class _Augmentation(LayerKind):
@@ -25,6 +43,9 @@ class _Augmentation(LayerKind):
 
     def output_shape(self, layer, shapes, where):
         return shapes[0]
+
+    def torch_code(self, info, activation):
+        return "nn.Identity()"  # the exported file is an inference graph: augmentation acts in training only
 
 
 @register
@@ -68,6 +89,7 @@ class RandomCrop(LayerKind):
     fields = {"height": Field(PositiveInt()), "width": Field(PositiveInt())}
     keras_args = ("height", "width", "seed", "data_format")
     image_only = True
+    torch_helpers = {"CentreCrop": _CENTRE_CROP_SOURCE}
 
     def output_shape(self, layer, shapes, where):
         height, width, channels = shapes[0]
@@ -81,6 +103,12 @@ class RandomCrop(LayerKind):
         from cnnlab.net.augment_ops import RandomCrop as Module
 
         return Module(info.input_shape[:2], info.layer["height"], info.layer["width"])
+
+    def torch_code(self, info, activation):
+        from cnnlab.net.augment_ops import keras_inference_window
+
+        size = (info.layer["height"], info.layer["width"])
+        return call("CentreCrop", literal(keras_inference_window(info.input_shape[:2], size)), literal(size))
 
 
 @register

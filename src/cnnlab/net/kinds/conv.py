@@ -5,6 +5,7 @@ from __future__ import annotations
 from cnnlab.errors import SpecError
 from cnnlab.net.fields import ACTIVATION, PADDING, Bool, Choice, Field, Pair, PositiveInt
 from cnnlab.net.geometry import window_output
+from cnnlab.net.kinds.source import ACTIVATION_CODE, call, literal, unless, window_pads
 from cnnlab.net.registry import LayerKind, Params, register
 
 # patch_whitening is cnnlab's own: the kernel is set from the training data before training
@@ -24,11 +25,39 @@ _WINDOW = {
     "use_bias": Field(Bool(), True),
 }
 
+# The exported PyTorch file's convolution: nn.Conv2d cannot pad unevenly, as TensorFlow's 'same' does.
+_CONV_SOURCE = '''class Conv(nn.Module):
+    """A convolution and its activation; ``pad`` (left, right, top, bottom) is TensorFlow's 'same'
+    padding where it is uneven (the extra pixel after), which nn.Conv2d cannot express."""
+
+    def __init__(self, conv, pad=None, activation=None):
+        super().__init__()
+        self.pad = nn.ZeroPad2d(pad) if pad else nn.Identity()
+        self.conv = conv
+        self.activation = activation or nn.Identity()
+
+    def forward(self, x):
+        return self.activation(self.conv(self.pad(x)))'''
+
+
+def _keras_kernel(weight):
+    """A convolution kernel: torch's (out, in, kh, kw) as Keras' (kh, kw, in, out)."""
+    return weight.transpose(2, 3, 1, 0)
+
+
+def _keras_depthwise(weight, channels: int):
+    """A depthwise kernel: torch's (in * multiplier, 1, kh, kw), output channel ``i * multiplier + m``
+    reading input channel ``i``, as Keras' (kh, kw, in, multiplier), which keeps that channel order."""
+    out, _, kh, kw = weight.shape
+    return weight.reshape(channels, out // channels, kh, kw).transpose(2, 3, 0, 1)
+
 
 class _Convolution(LayerKind):
     """What the three convolutions share: the window, strides, padding, dilation, activation."""
 
     image_only = True
+    torch_helpers = {"Conv": _CONV_SOURCE}
+    keras_layout = (("kernel", "conv.weight"), ("bias", "conv.bias"))
 
     def spatial(self, layer, shape, where) -> tuple[int, int]:
         return window_output(shape, layer["kernel"], layer["strides"], layer["padding"], where, "kernel",
@@ -44,12 +73,34 @@ class _Convolution(LayerKind):
         """A torch convolution of this layer's geometry (or a 1x1 one), with its bias and activation."""
         from cnnlab.net.torch_ops import Conv2dBlock
 
-        geometry = (dict(kernel=(1, 1), strides=(1, 1), padding="valid", dilation=(1, 1)) if pointwise else
-                    dict(kernel=layer["kernel"], strides=layer["strides"], padding=layer["padding"],
-                         dilation=layer["dilation_rate"]))
         return Conv2dBlock(input_shape, out_channels, groups=groups,
                            bias=layer["use_bias"] if use_bias is None else use_bias,
-                           activation=layer["activation"] if activation is None else activation, **geometry)
+                           activation=layer["activation"] if activation is None else activation,
+                           **self.geometry(layer, pointwise))
+
+    def geometry(self, layer, pointwise: bool = False) -> dict:
+        """The window of this layer's convolution, or of a 1x1 pointwise one."""
+        if pointwise:
+            return dict(kernel=(1, 1), strides=(1, 1), padding="valid", dilation=(1, 1))
+        return dict(kernel=layer["kernel"], strides=layer["strides"], padding=layer["padding"],
+                    dilation=layer["dilation_rate"])
+
+    def conv_code(self, layer, input_shape, out_channels: int, activation: str, *, groups: int = 1,
+                  pointwise: bool = False, use_bias: bool | None = None) -> str:
+        """:meth:`conv_module` as source for the exported PyTorch file: an nn.Conv2d in a ``Conv``."""
+        window = self.geometry(layer, pointwise)
+        kernel, strides, dilation = window["kernel"], window["strides"], window["dilation"]
+        (top, bottom), (left, right) = window_pads(input_shape[:2], kernel, strides, window["padding"], dilation)
+        even = top == bottom and left == right  # nn.Conv2d pads evenly itself
+        conv = call("nn.Conv2d", str(input_shape[2]), str(out_channels), literal(kernel),
+                    stride=unless(strides, (1, 1)), padding=unless((top, left), (0, 0)) if even else None,
+                    dilation=unless(dilation, (1, 1)), groups=unless(groups, 1),
+                    bias=unless(layer["use_bias"] if use_bias is None else use_bias, True))
+        return call("Conv", conv, pad=None if even else literal((left, right, top, bottom)),
+                    activation=ACTIVATION_CODE[activation])
+
+    def keras_array(self, weight, array, info):
+        return _keras_kernel(array) if weight in ("kernel", "pointwise_kernel") else array
 
 
 @register
@@ -104,6 +155,10 @@ class Conv2D(_Convolution):
         block.partial_identity = info.layer["kernel_initializer"] == "partial_identity"  # set after glorot
         return block
 
+    def torch_code(self, info, activation):
+        code = self.conv_code(info.layer, info.input_shape, info.layer["filters"], activation)
+        return code if info.layer["trainable"] else f"{code}.requires_grad_(False)"  # Keras' trainable=False
+
 
 @register
 class DepthwiseConv2D(_Convolution):
@@ -131,6 +186,14 @@ class DepthwiseConv2D(_Convolution):
         return self.conv_module(info.layer, info.input_shape, channels * info.layer["depth_multiplier"],
                                 groups=channels)
 
+    def torch_code(self, info, activation):
+        channels = info.input_shape[2]
+        return self.conv_code(info.layer, info.input_shape, channels * info.layer["depth_multiplier"], activation,
+                              groups=channels)
+
+    def keras_array(self, weight, array, info):
+        return _keras_depthwise(array, info.input_shape[2]) if weight == "kernel" else array
+
 
 @register
 class SeparableConv2D(_Convolution):
@@ -139,6 +202,8 @@ class SeparableConv2D(_Convolution):
     fields = {"filters": Field(PositiveInt()), **_WINDOW, "depth_multiplier": Field(PositiveInt(), 1)}
     keras_args = ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate",
                   "depth_multiplier", "activation", "use_bias")
+    keras_layout = (("depthwise_kernel", "0.conv.weight"), ("pointwise_kernel", "1.conv.weight"),
+                    ("bias", "1.conv.bias"))
 
     def output_shape(self, layer, shapes, where):
         return (*self.spatial(layer, shapes[0], where), layer["filters"])
@@ -164,3 +229,16 @@ class SeparableConv2D(_Convolution):
                                      activation="linear")
         pointwise = self.conv_module(layer, (*info.output_shape[:2], middle), layer["filters"], pointwise=True)
         return nn.Sequential(depthwise, pointwise)  # Keras: one bias and the activation, after both
+
+    def torch_code(self, info, activation):
+        layer, channels = info.layer, info.input_shape[2]
+        middle = channels * layer["depth_multiplier"]
+        depthwise = self.conv_code(layer, info.input_shape, middle, "linear", groups=channels, use_bias=False)
+        pointwise = self.conv_code(layer, (*info.output_shape[:2], middle), layer["filters"], activation,
+                                   pointwise=True)
+        return f"nn.Sequential({depthwise}, {pointwise})"  # as build: one bias and the activation, after both
+
+    def keras_array(self, weight, array, info):
+        if weight == "depthwise_kernel":
+            return _keras_depthwise(array, info.input_shape[2])
+        return super().keras_array(weight, array, info)

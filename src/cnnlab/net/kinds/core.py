@@ -7,11 +7,43 @@ from typing import TYPE_CHECKING
 
 from cnnlab.errors import SpecError
 from cnnlab.net.fields import ACTIVATION, Bool, Field, Fraction, Number, PositiveFloat, PositiveInt
+from cnnlab.net.kinds.source import ACTIVATION_CODE, call, literal, unless
 from cnnlab.net.registry import LayerKind, Params, register, shape_text
 from cnnlab.net.spec import INPUT
 
 if TYPE_CHECKING:
     from cnnlab.net.spec import LayerSpec
+
+# Helpers of the exported PyTorch file: Keras' semantics that torch's own modules lack.
+_DENSE_SOURCE = '''class Dense(nn.Module):
+    """A fully connected layer and its activation."""
+
+    def __init__(self, linear, activation=None):
+        super().__init__()
+        self.linear = linear
+        self.activation = activation or nn.Identity()
+
+    def forward(self, x):
+        return self.activation(self.linear(x))'''
+_FLATTEN_SOURCE = '''class Flatten(nn.Module):
+    """Flatten in Keras' channels-last order: (N, C, H, W) -> (N, H*W*C), so feature i is Keras' i."""
+
+    def forward(self, x):
+        return (x.permute(0, 2, 3, 1) if x.dim() == 4 else x).flatten(1)'''
+_RESCALING_SOURCE = '''class Rescaling(nn.Module):
+    """Keras' Rescaling: x * scale + offset."""
+
+    def __init__(self, scale, offset=0.0):
+        super().__init__()
+        self.scale, self.offset = scale, offset
+
+    def forward(self, x):
+        return x * self.scale + self.offset'''
+_WITHOUT_SOURCE = '''def without(module, *names):
+    """Keras' batchnorm with scale=False / center=False: gamma / beta removed (fixed at 1 / 0)."""
+    for name in names:
+        module.register_parameter(name, None)
+    return module'''
 
 
 @register
@@ -21,6 +53,8 @@ class Dense(LayerKind):
     fields = {"units": Field(PositiveInt()), "activation": Field(ACTIVATION, "linear"),
               "use_bias": Field(Bool(), True)}
     keras_args = ("units", "activation", "use_bias")
+    torch_helpers = {"Dense": _DENSE_SOURCE}
+    keras_layout = (("kernel", "linear.weight"), ("bias", "linear.bias"))
 
     def output_shape(self, layer, shapes, where):
         if len(shapes[0]) != 1:
@@ -42,12 +76,23 @@ class Dense(LayerKind):
         return DenseBlock(info.input_shape[0], info.layer["units"], info.layer["use_bias"],
                           info.layer["activation"])
 
+    def torch_code(self, info, activation):
+        linear = call("nn.Linear", str(info.input_shape[0]), str(info.layer["units"]),
+                      bias=unless(info.layer["use_bias"], True))
+        return call("Dense", linear, activation=ACTIVATION_CODE[activation])
+
+    def keras_array(self, weight, array, info):
+        # torch's kernel is (out, in), Keras' (in, out). cnnlab's flatten already reads channels-last
+        # order, as Keras' does, so a dense layer after it needs no reordering of its rows.
+        return array.T if weight == "kernel" else array
+
 
 @register
 class Flatten(LayerKind):
     name, keras_class = "flatten", "Flatten"
     doc = "(H, W, C) -> (H*W*C,), in Keras' channels-last order"
     keras_args = ("data_format",)
+    torch_helpers = {"Flatten": _FLATTEN_SOURCE}
 
     def output_shape(self, layer, shapes, where):
         return (math.prod(shapes[0]),)
@@ -56,6 +101,9 @@ class Flatten(LayerKind):
         from cnnlab.net.torch_ops import KerasFlatten
 
         return KerasFlatten()
+
+    def torch_code(self, info, activation):
+        return "Flatten()"
 
 
 @register
@@ -73,6 +121,9 @@ class Dropout(LayerKind):
 
         return TorchDropout(info.layer["rate"])
 
+    def torch_code(self, info, activation):
+        return call("nn.Dropout", literal(info.layer["rate"]))
+
 
 @register
 class Activation(LayerKind):
@@ -89,6 +140,9 @@ class Activation(LayerKind):
 
         return activation_module(info.layer["activation"])
 
+    def torch_code(self, info, activation):
+        return ACTIVATION_CODE[activation] or "nn.Identity()"
+
 
 @register
 class Rescaling(LayerKind):
@@ -97,6 +151,7 @@ class Rescaling(LayerKind):
            "the [0, 1] pixels to [-1, 1]; `scale: 0.111` before the softmax is airbench's 1/9 logit scale")
     fields = {"scale": Field(Number()), "offset": Field(Number(), 0.0)}
     keras_args = ("scale", "offset")
+    torch_helpers = {"Rescaling": _RESCALING_SOURCE}
 
     def output_shape(self, layer, shapes, where):
         return shapes[0]
@@ -105,6 +160,9 @@ class Rescaling(LayerKind):
         from cnnlab.net.torch_ops import Rescale
 
         return Rescale(info.layer["scale"], info.layer["offset"])
+
+    def torch_code(self, info, activation):
+        return call("Rescaling", literal(info.layer["scale"]), offset=unless(info.layer["offset"], 0.0))
 
 
 RAW_PIXEL_SCALE = 1 / 64  # a first rescaling this small or smaller expects 0..255 pixels (1/255, 1/127.5...)
@@ -139,6 +197,9 @@ class BatchNormalization(LayerKind):
     fields = {"momentum": Field(Fraction(), 0.99), "epsilon": Field(PositiveFloat(), 1e-3),
               "center": Field(Bool(), True), "scale": Field(Bool(), True)}
     keras_args = ("axis", "momentum", "epsilon", "center", "scale")
+    torch_helpers = {"without": _WITHOUT_SOURCE}
+    keras_layout = (("gamma", "weight"), ("beta", "bias"), ("moving_mean", "running_mean"),
+                    ("moving_variance", "running_var"))
 
     def output_shape(self, layer, shapes, where):
         return shapes[0]
@@ -155,3 +216,11 @@ class BatchNormalization(LayerKind):
         # Keras' moving average keeps `momentum` of the old value; torch's momentum is the new share.
         return batch_norm(info.input_shape, eps=info.layer["epsilon"], momentum=1 - info.layer["momentum"],
                           center=info.layer["center"], scale=info.layer["scale"])
+
+    def torch_code(self, info, activation):
+        layer = info.layer
+        cls = "nn.BatchNorm2d" if len(info.input_shape) == 3 else "nn.BatchNorm1d"
+        momentum = float(f"{1 - layer['momentum']:.12g}")  # as build: torch's momentum is the new value's share
+        module = call(cls, str(info.input_shape[-1]), eps=literal(layer["epsilon"]), momentum=literal(momentum))
+        removed = [literal(name) for name, kept in (("weight", layer["scale"]), ("bias", layer["center"])) if not kept]
+        return f"without({module}, {', '.join(removed)})" if removed else module

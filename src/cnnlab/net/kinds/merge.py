@@ -4,7 +4,27 @@ from __future__ import annotations
 
 from cnnlab.errors import SpecError
 from cnnlab.net.fields import Axis, Field
+from cnnlab.net.kinds.source import call
 from cnnlab.net.registry import LayerKind, register, shape_text
+
+# Helpers of the exported PyTorch file: modules that take one tensor per input.
+_ADD_SOURCE = '''class Add(nn.Module):
+    """The element-wise sum of its inputs (a residual shortcut)."""
+
+    def forward(self, *inputs):
+        total = inputs[0]
+        for x in inputs[1:]:
+            total = total + x
+        return total'''
+_CONCATENATE_SOURCE = '''class Concatenate(nn.Module):
+    """Its inputs joined along a torch dimension (1: the channels)."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, *inputs):
+        return torch.cat(inputs, dim=self.dim)'''
 
 
 def _shapes_listed(layer, shapes) -> str:
@@ -16,6 +36,7 @@ class Add(LayerKind):
     name, keras_class = "add", "Add"
     doc = "the element-wise sum of two or more inputs of one shape (a residual shortcut)"
     min_inputs, max_inputs = 2, None
+    torch_helpers = {"Add": _ADD_SOURCE}
 
     def output_shape(self, layer, shapes, where):
         if any(shape != shapes[0] for shape in shapes):
@@ -27,6 +48,9 @@ class Add(LayerKind):
 
         return TorchAdd()
 
+    def torch_code(self, info, activation):
+        return "Add()"
+
 
 @register
 class Concatenate(LayerKind):
@@ -35,6 +59,7 @@ class Concatenate(LayerKind):
     fields = {"axis": Field(Axis(), -1)}
     keras_args = ("axis",)
     min_inputs, max_inputs = 2, None
+    torch_helpers = {"Concatenate": _CONCATENATE_SOURCE}
 
     def output_shape(self, layer, shapes, where):
         rank = len(shapes[0])
@@ -53,7 +78,14 @@ class Concatenate(LayerKind):
     def build(self, info):
         from cnnlab.net.torch_ops import Concatenate as TorchConcatenate
 
+        return TorchConcatenate(self.torch_dim(info))
+
+    def torch_dim(self, info) -> int:
+        """The torch dimension (batch first) this layer's Keras axis is."""
         rank = len(info.input_shape)
         index = info.layer["axis"] - 1 if info.layer["axis"] > 0 else rank + info.layer["axis"]
         # Channels-last index (H, W, C) -> torch's (C, H, W) dimension, batch first.
-        return TorchConcatenate({0: 2, 1: 3, 2: 1}[index] if rank == 3 else 1)
+        return {0: 2, 1: 3, 2: 1}[index] if rank == 3 else 1
+
+    def torch_code(self, info, activation):
+        return call("Concatenate", dim=str(self.torch_dim(info)))
