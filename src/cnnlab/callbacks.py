@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import csv
 import inspect
+import io
 import math
 import warnings
 from pathlib import Path
 
+from cnnlab.api.callback_bridge import KERAS_KEYS
 from cnnlab.engine.config import ConfigError
+
+LOGGED = (*KERAS_KEYS, "learning_rate")  # what a ModelCheckpoint filepath may name, besides {epoch}
+MAX_CSV_LOG_BYTES = 64 * 2**20  # an existing log CSVLogger(append=True) continues: a row per epoch is ~100 bytes
 
 
 class Callback:
@@ -111,8 +116,8 @@ class ModelCheckpoint(_Monitor):
         super().__init__(monitor, mode, verbose=verbose)
         if save_freq != "epoch":
             raise ConfigError("ModelCheckpoint: only save_freq='epoch' is supported")
-        self.filepath, self.save_best_only, self.save_weights_only = str(filepath), save_best_only, \
-            save_weights_only
+        self.filepath, self.save_best_only, self.save_weights_only = _checked_template(str(filepath)), \
+            save_best_only, save_weights_only
 
     def on_epoch_end(self, epoch, logs=None):
         previous = self.best
@@ -120,7 +125,11 @@ class ModelCheckpoint(_Monitor):
             if self.verbose and (logs or {}).get(self.monitor) is not None:
                 print(f"Epoch {epoch + 1}: {self.monitor} did not improve from {previous:.5f}", flush=True)
             return
-        path = self.filepath.format(epoch=epoch + 1, **(logs or {}))
+        try:
+            path = self.filepath.format(epoch=epoch + 1, **(logs or {}))
+        except KeyError as exc:  # a val_ key without validation data: the template itself was checked
+            raise ConfigError(f"ModelCheckpoint: filepath {self.filepath!r} names {exc}, which this training "
+                              f"does not log (it logs {', '.join(logs or {}) or 'nothing'})") from None
         if self.verbose:
             change = f"{self.monitor} improved from {previous:.5f} to {self.best:.5f}, " if self.save_best_only else ""
             print(f"Epoch {epoch + 1}: {change}saving model to {path}", flush=True)
@@ -128,23 +137,37 @@ class ModelCheckpoint(_Monitor):
 
 
 class CSVLogger(Callback):
-    """One row per epoch of the logs, written as each epoch ends (``append`` continues a file)."""
+    """One row per epoch of the logs, written as each epoch ends (``append`` continues a file).
+
+    Written as cnnlab writes its own files (:func:`cnnlab.files.write_file`: whole and atomically,
+    never through a link): a link, folder or FIFO at ``filename`` is refused before training.
+    """
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
         self.filename, self.separator, self.append = Path(filename), separator, append
-        self.keys = None
+        self.keys, self.text = None, ""
+
+    def on_train_begin(self, logs=None):
+        from cnnlab.files import check_replaceable, read_regular
+
+        exists = check_replaceable(self.filename)
+        self.keys, self.text = None, ""
+        if self.append and exists:
+            self.text = read_regular(self.filename, MAX_CSV_LOG_BYTES, what="CSV log").decode("utf-8", "replace")
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = dict(logs or {})
+        from cnnlab.files import write_file
+
+        logs, rows = dict(logs or {}), io.StringIO()
+        writer = csv.writer(rows, delimiter=self.separator)
         if self.keys is None:
             self.keys = sorted(logs)
-            fresh = not (self.append and self.filename.exists())
-            with open(self.filename, "a" if not fresh else "w", newline="") as handle:
-                if fresh:
-                    csv.writer(handle, delimiter=self.separator).writerow(["epoch", *self.keys])
-        with open(self.filename, "a", newline="") as handle:
-            csv.writer(handle, delimiter=self.separator).writerow([epoch, *(logs.get(k, "") for k in self.keys)])
+            if not self.text:
+                writer.writerow(["epoch", *self.keys])
+        writer.writerow([epoch, *(logs.get(k, "") for k in self.keys)])
+        self.text += rows.getvalue()
+        write_file(self.filename, self.text.encode("utf-8"), root=self.filename.parent)
 
 
 class LearningRateScheduler(Callback):
@@ -200,7 +223,7 @@ class TensorBoard(Callback):
     def on_train_begin(self, logs=None):
         from cnnlab.presenters.tensorboard import open_writer
 
-        self.writer = open_writer(self.log_dir)
+        self.writer = open_writer(str(_log_folder(self.log_dir)))
         self.writer.summary(self.model.summary_text())
 
     def on_epoch_end(self, epoch, logs=None):
@@ -209,3 +232,26 @@ class TensorBoard(Callback):
     def on_train_end(self, logs=None):
         if self.writer is not None:
             self.writer.close()
+
+
+def _checked_template(filepath: str) -> str:
+    """``filepath`` once it fills in as Keras fills it after an epoch (``{epoch}`` and the log keys), so that
+    a typo is found before training rather than after the first epoch."""
+    try:
+        filepath.format(epoch=1, **dict.fromkeys(LOGGED, 0.5))
+    except KeyError as exc:
+        raise ConfigError(f"ModelCheckpoint: filepath {filepath!r} names {exc}, which is not logged; it may name "
+                          f"{{epoch}} and {', '.join(f'{{{key}}}' for key in LOGGED)}") from None
+    except (IndexError, ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"ModelCheckpoint: filepath {filepath!r} cannot be filled in ({exc})") from None
+    return filepath
+
+
+def _log_folder(log_dir: str) -> Path:
+    """``log_dir``, made as cnnlab makes its folders (:func:`cnnlab.files.make_folder`): below the nearest
+    folder that exists, an existing file or a link (dangling or not) is refused and left as it is."""
+    from cnnlab.files import make_folder
+
+    path = Path(log_dir)
+    root = next((folder for folder in (path, *path.parents) if folder.is_dir()), Path("."))
+    return make_folder(path, root)

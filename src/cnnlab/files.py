@@ -126,11 +126,28 @@ def _existing(fd: int, name: str, path: Path) -> bool:
         info = os.stat(name, dir_fd=fd, follow_symlinks=False)
     except FileNotFoundError:
         return False
-    if stat.S_ISLNK(info.st_mode):
+    _refuse_unwritable(info.st_mode, path)
+    return True
+
+
+def _refuse_unwritable(mode: int, path: str | os.PathLike) -> None:
+    if stat.S_ISLNK(mode):
         raise WriteError(f"{path}: is a symbolic link; cnnlab never writes through links, and leaves it "
                          "as it is")
-    if not stat.S_ISREG(info.st_mode):
-        raise WriteError(f"{path}: exists and is not a regular file; left as it is")
+    if not stat.S_ISREG(mode):
+        raise WriteError(f"{path}: exists and is not a regular file ({file_kind(mode)}); left as it is")
+
+
+def check_replaceable(path: str | os.PathLike) -> bool:
+    """Whether a regular file is at ``path`` (one :func:`write_file` would replace); a link, folder, FIFO
+    or device there is a :class:`WriteError` naming it, found without opening it (opening a FIFO waits)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:  # a name too long, a file where a folder should be
+        raise WriteError(f"{path}: cannot write there ({reason(exc)})") from None
+    _refuse_unwritable(info.st_mode, path)
     return True
 
 

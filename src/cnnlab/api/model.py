@@ -239,7 +239,9 @@ class Model(NetworkViews):
         """The whole model in one file (spec, weights, class names, preprocessing): ``cnnlab.load_model``
         reads it back. A safetensors file: nothing in it is pickled."""
         from cnnlab.api.saving import save_model
+        from cnnlab.files import check_replaceable
 
+        check_replaceable(path)  # a link, FIFO or device there is refused before anything opens it (a FIFO waits)
         return save_model(self, path)
 
     def export(self, filepath: str | Path, format: str = "onnx") -> list[Path]:
