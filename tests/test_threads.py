@@ -110,3 +110,22 @@ def test_cli_keeps_the_users_wait_policy(tmp_path):
     fresh = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
                            capture_output=True, text=True, check=True)
     assert manifest["threads"] == int(fresh.stdout)  # the cores torch sees, unchanged
+
+
+def test_threads_beyond_four_per_core_are_refused_saying_the_cap(tmp_path, capsys):
+    from cnnlab.engine.threads import THREADS_PER_CORE, ThreadsError, available_cores, check_threads, set_threads
+    from cnnlab.experiment.executor import ExecutorOptions
+
+    cap = THREADS_PER_CORE * available_cores()
+    assert check_threads(8, "--threads", cores=2) == 8
+    with pytest.raises(ThreadsError, match=r"--threads 9: at most 8 here \(4 per core, on the 2 core\(s\)"):
+        check_threads(9, "--threads", cores=2)
+    assert main(["train", "mlp", *FAST, "--threads", "9999", "--out", str(tmp_path)]) == 2
+    assert_error_line(capsys.readouterr().err, f"--threads 9999: at most {cap} here")
+    assert not any(tmp_path.iterdir())
+    before = torch.get_num_threads()
+    with pytest.raises(ThreadsError, match=f"threads {cap + 1}: at most {cap} here"):
+        set_threads(cap + 1)
+    assert torch.get_num_threads() == before
+    with pytest.raises(ThreadsError, match="--threads 9999: at most"):
+        ExecutorOptions("local", jobs=1, threads=9999).validate()

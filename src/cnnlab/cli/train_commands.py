@@ -73,12 +73,12 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
 def start_threads(args: argparse.Namespace) -> None:
     """At the command's start, before torch loads: on the CPU, idle OpenMP threads spin briefly, then
     sleep (``GOMP_SPINCOUNT=3000``), unless the user chose how they wait; ``--threads`` checked."""
-    from cnnlab.engine.threads import check_count, prefer_short_spin, torch_loaded
+    from cnnlab.engine.threads import check_threads, prefer_short_spin, torch_loaded
 
     if not torch_loaded():  # else too late for this process (main() called from Python): leave its environment
         prefer_short_spin(args.device or "auto")
     if args.threads is not None:
-        check_count(args.threads, "--threads")
+        check_threads(args.threads, "--threads")
 
 
 def make_callback(args: argparse.Namespace):

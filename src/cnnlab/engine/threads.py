@@ -34,6 +34,9 @@ WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 SHORT_SPIN = {"GOMP_SPINCOUNT": "3000"}  # spin about 3000 turns, then sleep: see the measurements above
 # Variables that size a BLAS or OpenMP pool when it starts; a worker process gets them set to its share.
 POOL_SIZE_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# The most torch threads per core: a few more threads than cores can fill a core while one waits; many more
+# only switch between themselves (--threads 9999 on 2 cores: a 5 s run had not finished after 60 s).
+THREADS_PER_CORE = 4
 
 
 class ThreadsError(CnnlabError):
@@ -53,6 +56,17 @@ def check_count(value, option: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ThreadsError(f"{option} must be a positive integer, got {value!r}"[:200])
     return value
+
+
+def check_threads(value, option: str, cores: int | None = None) -> int:
+    """``value`` when it is a positive integer of at most :data:`THREADS_PER_CORE` per core (of ``cores``,
+    default this process's); else :class:`ThreadsError` naming ``option`` and saying the cap."""
+    count = check_count(value, option)
+    cores = cores or available_cores()
+    if count > THREADS_PER_CORE * cores:
+        raise ThreadsError(f"{option} {count}: at most {THREADS_PER_CORE * cores} here ({THREADS_PER_CORE} per core, "
+                           f"on the {cores} core(s) this process may use); more threads only wait on each other")
+    return count
 
 
 def threads_per_job(jobs: int, cores: int | None = None) -> int:
@@ -127,7 +141,7 @@ def set_threads(threads: int | None) -> int:
     import torch
 
     if threads is not None:
-        torch.set_num_threads(check_count(threads, "threads"))
+        torch.set_num_threads(check_threads(threads, "threads"))
     return torch.get_num_threads()
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from cnnlab.engine.threads import (
     available_cores,
     check_count,
+    check_threads,
     describe_wait,
     environment,
     prefer_short_spin,
@@ -67,9 +68,10 @@ class ExecutorOptions:
         if self.scheduler is not None and self.jobs is not None:
             raise ExecutorError("--jobs sizes the LocalCluster cnnlab starts; a --scheduler's cluster has its own "
                                 "workers")
-        for option, value in (("--jobs", self.jobs), ("--threads", self.threads)):
-            if value is not None:
-                check_count(value, option)
+        if self.jobs is not None:
+            check_count(self.jobs, "--jobs")
+        if self.threads is not None:  # a scheduler's workers have their own cores: each checks its own share
+            (check_count if self.scheduler else check_threads)(self.threads, "--threads")
         if self.kind != "sequential" and os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
             raise ExecutorError("--executor starts its own processes, one per run; under torchrun each run already "
                                 "spans torchrun's processes: use one or the other")
