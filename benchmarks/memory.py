@@ -82,8 +82,8 @@ def float32_baseline(session, x: np.ndarray):
     """The training and validation parts as float32 ``(N, C, H, W)`` tensors, made up front (cnnlab before)."""
     import torch
 
+    from cnnlab.engine.batches import images_to_tensor
     from cnnlab.engine.loop import TensorData
-    from cnnlab.engine.session import images_to_tensor
 
     cpu, split, tensors = torch.device("cpu"), session.split, session.tensors
     return TensorData(images_to_tensor(np.asarray(x[split.train_idx]), cpu), tensors.y_train,

@@ -55,9 +55,9 @@ def checkpoint_accuracy(run_dir: Path, data) -> float:
     import torch
 
     from cnnlab.engine.averaging import WeightAverage
+    from cnnlab.engine.batches import images_to_tensor, labels_to_tensor
     from cnnlab.engine.checkpoint import CHECKPOINT, read_checkpoint
     from cnnlab.engine.loop import evaluate_tensors
-    from cnnlab.engine.session import images_to_tensor, labels_to_tensor
     from cnnlab.net.builder import build_model
     from cnnlab.net.spec import parse_spec
 

@@ -8,7 +8,7 @@ import pytest
 import cnnlab
 from cnnlab import callbacks as cb
 from cnnlab.engine.config import ConfigError
-from cnnlab.engine.loop import NonFiniteLossError
+from cnnlab.engine.steps import NonFiniteLossError
 from cnnlab.layers import Dense, Flatten, Input
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cnnlab.cli.main import main
-from cnnlab.engine import session
+from cnnlab.engine import estimate, session
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.loop import TensorData
 from cnnlab.presenters import progress
@@ -34,15 +34,15 @@ def test_the_estimate_leaves_out_slow_first_steps(monkeypatch):
     def fake_step(*args):
         clock.now += next(durations)
 
-    monkeypatch.setattr(session, "time", SimpleNamespace(perf_counter=clock.perf_counter))
-    monkeypatch.setattr(session, "train_step", fake_step)
+    monkeypatch.setattr(estimate, "time", SimpleNamespace(perf_counter=clock.perf_counter))
+    monkeypatch.setattr(estimate, "train_step", fake_step)
     config = TrainConfig(batch_size=10)
     model = torch.nn.Linear(4, 3)
     data = TensorData(torch.zeros(95, 4), torch.zeros(95, dtype=torch.int64), torch.zeros(30, 4),
                       torch.zeros(30, dtype=torch.int64))
-    estimate = session.estimate_epoch_seconds(session.new_state(model, config, 10), data, config)
+    seconds = estimate.estimate_epoch_seconds(session.new_state(model, config, 10), data, config)
     # steady: 10 steps of 0.01 s, plus validation (30 images, forward only: a third of a step's work each)
-    assert estimate == pytest.approx(0.01 * math.ceil(95 / 10) + 0.01 / 10 * 30 / 3)
+    assert seconds == pytest.approx(0.01 * math.ceil(95 / 10) + 0.01 / 10 * 30 / 3)
     assert next(durations, None) is None  # every planned step ran: 2 warm-up, 4 windows of 3
 
 

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 import cnnlab
+from cnnlab.engine.data_init import initialise_from_data
 from cnnlab.errors import SpecError
 from cnnlab.export.keras_export import keras_call
 from cnnlab.net.builder import build_model
-from cnnlab.net.data_init import initialise_from_data
 from cnnlab.net.inference import infer
 from cnnlab.net.spec import parse_spec
 

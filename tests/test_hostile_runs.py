@@ -13,7 +13,7 @@ import torch
 from cnnlab import files, runs
 from cnnlab.cli.main import main
 from cnnlab.engine.config import TrainConfig
-from cnnlab.engine.loop import NonFiniteLossError
+from cnnlab.engine.steps import NonFiniteLossError
 from cnnlab.files import WriteError
 from cnnlab.runs.directory import read_metrics
 

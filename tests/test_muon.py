@@ -9,11 +9,11 @@ from torch.nn import functional as F
 from cnnlab.cli.main import build_parser
 from cnnlab.cli.train_commands import config_from_args
 from cnnlab.engine.config import ConfigError, TrainConfig
-from cnnlab.engine.loop import train_step
 from cnnlab.engine.memory import optimizer_states
 from cnnlab.engine.muon import MuonSGD, orthogonalise
 from cnnlab.engine.optim import make_optimizer, make_schedule, parameter_groups
 from cnnlab.engine.recipes import describe_options
+from cnnlab.engine.steps import train_step
 from test_training import assert_killed_run_resumes_exactly
 
 MUON = {"optimizer": "muon", "lr": 0.2, "momentum": 0.9, "nesterov": True, "muon_lr": 0.05,

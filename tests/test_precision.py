@@ -8,7 +8,8 @@ import torch
 
 from cnnlab import runs
 from cnnlab.cli.main import main
-from cnnlab.engine import loop, precision, session
+from cnnlab.engine import estimate as estimate_module
+from cnnlab.engine import precision, steps
 from cnnlab.engine.config import TrainConfig
 
 AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 fma avx512f\n"
@@ -32,19 +33,19 @@ def fake_timer(monkeypatch, seconds: dict) -> list[str]:
         asked.append(config.precision)
         return seconds[config.precision]
 
-    monkeypatch.setattr(session, "estimate_epoch_seconds", estimate)
+    monkeypatch.setattr(estimate_module, "estimate_epoch_seconds", estimate)
     return asked
 
 
 def spy_autocast(monkeypatch) -> list[str]:
     """The precision of every autocast the training and evaluation loops open."""
-    used, real = [], loop.autocast
+    used, real = [], steps.autocast
 
     def autocast(device, chosen):
         used.append(chosen)
         return real(device, chosen)
 
-    monkeypatch.setattr(loop, "autocast", autocast)
+    monkeypatch.setattr(steps, "autocast", autocast)
     return used
 
 
@@ -84,7 +85,7 @@ def test_without_cpuinfo_torch_decides_and_unknown_is_no(monkeypatch, tmp_path):
 def test_bf16_without_units_trains_in_fp32_and_says_why(monkeypatch, tmp_path):
     fake_cpu(monkeypatch, tmp_path, AVX2_ONLY)
     asked = fake_timer(monkeypatch, {"fp32": 1.0, "bf16": 0.5})
-    choice = precision.choose_precision("bf16", CPU, lambda p: session.estimate_epoch_seconds(None, None, None))
+    choice = precision.choose_precision("bf16", CPU, lambda p: estimate_module.estimate_epoch_seconds(None, None, None))
     assert choice.precision == "fp32" and asked == []  # no bf16 units: nothing to time
     assert choice.reason == ("--precision bf16: this CPU has no bf16 units (no avx512_bf16/amx_bf16): "
                              "bf16 would be ~20x slower; training in fp32")
@@ -130,7 +131,7 @@ def test_auto_takes_bf16_only_when_clearly_faster(monkeypatch, tmp_path, bf16_se
 def test_auto_without_units_is_fp32_without_timing(monkeypatch, tmp_path):
     fake_cpu(monkeypatch, tmp_path, AVX2_ONLY)
     asked = fake_timer(monkeypatch, {"fp32": 2.0, "bf16": 1.0})
-    choice = precision.choose_precision("auto", CPU, lambda p: session.estimate_epoch_seconds(None, None, None))
+    choice = precision.choose_precision("auto", CPU, lambda p: estimate_module.estimate_epoch_seconds(None, None, None))
     assert choice.precision == "fp32" and asked == [] and "no bf16 units" in choice.reason
 
 
@@ -222,7 +223,7 @@ def test_probabilities_under_bf16_are_the_float32_softmax_of_the_logits():
 
     model = build_model(preset("cnn"), (8, 8, 1)).eval()
     x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad(), loop.autocast(CPU, "bf16"):
+    with torch.no_grad(), steps.autocast(CPU, "bf16"):
         logits, probabilities = model(x), model.probabilities(x)
     assert logits.dtype == torch.bfloat16 and probabilities.dtype == torch.float32
     torch.testing.assert_close(probabilities, torch.softmax(logits.float(), dim=1))

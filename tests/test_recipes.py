@@ -13,10 +13,11 @@ from cnnlab.cli.main import build_parser, main
 from cnnlab.cli.train_commands import config_from_args
 from cnnlab.engine.averaging import WeightAverage
 from cnnlab.engine.config import ConfigError, TrainConfig
-from cnnlab.engine.loop import TensorData, run_epochs, train_step
+from cnnlab.engine.loop import TensorData, run_epochs
 from cnnlab.engine.optim import make_optimizer, make_schedule
 from cnnlab.engine.recipes import RECIPES, describe_options, get_recipe
 from cnnlab.engine.session import new_state
+from cnnlab.engine.steps import train_step
 from test_training import assert_killed_run_resumes_exactly
 
 from fixtures import assert_error_line

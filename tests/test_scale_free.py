@@ -10,8 +10,8 @@ from torch.nn import functional as F
 from cnnlab.cli.main import build_parser
 from cnnlab.cli.train_commands import config_from_args
 from cnnlab.engine.config import ConfigError, TrainConfig
-from cnnlab.engine.loop import train_step
 from cnnlab.engine.optim import make_optimizer, make_schedule, parameter_groups
+from cnnlab.engine.steps import train_step
 from cnnlab.export.torch_layers import module_code
 from cnnlab.net.builder import build_model
 from cnnlab.net.inference import infer

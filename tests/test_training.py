@@ -16,7 +16,7 @@ import cnnlab
 from cnnlab import runs
 from cnnlab.cli.main import main
 from cnnlab.engine.config import ConfigError, TrainConfig
-from cnnlab.engine.loop import NonFiniteLossError
+from cnnlab.engine.steps import NonFiniteLossError
 from cnnlab.runs.directory import RunError, read_metrics
 
 from fixtures import assert_error_line
@@ -297,8 +297,9 @@ def test_deterministic_refusal_names_the_operation():
     from torch import nn
 
     from cnnlab.engine.config import TrainConfig
-    from cnnlab.engine.loop import DeterminismError, TensorData, run_epochs
+    from cnnlab.engine.loop import TensorData, run_epochs
     from cnnlab.engine.session import new_state
+    from cnnlab.engine.steps import DeterminismError
 
     class Refuses(nn.Module):
         def __init__(self):

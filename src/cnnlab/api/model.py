@@ -63,7 +63,7 @@ class Model(NetworkViews):
 
         A preset's head takes ``num_classes``; a user's network keeps its own output units.
         """
-        from cnnlab.engine.session import seed_everything
+        from cnnlab.engine.device import seed_everything
         from cnnlab.net.builder import build_model
 
         self.spec = fit_spec(self.spec, input_shape, num_classes)
@@ -91,10 +91,10 @@ class Model(NetworkViews):
         (``schedule``, ``split_method``, ``early_stopping``, ``label_smoothing``...); ``recipe="fast"``
         starts from a named recipe (the preset ``fast`` starts from its own). Calling ``fit`` again trains on.
         """
-        from cnnlab.engine.loop import NonFiniteLossError
         from cnnlab.engine.memory import check_fit_memory
         from cnnlab.engine.recipes import recipe_options
         from cnnlab.engine.session import train_model
+        from cnnlab.engine.steps import NonFiniteLossError
 
         if x is None or y is None:
             raise InputError("fit: give the images x and the labels y")
@@ -194,9 +194,8 @@ class Model(NetworkViews):
         ``return_dict=True`` gives ``{"loss": ..., "accuracy": ...}``; ``tta="flip"``: see :mod:`cnnlab.engine.tta`.
         Runs in the precision ``fit`` trained in (bf16 only where this machine has bf16 units), as Keras'
         mixed-precision policy does and ``cnnlab evaluate`` does for a run."""
-        from cnnlab.engine.batches import image_batches
+        from cnnlab.engine.batches import image_batches, labels_to_tensor
         from cnnlab.engine.loop import evaluate_tensors
-        from cnnlab.engine.session import labels_to_tensor
         from cnnlab.engine.tta import with_tta
 
         _check_verbose(verbose)
@@ -216,8 +215,8 @@ class Model(NetworkViews):
         Runs in the precision ``fit`` trained in, as :meth:`evaluate` does."""
         import torch
 
-        from cnnlab.engine.loop import autocast
-        from cnnlab.engine.session import images_to_tensor
+        from cnnlab.engine.batches import images_to_tensor
+        from cnnlab.engine.steps import autocast
         from cnnlab.engine.tta import with_tta
 
         module = with_tta(self._require_module().eval(), tta)

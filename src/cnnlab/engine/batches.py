@@ -198,3 +198,24 @@ def as_batches(x) -> ImageBatches:
     if isinstance(x, ImageBatches):
         return x
     return DeviceImages(x, ready=True)
+
+
+def images_to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 (scaled to [0, 1]) or float images ``(N, H, W, C)`` -> float32 ``(N, C, H, W)``.
+
+    The result is channels-last in memory, the layout the CPU convolutions run fastest on;
+    flat ``(N, D)`` input passes through. All of it at once, as float32: training converts
+    batch by batch instead (:mod:`cnnlab.engine.batches`), with the same conversion.
+    """
+    return to_network_input(compact_pixels(images)).to(device)
+
+
+def class_indices(labels) -> np.ndarray:
+    """Integer labels ``(N,)`` or one-hot ``(N, K)`` -> int64 class indices ``(N,)``."""
+    array = np.asarray(labels)
+    return (array.argmax(axis=1) if array.ndim == 2 else array).astype(np.int64)
+
+
+def labels_to_tensor(labels, device: torch.device) -> torch.Tensor:
+    """Integer or one-hot labels -> int64 class indices on ``device``."""
+    return torch.from_numpy(class_indices(labels)).to(device)

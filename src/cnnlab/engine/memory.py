@@ -225,7 +225,7 @@ def check_fit_memory(spec, module, x, labels, config: TrainConfig, validation=No
     ``labels`` the checked labels (:class:`cnnlab.engine.inputs.Labels`); ``validation`` the checked
     ``(x_val, ...)`` or None, when ``config.val_split`` holds the validation part out of ``x``.
     """
-    from cnnlab.engine.session import resolve_device
+    from cnnlab.engine.device import resolve_device
     from cnnlab.net.presets import preset_name
     from cnnlab.net.resolve import fit_spec, summarize
 

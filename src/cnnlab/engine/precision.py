@@ -112,16 +112,17 @@ def choose_precision(asked: str, device: torch.device, epoch_seconds: Callable[[
 def session_precision(state, data, config: TrainConfig, callback=None) -> TrainConfig:
     """``config`` with its precision resolved for this model and data ("fp32" or "bf16"); the reason noted.
 
-    "auto" times warm-up steps with :func:`cnnlab.engine.session.estimate_epoch_seconds`,
+    "auto" times warm-up steps with :func:`cnnlab.engine.estimate.estimate_epoch_seconds`,
     which leaves the run untouched (a copy of the model, the RNG restored).
     """
-    from cnnlab.engine import distributed, session
+    from cnnlab.engine import distributed
+    from cnnlab.engine.estimate import estimate_epoch_seconds
 
     if config.precision == "fp32":
         return config
 
     def epoch_seconds(precision: str) -> float:
-        return session.estimate_epoch_seconds(state, data, dataclasses.replace(config, precision=precision),
+        return estimate_epoch_seconds(state, data, dataclasses.replace(config, precision=precision),
                                               processes=distributed.world_size())
 
     # Under torchrun rank 0 times and chooses for every process, so that all train alike.

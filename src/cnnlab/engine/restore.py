@@ -195,7 +195,7 @@ def restore_state(state: TrainState, payload, path: Path, epochs: int | None = N
     _restore_average(state, payload.get("average"), path)
     rng, own = _own_rng(payload, path)
     _restore_rng(rng, state, path)
-    if not own and state.parallel is not None:  # another number of processes: this rank draws anew
-        state.parallel.reseed(epoch)
+    if not own:  # another number of processes: this rank draws anew (one process keeps its stream)
+        state.strategy.reseed(epoch)
     state.epoch, state.history = epoch, history
     state.best, state.wait, state.stopped_early = best, wait, stopped

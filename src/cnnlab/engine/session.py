@@ -2,17 +2,12 @@
 
 :func:`train_model` is that sequence, shared by the Python API (``Model.fit``) and
 the run directories (``cnnlab.runs``); the rest of this module are its parts: the
-device, seeds, tensors, a fresh state, and a time estimate.
+tensors on the device, a fresh state, and the checks made before the first step.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import os
-import random
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -21,65 +16,18 @@ import numpy as np
 import torch
 
 from cnnlab.engine.averaging import WeightAverage
-from cnnlab.engine.batches import compact_pixels, image_batches, to_network_input
+from cnnlab.engine.batches import class_indices, image_batches, labels_to_tensor
 from cnnlab.engine.config import ConfigError, TrainConfig
+from cnnlab.engine.data_init import initialise_from_data
 from cnnlab.engine.data_parallel import parallelize
-from cnnlab.engine.distributed import local_device
+from cnnlab.engine.device import resolve_device, seed_everything, set_deterministic
 from cnnlab.engine.heap import retained_heap
-from cnnlab.engine.loop import Callback, TensorData, TrainState, run_epochs, train_step
+from cnnlab.engine.loop import Callback, TensorData, TrainState, run_epochs
 from cnnlab.engine.optim import make_optimizer, make_schedule, parameter_groups
 from cnnlab.engine.precision import session_precision
-from cnnlab.net.data_init import initialise_from_data
 
 if TYPE_CHECKING:
     from cnnlab.data.split import Split
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' is CUDA when present, else the CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' asked for, but torch sees no CUDA GPU "
-                          f"(torch {torch.__version__}; see the README for a GPU build)")
-    if name not in ("cpu", "cuda"):
-        raise ConfigError(f"unknown device '{name}'; expected auto, cpu or cuda")
-    return local_device(torch.device(name))  # under torchrun, CUDA is the GPU of LOCAL_RANK
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA), numpy and Python's random."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def set_deterministic(enabled: bool) -> None:
-    """Ask torch for deterministic algorithms; an op without one then raises naming itself."""
-    if enabled:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(enabled)
-
-
-def images_to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (scaled to [0, 1]) or float images ``(N, H, W, C)`` -> float32 ``(N, C, H, W)``.
-
-    The result is channels-last in memory, the layout the CPU convolutions run fastest on;
-    flat ``(N, D)`` input passes through. All of it at once, as float32: training converts
-    batch by batch instead (:mod:`cnnlab.engine.batches`), with the same conversion.
-    """
-    return to_network_input(compact_pixels(images)).to(device)
-
-
-def class_indices(labels) -> np.ndarray:
-    """Integer labels ``(N,)`` or one-hot ``(N, K)`` -> int64 class indices ``(N,)``."""
-    array = np.asarray(labels)
-    return (array.argmax(axis=1) if array.ndim == 2 else array).astype(np.int64)
-
-
-def labels_to_tensor(labels, device: torch.device) -> torch.Tensor:
-    """Integer or one-hot labels -> int64 class indices on ``device``."""
-    return torch.from_numpy(class_indices(labels)).to(device)
 
 
 def new_state(model: torch.nn.Module, config: TrainConfig, steps_per_epoch: int) -> TrainState:
@@ -89,59 +37,6 @@ def new_state(model: torch.nn.Module, config: TrainConfig, steps_per_epoch: int)
     average = None if config.ema_momentum is None else WeightAverage(model, config.ema_momentum)
     return TrainState(model, optimizer, make_schedule(optimizer, config, steps_per_epoch), generator,
                       average=average)
-
-
-def estimate_epoch_seconds(state: TrainState, data: TensorData, config: TrainConfig,
-                           windows: int = 4, window: int = 3, warmup: int = 2, processes: int = 1) -> float:
-    """Seconds per epoch, from ``windows`` runs of ``window`` training steps timed after ``warmup`` steps.
-
-    A step's time is the median over the windows of their mean step time: a window averages
-    over a passing slow step (another process on the cores), and the median leaves out a
-    window slowed by first calls (kernel selection, memory touched for the first time),
-    which inflated the plain mean over a few steps this replaced. The steps run on a copy of
-    the model, on a batch gathered as the loop gathers its batches; the run is untouched
-    (its RNG state is restored). With ``processes`` training together, a step is one
-    process's part of the batch (the time to all-reduce the gradients is not counted).
-    """
-    rng = torch.get_rng_state()
-    model = copy.deepcopy(state.model)
-    optimizer = make_optimizer(parameter_groups(model, config), config)
-    n, bs = len(data.y_train), max(config.batch_size // processes, 1)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:bs].to(data.x_train.index_device)
-    xb, yb = data.x_train.take(order), data.y_train[order]
-    model.train()
-    try:
-        for _ in range(warmup):
-            train_step(model, optimizer, None, xb, yb, config.precision)
-        times = _step_seconds(lambda: train_step(model, optimizer, None, xb, yb, config.precision), xb.device,
-                              windows * window)
-    finally:
-        torch.set_rng_state(rng)
-    per_step = statistics.median(sum(times[k:k + window]) / window for k in range(0, len(times), window))
-    val = 0 if data.y_val is None else len(data.y_val)
-    # Validation runs forward only: about a third of a training step's work per image.
-    return per_step * math.ceil(n / (bs * processes)) + per_step / bs * val / processes / 3
-
-
-def _step_seconds(step: Callable[[], object], device: torch.device, count: int) -> list[float]:
-    """The time of each of ``count`` calls of ``step``.
-
-    On a GPU, CUDA events recorded between the steps time them with one synchronisation
-    at the end (none per step); on the CPU, where every operation is synchronous, the clock.
-    """
-    if device.type == "cuda":
-        events = [torch.cuda.Event(enable_timing=True) for _ in range(count + 1)]
-        events[0].record()
-        for event in events[1:]:
-            step()
-            event.record()
-        torch.cuda.synchronize(device)
-        return [start.elapsed_time(end) / 1000 for start, end in zip(events, events[1:])]
-    times = [time.perf_counter()]
-    for _ in range(count):
-        step()
-        times.append(time.perf_counter())
-    return [end - start for start, end in zip(times, times[1:])]
 
 
 def prepare(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, config: TrainConfig,

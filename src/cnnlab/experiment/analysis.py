@@ -46,9 +46,9 @@ def shift_images(images: np.ndarray, pixels: int, axis: int) -> np.ndarray:
 
 def _logits(model, images: np.ndarray, precision: str, batch_size: int = 1000) -> torch.Tensor:
     """The model's float32 outputs on ``images``, computed in ``precision`` (the run's, as ``cnnlab evaluate``)."""
-    from cnnlab.engine.loop import autocast
+    from cnnlab.engine.batches import images_to_tensor
     from cnnlab.engine.metrics import predict_logits
-    from cnnlab.engine.session import images_to_tensor
+    from cnnlab.engine.steps import autocast
 
     device = torch.device("cpu")
     with autocast(device, precision):

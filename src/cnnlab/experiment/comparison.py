@@ -102,8 +102,8 @@ def _check_fit(resolved: dict, data, configs: dict[str, TrainConfig]) -> None:
 
     Each network must fit the device's memory on its own (concurrent runs on one device
     share it: a tight fit is for sequential runs)."""
+    from cnnlab.engine.device import resolve_device
     from cnnlab.engine.memory import check_training_memory
-    from cnnlab.engine.session import resolve_device
     from cnnlab.net.resolve import fit_spec, summarize
 
     for spec, (model_spec, _) in resolved.items():
@@ -226,7 +226,7 @@ def _train_concurrently(folder: Path, specs: list[str], resolved: dict, seeds: i
 def _jobs(folder: Path, specs: list[str], resolved: dict, seeds: int, dataset: tuple[str, dict],
           configs: dict[str, TrainConfig], executor: ExecutorOptions) -> list:
     """A :class:`RunJob` per spec and seed, in the comparison's order: references and options, no arrays."""
-    from cnnlab.engine.session import resolve_device
+    from cnnlab.engine.device import resolve_device
     from cnnlab.experiment.executor import RunJob
 
     def job(spec: str, config: TrainConfig, seed: int) -> RunJob:

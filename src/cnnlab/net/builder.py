@@ -47,7 +47,7 @@ class SpecModel(nn.Module):
         self.is_chain = spec.is_chain
         self.reads, self.frees = _wiring(spec)
         # True until weights are loaded or set from data: data-aware initialisers
-        # (cnnlab.net.data_init) run on a fresh model only, never over trained weights.
+        # (cnnlab.engine.data_init) run on a fresh model only, never over trained weights.
         self.fresh = True
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):

@@ -83,10 +83,10 @@ def evaluate(run_dir: str | Path, split: str = "test", tta: str | None = None) -
     """
     import torch
 
+    from cnnlab.engine.batches import images_to_tensor
     from cnnlab.engine.class_metrics import classification_report
-    from cnnlab.engine.loop import autocast
     from cnnlab.engine.metrics import predict_logits, score_logits
-    from cnnlab.engine.session import images_to_tensor
+    from cnnlab.engine.steps import autocast
     from cnnlab.engine.tta import with_tta
 
     run_dir = Path(run_dir)
@@ -137,8 +137,8 @@ def predict(run_dir: str | Path, paths: list[str | Path], top: int = 3, tta: str
     """
     import torch
 
-    from cnnlab.engine.loop import autocast
-    from cnnlab.engine.session import images_to_tensor
+    from cnnlab.engine.batches import images_to_tensor
+    from cnnlab.engine.steps import autocast
     from cnnlab.engine.tta import with_tta
 
     run_dir = Path(run_dir)

@@ -21,8 +21,8 @@ import yaml
 
 from cnnlab.engine import distributed
 from cnnlab.engine.config import TrainConfig
-from cnnlab.engine.loop import NonFiniteLossError
 from cnnlab.engine.recipes import recipe_config
+from cnnlab.engine.steps import NonFiniteLossError
 from cnnlab.files import write_file
 from cnnlab.net.resolve import fit_spec, resolve_spec, summarize
 from cnnlab.net.spec import parse_spec
@@ -99,8 +99,9 @@ def _new_run(out: Path, name: str | None, model_spec, data, record: dict, info, 
 
 def _checked(spec, dataset, config: TrainConfig | None, name: str | None, dataset_options: dict | None, data):
     """Everything a new run can be refused for, checked: ``(config, data, fitted spec, config.json record)``."""
+    from cnnlab.engine.device import resolve_device
     from cnnlab.engine.memory import check_training_memory
-    from cnnlab.engine.session import check_validation_needs, resolve_device
+    from cnnlab.engine.session import check_validation_needs
 
     config = (config or recipe_config(spec)).validate()  # none given: the preset's own recipe, else homework
     check_validation_needs(config, None)  # a run's only validation is its split
@@ -135,7 +136,7 @@ def resume(run_dir: str | Path, callback=None, argv: list[str] | None = None, *,
     ``data``, the dataset already loaded, must be the one the run started on (its
     identity is checked against the run's record).
     """
-    from cnnlab.engine.session import resolve_device
+    from cnnlab.engine.device import resolve_device
 
     distributed.setup()
     callback = callback if distributed.is_main() else None
@@ -217,7 +218,7 @@ class _RunRecorder:
             self._announce(session)
 
     def _announce(self, session) -> None:
-        from cnnlab.engine.session import estimate_epoch_seconds
+        from cnnlab.engine.estimate import estimate_epoch_seconds
 
         self.estimate = estimate_epoch_seconds(session.state, session.tensors, self.config,
                                                processes=distributed.world_size())

@@ -9,7 +9,7 @@ from cnnlab.net.kinds.source import ACTIVATION_CODE, call, literal, unless, wind
 from cnnlab.net.registry import LayerKind, Params, register
 
 # patch_whitening is cnnlab's own: the kernel is set from the training data before training
-# (cnnlab.net.data_init); partial_identity too (airbench's: the first filters pass their own input
+# (cnnlab.engine.data_init); partial_identity too (airbench's: the first filters pass their own input
 # channel through, the rest are glorot-uniform). Keras has neither, so exports carry the weights.
 KERNEL_INITIALIZERS = ("glorot_uniform", "patch_whitening", "partial_identity")
 # Values in one patch that patch_whitening may whiten: its covariance is MAX^2 float64s (8 MB),
@@ -151,7 +151,7 @@ class Conv2D(_Convolution):
         block = self.conv_module(info.layer, info.input_shape, info.layer["filters"])
         block.requires_grad_(info.layer["trainable"])
         if info.layer["kernel_initializer"] == "patch_whitening":
-            block.data_init = "patch_whitening"  # set from the training data before training (net/data_init.py)
+            block.data_init = "patch_whitening"  # set from the training data before training (engine/data_init.py)
         block.partial_identity = info.layer["kernel_initializer"] == "partial_identity"  # set after glorot
         return block
 
