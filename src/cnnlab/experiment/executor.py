@@ -40,6 +40,7 @@ from cnnlab.engine.threads import (
 from cnnlab.errors import CnnlabError
 
 EXECUTORS = ("sequential", "local", "dask")
+PROBE_TIMEOUT_S = 5  # a scheduler's port that has not answered by then is left to Dask's connect timeout
 
 
 class ExecutorError(CnnlabError):
@@ -221,6 +222,31 @@ def _require_dask() -> None:
         raise ExecutorError("--executor dask needs dask.distributed: pip install 'cnnlab[dask]'") from None
 
 
+def _refused(address: str) -> str | None:
+    """Why a TCP scheduler address refuses connections, else None (Dask then connects and reports the rest).
+
+    A closed port or an unknown host is known at once, but Dask retries them until its connect timeout
+    (30 s by default): one plain connection first says so in milliseconds. A host that does not answer
+    at all is left to Dask's own timeout.
+    """
+    import socket
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        if scheme not in ("tcp", "tls"):
+            return None
+        with socket.create_connection(parse_host_port(location), timeout=PROBE_TIMEOUT_S):
+            return None
+    except ConnectionRefusedError:
+        return "connection refused: nothing listens on that port"
+    except socket.gaierror as exc:
+        return f"unknown host: {exc.strerror}"
+    except (OSError, ValueError, TypeError):  # no answer in time, a malformed address: Dask says what it finds
+        return None
+
+
 def _run_dask(jobs: list[RunJob], options: ExecutorOptions, finished: Callable[[JobResult], None]) -> None:
     """On a Dask cluster: the one at ``options.scheduler``, else a LocalCluster of single-task worker processes."""
     device = jobs[0].device if jobs else "cpu"
@@ -241,6 +267,8 @@ def _dask_client(options: ExecutorOptions, runs: int, device: str) -> Iterator[t
     from distributed import Client, LocalCluster
 
     if options.scheduler:
+        if refused := _refused(options.scheduler):
+            raise ExecutorError(f"cannot reach the Dask scheduler at {options.scheduler} ({refused})")
         try:
             client = Client(options.scheduler, timeout=dask.config.get("distributed.comm.timeouts.connect"))
         except (OSError, TimeoutError, ValueError) as exc:

@@ -18,6 +18,7 @@ ever written over an existing file or through a link.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,3 +109,17 @@ def _check_name(path: Path, to: str) -> None:
     if path.name[:-3] in SHADOWED:  # run as a script, the file would import itself instead
         raise ExportError(f"-o {path}: the file would hide the '{path.name[:-3]}' package it imports; "
                           "choose another name")
+    if hidden := _hidden_module(path.name[:-3]):  # run from its folder, Python would import the file instead
+        raise ExportError(f"-o {path}: the file would hide {hidden} (run from its folder, Python imports the "
+                          "file in its place, and torch, keras or numpy may import that module); choose another name")
+
+
+def _hidden_module(name: str) -> str | None:
+    """What a file ``<name>.py`` would shadow: a standard-library module or an installed top-level one."""
+    import importlib.metadata
+
+    if name in sys.stdlib_module_names or name in sys.builtin_module_names:
+        return f"the standard library's '{name}' module"
+    if name in importlib.metadata.packages_distributions():
+        return f"the installed '{name}' module"
+    return None
