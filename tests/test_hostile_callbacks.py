@@ -120,3 +120,8 @@ def test_tensorboard_log_dir_that_is_a_file_or_a_dangling_link_is_one_error(tmp_
         fit_one_epoch(digits, cb.TensorBoard(log_dir=log_dir))
     assert log_dir.is_symlink() if planted != "file" else log_dir.read_text() == "not a folder"
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_csv_logger_into_a_missing_folder_is_refused_before_training(tmp_path, digits):
+    with pytest.raises(WriteError, match="log.csv: the folder .*nowhere does not exist"):
+        fit_one_epoch(digits, cb.CSVLogger(tmp_path / "nowhere" / "log.csv"))

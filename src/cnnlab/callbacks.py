@@ -149,8 +149,10 @@ class CSVLogger(Callback):
         self.keys, self.text = None, ""
 
     def on_train_begin(self, logs=None):
-        from cnnlab.files import check_replaceable, read_regular
+        from cnnlab.files import WriteError, check_replaceable, read_regular
 
+        if not self.filename.parent.is_dir():  # found now, not after the first epoch
+            raise WriteError(f"{self.filename}: the folder {self.filename.parent} does not exist")
         exists = check_replaceable(self.filename)
         self.keys, self.text = None, ""
         if self.append and exists:
