@@ -4,9 +4,11 @@ A converted image folder is kept as one uint8 array ``(N_train + N_test, H, W, C
 (training rows first) that ``np.load(mmap_mode="r")`` maps instead of reading: a
 dataset larger than RAM is then trained from the cache, its pages read as batches ask
 for them. The labels, class names and notes sit beside it in ``<stem>.meta.npz``, with
-the image array's shape and the ``.npy``'s size, so a truncated or mismatched cache is
-found and rebuilt, never used. Both files are written atomically (images first, so a
-``.meta.npz`` never describes a half-written ``.npy``).
+the image array's shape, the ``.npy``'s size and the sha256 of its pixels, so a truncated,
+mismatched or damaged cache is found and rebuilt, never used: the pixels are hashed on their
+first use in a process (:func:`verified`; CIFAR-10's 184 MB in about 0.2 s). Both files are
+written atomically (images first, so a ``.meta.npz`` never describes a half-written ``.npy``).
+A cache truncated while it is mapped is one error line, not a bare SIGBUS (``cnnlab.data.bus_error``).
 
 Pages read through a map count in the process's resident memory until they are
 unmapped, and one epoch reads them all: :class:`MappedPages` hands them back to the
@@ -15,19 +17,22 @@ kernel as reading goes (see there).
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 
+from cnnlab.data import bus_error
 from cnnlab.data import cache as cache_mod
 from cnnlab.data.dataset import DatasetError
 from cnnlab.files import open_regular
 
 IMAGES_SUFFIX, META_SUFFIX = ".npy", ".meta.npz"
-META_KEYS = ("image_shape", "images_bytes", "y_train", "y_test", "class_names", "notes")
+META_KEYS = ("image_shape", "images_bytes", "pixels_sha256", "y_train", "y_test", "class_names", "notes")
 RELEASE_EVERY_BYTES = 64 * 2**20
 # A read fault maps more than the row it reads: the kernel's fault-around (64 KiB), and on kernels that
 # keep files in the page cache as large folios, the whole folio, up to a 2 MiB huge page (measured on
@@ -85,13 +90,16 @@ def byte_chunks(array: np.ndarray, chunk_bytes: int = HASH_CHUNK_BYTES) -> Itera
         pages.release()
 
 
-def write_npy(handle, shape: tuple[int, ...], chunks: Iterable[np.ndarray]) -> None:
-    """Write a uint8 ``.npy`` of ``shape`` from ``chunks`` of rows, never holding the whole array."""
+def write_npy(handle, shape: tuple[int, ...], chunks: Iterable[np.ndarray], digest=None) -> None:
+    """Write a uint8 ``.npy`` of ``shape`` from ``chunks`` of rows, never holding the whole array
+    (the pixels' bytes also go into ``digest``, a hashlib object, when given)."""
     np.lib.format.write_array_header_1_0(handle, {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
     written = 0
     for chunk in chunks:
         chunk = np.ascontiguousarray(chunk, dtype=np.uint8)
         handle.write(memoryview(chunk).cast("B"))
+        if digest is not None:
+            digest.update(memoryview(chunk).cast("B"))
         written += chunk.nbytes
     if written != int(np.prod(shape)):
         raise ValueError(f"wrote {written:,} bytes of pixels for an array of shape {tuple(shape)}")
@@ -104,11 +112,13 @@ def save_image_cache(stem: Path, images_shape: tuple[int, ...], chunks: Iterable
     ``meta`` holds ``y_train``, ``y_test``, ``class_names`` and ``notes``; the first
     ``len(y_train)`` rows are the training images.
     """
-    images = stem.with_name(stem.name + IMAGES_SUFFIX)
-    cache_mod.atomic_write(images, lambda handle: write_npy(handle, images_shape, chunks))
+    images, digest = stem.with_name(stem.name + IMAGES_SUFFIX), hashlib.sha256()
+    cache_mod.atomic_write(images, lambda handle: write_npy(handle, images_shape, chunks, digest))
     record = {**meta, "image_shape": np.array(images_shape, np.int64),
-              "images_bytes": np.array(images.stat().st_size, np.int64)}
+              "images_bytes": np.array(images.stat().st_size, np.int64),
+              "pixels_sha256": np.array(digest.hexdigest())}
     cache_mod.save_arrays(stem.with_name(stem.name + META_SUFFIX), record)
+    _VERIFIED.add(_file_state(images))  # hashed as it was written
 
 
 def save_arrays_as_image_cache(stem: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -125,13 +135,43 @@ def load_image_cache(stem: Path) -> dict[str, np.ndarray] | None:
     images, meta_path = stem.with_name(stem.name + IMAGES_SUFFIX), stem.with_name(stem.name + META_SUFFIX)
     meta = _load_meta(meta_path)
     pixels = _map_images(images, meta) if meta is not None else None
+    if pixels is not None and not verified(images, pixels, str(meta["pixels_sha256"])):
+        pixels = None
     if pixels is None:
         for path in (images, meta_path):
             if path.is_file() and not path.is_symlink():
                 path.unlink(missing_ok=True)
         return None
+    bus_error.report_on_bus_error(images)  # a map read past a truncated end: one error line, not a bare SIGBUS
     split = len(meta["y_train"])
-    return {"x_train": pixels[:split], "x_test": pixels[split:], **{key: meta[key] for key in META_KEYS[2:]}}
+    return {"x_train": pixels[:split], "x_test": pixels[split:], **{key: meta[key] for key in META_KEYS[3:]}}
+
+
+# The caches hashed in this process, by (device, inode, size, mtime, ctime): a write in place changes
+# the ctime even where the mtime is put back, so a cache damaged after its check is hashed again.
+_VERIFIED: set[tuple[int, ...]] = set()
+
+
+def _file_state(path: Path) -> tuple[int, ...]:
+    info = os.stat(path)
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
+def verified(path: Path, pixels: np.ndarray, expected: str) -> bool:
+    """Whether the mapped ``pixels`` of ``path`` hash to ``expected`` (the meta's sha256); hashed once per
+    process and state of the file, in chunks whose pages are released (no copy, nothing left resident)."""
+    try:
+        state = _file_state(path)
+    except OSError:
+        return False
+    if state not in _VERIFIED:
+        digest = hashlib.sha256()
+        for chunk in byte_chunks(pixels):
+            digest.update(chunk)
+        if digest.hexdigest() != expected:
+            return False
+        _VERIFIED.add(state)
+    return True
 
 
 def _load_meta(path: Path) -> dict[str, np.ndarray] | None:
@@ -151,7 +191,8 @@ def _map_images(path: Path, meta: dict[str, np.ndarray]) -> np.ndarray | None:
             if os.fstat(handle.fileno()).st_size != int(meta["images_bytes"]):
                 return None
             pixels = _map_npy(handle)
-    except (OSError, ValueError):  # truncated below its header, or not a .npy
+    # truncated below its header, not a .npy, or a damaged header (numpy parses it with tokenize)
+    except (OSError, ValueError, SyntaxError, TokenError):
         return None
     consistent = (pixels.dtype == np.uint8 and pixels.shape == shape
                   and shape[0] == len(meta["y_train"]) + len(meta["y_test"]))
