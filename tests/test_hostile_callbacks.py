@@ -10,13 +10,13 @@ import sys
 import textwrap
 
 import pytest
-from tests.test_callbacks import model_for
 
 import cnnlab
 from cnnlab import callbacks as cb
 from cnnlab.engine.config import ConfigError
 from cnnlab.errors import CnnlabError
 from cnnlab.files import WriteError
+from test_callbacks import model_for
 
 HANG_GUARD_S = 120  # only so that a regression fails instead of hanging the suite; the assertions are the messages
 

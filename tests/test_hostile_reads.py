@@ -11,11 +11,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from tests.fixtures import assert_error_line, image_folder
 
 import cnnlab
 from cnnlab.errors import CnnlabError
 from cnnlab.files import open_regular, read_regular
+
+from fixtures import assert_error_line, image_folder
 
 PACKAGE = Path(cnnlab.__file__).parent
 HELPER_MODULE = "files.py"  # open_regular and read_regular live there
@@ -34,9 +35,6 @@ WRITE_MODE = set("wax+")
 # Direct reads in files another engineer is rewriting (issue 32: the lead merges the model loaders and
 # rewrites the engine); each entry is removed as its call goes through open_regular / read_regular.
 PENDING = {
-    ("api/saving.py", "safe_open"): "the model file's header: opened by name before it is checked (the lead)",
-    ("engine/precision.py", "read_text"): "/proc/cpuinfo (engine: the lead)",
-    ("engine/memory.py", "read_text"): "/proc/meminfo and cgroup limits (engine: the lead)",
 }
 
 

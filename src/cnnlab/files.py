@@ -39,6 +39,7 @@ _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | _CLOEXEC
 _READ_CHUNK = 1 << 20
+SYSTEM_FILE_BYTES = 4 * 1024**2  # a kernel file cnnlab reads (/proc/cpuinfo on 256 cores is about 1 MB)
 _TEMP = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.tmp$")
 
 Content = bytes | Callable[[BinaryIO], None]

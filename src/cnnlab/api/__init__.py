@@ -11,7 +11,6 @@ True
 
 from cnnlab.api.datasets import load_data, show_samples
 from cnnlab.api.history import History
-from cnnlab.api.model import Model, Sequential
-from cnnlab.api.saving import load_model
+from cnnlab.api.model import Model, Sequential, load_model
 
 __all__ = ["History", "Model", "Sequential", "load_data", "load_model", "show_samples"]

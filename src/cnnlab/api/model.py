@@ -237,11 +237,10 @@ class Model(NetworkViews):
     def save(self, path: str | Path) -> Path:
         """The whole model in one file (spec, weights, class names, preprocessing): ``cnnlab.load_model``
         reads it back. A safetensors file: nothing in it is pickled."""
-        from cnnlab.api.saving import save_model
-        from cnnlab.files import check_replaceable
+        from cnnlab.runs.model_file import write_model_file
 
-        check_replaceable(path)  # a link, FIFO or device there is refused before anything opens it (a FIFO waits)
-        return save_model(self, path)
+        # A link, FIFO or device at ``path`` is refused before anything opens it (a FIFO would wait).
+        return write_model_file(path, self._require_module(), self.spec, self.class_names)
 
     def export(self, filepath: str | Path, format: str = "onnx") -> list[Path]:
         """Write the network as ``"onnx"``, ``"keras"`` (functional-API code and its weights) or
@@ -277,6 +276,20 @@ class Model(NetworkViews):
 
     def _device(self):
         return next(self._require_module().parameters()).device
+
+
+def load_model(path, **options) -> Model:
+    """A :class:`Model` from a file ``model.save`` wrote, or from a run directory (``cnnlab train``);
+    ``options`` are :class:`Model`'s (``device``, ``seed``...). Read by :mod:`cnnlab.runs.model_file`,
+    as ``cnnlab export`` and ``cnnlab evaluate`` read models."""
+    from cnnlab.runs.model_file import read_model
+
+    loaded = read_model(path)
+    model = Model(loaded.spec, **options)
+    model.module = loaded.module
+    model._precision = loaded.precision  # evaluated as `cnnlab evaluate` evaluates a run
+    model.class_names = loaded.class_names
+    return model
 
 
 class Sequential(Model):

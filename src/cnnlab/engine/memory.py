@@ -16,12 +16,12 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from cnnlab.engine.config import TrainConfig
 from cnnlab.errors import CnnlabError
+from cnnlab.files import SYSTEM_FILE_BYTES, read_regular
 from cnnlab.net.inference import BYTES_PER_FLOAT, ModelInfo
 
 # cgroup limits at or above this are "no limit" (v1 writes 2**63 rounded down to a page)
@@ -172,9 +172,14 @@ def available_ram() -> Available:
         else ram
 
 
+def _system_text(path) -> str:
+    """A small kernel file (/proc, /sys) as text, read through the one open helper; OSError where it cannot be."""
+    return read_regular(path, SYSTEM_FILE_BYTES, OSError).decode(errors="replace")
+
+
 def _meminfo_available(path: str = "/proc/meminfo") -> int | None:
     try:
-        for line in Path(path).read_text().splitlines():
+        for line in _system_text(path).splitlines():
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024  # the kernel writes kB (KiB)
     except (OSError, ValueError, IndexError):
@@ -186,10 +191,10 @@ def _cgroup_room() -> int | None:
     """The cgroup's limit less its usage (v2, then v1); None when no limit is set or readable."""
     for limit_file, usage_file in CGROUP_FILES:
         try:
-            limit_text = Path(limit_file).read_text().strip()
+            limit_text = _system_text(limit_file).strip()
             if limit_text == "max" or int(limit_text) >= UNLIMITED:
                 return None
-            return max(0, int(limit_text) - int(Path(usage_file).read_text().strip()))
+            return max(0, int(limit_text) - int(_system_text(usage_file).strip()))
         except (OSError, ValueError):
             continue
     return None
@@ -205,6 +210,19 @@ def check_memory(info: ModelInfo, config: TrainConfig, images: int, device, val_
             f"training '{info.name}' with batch size {config.batch_size} needs about {needed.describe()}, "
             f"but the {getattr(device, 'type', device)} has {format_bytes(room.bytes)} available ({room.source}); "
             "use a smaller network or batch size")
+    return needed
+
+
+def check_build_memory(info: ModelInfo, device, images: int = 1) -> int:
+    """Bytes to build ``info``'s network and run ``images`` through it (no training): its weights
+    twice (the module and the tensors loaded into it) and one forward pass; more than ``device``
+    has free is a :class:`MemoryCheckError`, before anything is allocated."""
+    needed = 2 * BYTES_PER_FLOAT * info.total_params + evaluation_activations(info, images)
+    room = available(device)
+    if needed > room.bytes:
+        raise MemoryCheckError(
+            f"building '{info.name}' ({info.total_params:,} parameters) needs about {format_bytes(needed)}, "
+            f"but the {getattr(device, 'type', device)} has {format_bytes(room.bytes)} available ({room.source})")
     return needed
 
 

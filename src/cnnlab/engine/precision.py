@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from cnnlab.engine.config import TrainConfig
+from cnnlab.files import SYSTEM_FILE_BYTES, read_regular
 
 X86_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo "flags" of x86 CPUs with bf16 units
 ARM_BF16_FLAG = "bf16"                         # /proc/cpuinfo "Features" of Arm CPUs with BF16 instructions
@@ -38,7 +39,7 @@ class PrecisionChoice:
 def cpu_flags(cpuinfo: Path | None = None) -> set[str] | None:
     """The CPU's feature flags from /proc/cpuinfo (x86 "flags", Arm "Features"); None where unreadable."""
     try:
-        lines = (cpuinfo or CPUINFO).read_text(errors="replace").splitlines()
+        lines = read_regular(cpuinfo or CPUINFO, SYSTEM_FILE_BYTES, OSError).decode(errors="replace").splitlines()
     except OSError:
         return None
     for line in lines:

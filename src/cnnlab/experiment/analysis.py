@@ -176,7 +176,7 @@ def _measure(run_dir: Path, data, deep: bool, shifts: tuple[int, ...], tta: str 
              precision: str) -> RunMeasurements:
     from cnnlab.engine.metrics import score_logits
     from cnnlab.engine.tta import with_tta
-    from cnnlab.runs.evaluation import load_run
+    from cnnlab.runs.model_file import load_run
 
     model, _ = load_run(run_dir)
     score = score_logits(_logits(model, data.x_test, precision), data.y_test)

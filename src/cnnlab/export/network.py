@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -58,12 +57,13 @@ class Network:
 def open_network(source: str, input_shape: tuple[int, ...] | None = None) -> Network:
     """The network of a run directory (made by ``cnnlab train``), a model file (``model.save``)
     or a spec (preset, file, YAML)."""
-    from cnnlab.api.saving import is_model_file
+    from cnnlab.runs.model_file import is_model_file, read_model
 
     if os.path.isdir(source) or is_model_file(source):  # False, not an error, for YAML text too long to be a path
         if input_shape is not None:
             raise ExportError(f"--input: {source} is a trained model; it takes the input it was trained on")
-        return _from_run(Path(source)) if os.path.isdir(source) else _from_model_file(Path(source))
+        loaded = read_model(source)
+        return Network(loaded.module.eval(), loaded.spec.name, loaded.origin, True, loaded.class_names, loaded.stem)
     return _from_spec(source, input_shape)
 
 
@@ -71,25 +71,6 @@ def from_model(model, origin: str) -> Network:
     """The network of a built :class:`cnnlab.Model` (what ``Model.export`` exports)."""
     module = model._require_module()
     return Network(module.eval(), model.spec.name, origin, True, model.class_names, model.spec.name)
-
-
-def _from_model_file(path: Path) -> Network:
-    from cnnlab.api.saving import load_model
-
-    network = from_model(load_model(path), f"model file {path}")
-    network.stem = path.stem
-    return network
-
-
-def _from_run(run_dir: Path) -> Network:
-    from cnnlab.runs import load_run
-
-    model, saved = load_run(run_dir)
-    identity = saved.get("dataset_identity")
-    classes = identity.get("classes") if isinstance(identity, dict) else None
-    if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
-        classes = None  # the files are written without class names then
-    return Network(model.eval(), model.spec.name, f"run {run_dir}", True, classes, run_dir.resolve().name)
 
 
 def _from_spec(source: str, input_shape: tuple[int, ...] | None) -> Network:

@@ -5,12 +5,14 @@
 >>> runs.evaluate(result.run_dir).accuracy           # doctest: +SKIP
 
 ``directory`` holds the files' layout; ``training`` trains and resumes;
-``evaluation`` loads a finished run, evaluates it and classifies images with it.
+``model_file`` reads a finished run or a model file (the one model loader); ``evaluation``
+evaluates a run and classifies images with it.
 """
 
 from cnnlab.runs.directory import RunError
-from cnnlab.runs.evaluation import Evaluation, Prediction, evaluate, load_run, predict
+from cnnlab.runs.evaluation import Evaluation, Prediction, evaluate, predict
+from cnnlab.runs.model_file import load_run, read_model
 from cnnlab.runs.training import RunResult, resume, train
 
-__all__ = ["Evaluation", "Prediction", "RunError", "RunResult", "evaluate", "load_run", "predict", "resume",
-           "train"]
+__all__ = ["Evaluation", "Prediction", "RunError", "RunResult", "evaluate", "load_run", "predict", "read_model",
+           "resume", "train"]

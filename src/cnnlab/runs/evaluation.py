@@ -9,9 +9,9 @@ import numpy as np
 
 from cnnlab.engine.config import TrainConfig
 from cnnlab.files import read_regular
-from cnnlab.net.spec import parse_spec
 from cnnlab.runs.directory import RunError, open_dataset
-from cnnlab.runs.records import check_dataset, read_config, recorded_identity, recorded_precision, saved_config
+from cnnlab.runs.model_file import read_run
+from cnnlab.runs.records import check_dataset, recorded_identity, recorded_precision, saved_config
 
 
 @dataclass
@@ -44,34 +44,6 @@ class Prediction:
 MAX_IMAGE_BYTES = 64 * 1024**2  # an image file to classify; a FIFO or /dev/zero never gets read
 
 
-def _load(run_dir: Path):
-    """``(model, saved config, spec)`` of a run, the model holding its latest weights, in eval mode."""
-    from cnnlab.engine.checkpoint import CHECKPOINT, WEIGHTS, CheckpointError, load_weights, read_checkpoint
-    from cnnlab.engine.restore import load_module_state
-    from cnnlab.net.builder import build_model
-
-    saved = read_config(run_dir)
-    model_spec = parse_spec(saved["spec"], source=str(run_dir / "config.json"))
-    if model_spec.input_shape is None:
-        raise RunError(f"{run_dir / 'config.json'}: the spec has no input shape; damaged")
-    model = build_model(model_spec)
-    if (run_dir / WEIGHTS).exists():
-        load_weights(model, run_dir / WEIGHTS)
-    elif (run_dir / CHECKPOINT).exists():
-        payload = read_checkpoint(run_dir / CHECKPOINT)
-        load_module_state(model, payload.get("model") if isinstance(payload, dict) else None,
-                          run_dir / CHECKPOINT, "model weights")
-    else:
-        raise CheckpointError(f"{run_dir}: no weights yet ({WEIGHTS} or {CHECKPOINT})")
-    return model.eval(), saved, model_spec
-
-
-def load_run(run_dir: str | Path):
-    """``(model, saved config)`` of a run, the model holding its latest weights, in eval mode."""
-    model, saved, _ = _load(Path(run_dir))
-    return model, saved
-
-
 def evaluate(run_dir: str | Path, split: str = "test", tta: str | None = None) -> Evaluation:
     """Loss, accuracy, per-class accuracy and confusion matrix of a run on a split.
 
@@ -90,7 +62,8 @@ def evaluate(run_dir: str | Path, split: str = "test", tta: str | None = None) -
     from cnnlab.engine.tta import with_tta
 
     run_dir = Path(run_dir)
-    model, saved, _ = _load(run_dir)
+    loaded = read_run(run_dir)
+    model, saved = loaded.module, loaded.saved
     scored, device = with_tta(model, tta), torch.device("cpu")
     precision = run_precision(saved, run_dir, device)
     data = open_dataset(saved["dataset"], saved["dataset_options"])
@@ -142,7 +115,8 @@ def predict(run_dir: str | Path, paths: list[str | Path], top: int = 3, tta: str
     from cnnlab.engine.tta import with_tta
 
     run_dir = Path(run_dir)
-    model, saved, model_spec = _load(run_dir)
+    loaded = read_run(run_dir)
+    model, saved, model_spec = loaded.module, loaded.saved, loaded.spec
     scored, device = with_tta(model, tta), torch.device("cpu")
     names = recorded_identity(run_dir, saved).get("classes")
     _check_top(top, len(names) if isinstance(names, list) else None)
