@@ -101,8 +101,8 @@ def test_data_show_bad_options_are_one_error_line(tmp_path, capsys, argv, names)
 def test_class_names_with_dollars_are_drawn_as_text(tmp_path, capsys):
     from PIL import Image
 
-    from cnnlab.presenters import figures
     from cnnlab.presenters.plots import confusion_figure, save_figure
+    from cnnlab.report import figures
 
     for split in ("train", "test"):
         for name in ("$^$", "a$b$c"):

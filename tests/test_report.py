@@ -15,10 +15,11 @@ import pytest
 from scipy import stats
 
 from cnnlab.data.dataset import Dataset
+from cnnlab.experiment.findings import contrast
 from cnnlab.experiment.results import Comparison, DatasetFacts, DeepAnalysis, ModelResult, RunOutcome
-from cnnlab.presenters.comparison import contrast, format_comparison
-from cnnlab.presenters.report import write_report
-from cnnlab.presenters.report_document import md_escape
+from cnnlab.presenters.comparison import format_comparison
+from cnnlab.report import write_report
+from cnnlab.report.document import md_escape
 
 GOLDEN = Path(__file__).parent / "golden"
 HOSTILE = "a|b<script>"
@@ -119,7 +120,7 @@ def parsed(page: str) -> Tables:
 def test_printed_table_is_pinned(tmp_path):
     for name, built in (("compare_one_seed.txt", one_seed(tmp_path)), ("compare_three_seeds.txt",
                                                                         three_seeds(tmp_path))):
-        assert format_comparison(built) + "\n" == (GOLDEN / name).read_text(), name
+        assert format_comparison(built, contrast(*built.models)) + "\n" == (GOLDEN / name).read_text(), name
 
 
 def test_a_class_name_cannot_break_a_table_or_inject_html(tmp_path):

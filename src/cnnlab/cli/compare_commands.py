@@ -47,8 +47,9 @@ def run_compare(args: argparse.Namespace) -> int:
     start_threads(args)  # first: before torch loads
     from cnnlab.experiment.comparison import compare
     from cnnlab.experiment.executor import ExecutorOptions
+    from cnnlab.experiment.findings import contrast
     from cnnlab.presenters.comparison import format_comparison
-    from cnnlab.presenters.report import write_report
+    from cnnlab.report import write_report
 
     specs = args.specs if len(args.specs) >= 2 else (args.specs or ["mlp", "cnn"])
     options = dataset_options(args)
@@ -65,7 +66,8 @@ def run_compare(args: argparse.Namespace) -> int:
     if comparison is None:  # another process of a torchrun job: rank 0 prints and writes the report
         return 0
     if not args.json:
-        print(format_comparison(comparison))  # before the report: the results show even if it fails
+        first, second = comparison.models[:2]  # the table's verdict: the second model against the first
+        print(format_comparison(comparison, contrast(first, second)))  # before the report: shown even if it fails
     markdown, page = write_report(comparison, sys.argv)
     if args.json:
         print_json({**comparison.to_dict(), "report": {"html": page, "markdown": markdown}})

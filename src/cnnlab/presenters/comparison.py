@@ -1,14 +1,14 @@
-"""The side-by-side comparison table, and whether a difference beats the seed-to-seed noise."""
+"""The side-by-side comparison table, and whether a difference beats the seed-to-seed noise, in words.
+
+The statistics come computed (:mod:`cnnlab.experiment.findings`): this module only shows them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 if TYPE_CHECKING:
-    from cnnlab.experiment.results import Comparison, Contrast, ModelResult, Stat
+    from cnnlab.experiment.results import Comparison, Contrast, Stat
 
 COLUMNS = ("model", "params", "MACs", "s/epoch", "best val acc", "final val acc", "test acc", "test loss")
 
@@ -56,8 +56,11 @@ def tta_line(comparison: Comparison) -> list[str]:
     return [] if comparison.tta is None else [f"{tta_explanation(comparison.tta)}; the other columns are without it"]
 
 
-def format_comparison(comparison: Comparison) -> str:
-    """The table as printed, then the seed count and whether the difference beats the noise."""
+def format_comparison(comparison: Comparison, contrast: Contrast) -> str:
+    """The table as printed, then the seed count and whether the difference beats the noise.
+
+    ``contrast``: the second model against the first (:func:`cnnlab.experiment.findings.contrast`).
+    """
     rows, headings = comparison_rows(comparison), columns(comparison)
     widths = [max(len(row[i]) for row in [headings, *rows]) for i in range(len(headings))]
     line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
@@ -65,7 +68,7 @@ def format_comparison(comparison: Comparison) -> str:
     seeds = comparison.seeds
     lines = [line(headings), line(tuple("-" * w for w in widths)), *map(line, rows), "",
              f"{seeds} seed(s) per model" + (" (mean ± sample standard deviation)" if seeds > 1 else ""),
-             significance(comparison).text, *tta_line(comparison), *recipe_lines(comparison)]
+             significance(contrast).text, *tta_line(comparison), *recipe_lines(comparison)]
     return "\n".join(lines)
 
 
@@ -90,40 +93,16 @@ class Significance:
     text: str
 
 
-def contrast(first: ModelResult, second: ModelResult) -> Contrast:
-    """``second``'s mean test accuracy minus ``first``'s, with Welch's 95% interval and p-value over seeds."""
-    from scipy.stats import t
-
-    from cnnlab.experiment.results import Contrast
-
-    values_a, values_b = np.asarray(first.test_accuracy.values), np.asarray(second.test_accuracy.values)
-    diff = float(values_b.mean() - values_a.mean())
-    seeds = (len(values_a), len(values_b))
-    if min(seeds) < 2:
-        return Contrast(first.spec, second.spec, diff, seeds, None, None)
-    var_a, var_b = values_a.var(ddof=1) / seeds[0], values_b.var(ddof=1) / seeds[1]
-    if var_a + var_b == 0:  # every seed scored the same on both sides: no spread to test against
-        return Contrast(first.spec, second.spec, diff, seeds, (diff, diff), 0.0 if diff else 1.0)
-    # Welch-Satterthwaite degrees of freedom, as ttest_ind(equal_var=False) uses them
-    dof = (var_a + var_b) ** 2 / (var_a**2 / (seeds[0] - 1) + var_b**2 / (seeds[1] - 1))
-    half = float(t.ppf(0.975, dof) * np.sqrt(var_a + var_b))
-    # Welch's two-sided p, as ttest_ind(equal_var=False) gives it, without its warning when one side is constant
-    p_value = float(2 * t.sf(abs(diff) / np.sqrt(var_a + var_b), dof))
-    return Contrast(first.spec, second.spec, diff, seeds, (diff - half, diff + half), p_value)
-
-
-def significance(comparison: Comparison) -> Significance:
-    """Welch's t-test on the first two models' test accuracies over seeds."""
-    a, b = comparison.models[0], comparison.models[1]
-    found = contrast(a, b)
-    diff = found.difference
+def significance(found: Contrast) -> Significance:
+    """Welch's t-test of ``found`` (one model's test accuracies against another's, over seeds), in words."""
+    diff, first, second = found.difference, found.first, found.second
     if found.p_value is None:
         return Significance(diff, None, None,
-                            f"test accuracy difference ({b.spec} - {a.spec}): {diff:+.4f}; one seed per model, "
+                            f"test accuracy difference ({second} - {first}): {diff:+.4f}; one seed per model, "
                             "so the seed-to-seed noise is not measured (use --seeds 3 or more)")
     significant = found.p_value < 0.05
     verdict = "larger than" if significant else "not larger than"
     return Significance(diff, found.p_value, significant,
-                        f"test accuracy difference ({b.spec} - {a.spec}): {diff:+.4f}, {verdict} the "
+                        f"test accuracy difference ({second} - {first}): {diff:+.4f}, {verdict} the "
                         f"seed-to-seed noise (Welch's t-test over {found.seeds[0]} and {found.seeds[1]} seeds, "
                         f"p = {found.p_value:.3g}, threshold 0.05)")

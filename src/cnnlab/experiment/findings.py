@@ -1,5 +1,9 @@
-"""What the report concludes from the measurements: results by class over every seed, whether a
-run learned anything at all, and what its first layer's filters look like in numbers."""
+"""What a comparison concludes from its measurements: whether a difference beats the seed-to-seed
+noise, results by class over every seed, whether a run learned anything at all, and what its first
+layer's filters look like in numbers.
+
+The statistics are computed here, with the experiment; the console table
+(:mod:`cnnlab.presenters.comparison`) and the report (:mod:`cnnlab.report`) only show them."""
 
 from __future__ import annotations
 
@@ -8,14 +12,34 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cnnlab.experiment.results import ClassBreakdown, FilterReading, RunHealth, Stat
+from cnnlab.experiment.results import ClassBreakdown, Contrast, FilterReading, RunHealth, Stat
 
 if TYPE_CHECKING:
-    from cnnlab.experiment.results import Comparison, Contrast, ModelResult, RunOutcome
+    from cnnlab.experiment.results import Comparison, ModelResult, RunOutcome
 
 CHANCE_ERRORS = 3       # an accuracy within this many standard errors of guessing is at chance level
 ONE_CLASS_SHARE = 0.9   # a run giving one class to this share of the test images "predicts one class"
 ONE_SIGN_SHARE = 0.8    # a kernel whose summed weights are this share of its summed magnitudes is one-signed
+
+
+def contrast(first: ModelResult, second: ModelResult) -> Contrast:
+    """``second``'s mean test accuracy minus ``first``'s, with Welch's 95% interval and p-value over seeds."""
+    from scipy.stats import t
+
+    values_a, values_b = np.asarray(first.test_accuracy.values), np.asarray(second.test_accuracy.values)
+    diff = float(values_b.mean() - values_a.mean())
+    seeds = (len(values_a), len(values_b))
+    if min(seeds) < 2:
+        return Contrast(first.spec, second.spec, diff, seeds, None, None)
+    var_a, var_b = values_a.var(ddof=1) / seeds[0], values_b.var(ddof=1) / seeds[1]
+    if var_a + var_b == 0:  # every seed scored the same on both sides: no spread to test against
+        return Contrast(first.spec, second.spec, diff, seeds, (diff, diff), 0.0 if diff else 1.0)
+    # Welch-Satterthwaite degrees of freedom, as ttest_ind(equal_var=False) uses them
+    dof = (var_a + var_b) ** 2 / (var_a**2 / (seeds[0] - 1) + var_b**2 / (seeds[1] - 1))
+    half = float(t.ppf(0.975, dof) * np.sqrt(var_a + var_b))
+    # Welch's two-sided p, as ttest_ind(equal_var=False) gives it, without its warning when one side is constant
+    p_value = float(2 * t.sf(abs(diff) / np.sqrt(var_a + var_b), dof))
+    return Contrast(first.spec, second.spec, diff, seeds, (diff - half, diff + half), p_value)
 
 
 def confusion(labels: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:
@@ -113,8 +137,6 @@ class Findings:
     @classmethod
     def of(cls, comparison: Comparison) -> Findings:
         """The findings of ``comparison`` on its test part."""
-        from cnnlab.presenters.comparison import contrast
-
         data, models = comparison.data, comparison.models
         healths = [run_health(model.spec, run, data.y_test, data.class_names) for model in models
                    for run in model.runs]

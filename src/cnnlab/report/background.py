@@ -6,8 +6,8 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING
 
-from cnnlab.presenters import figures
-from cnnlab.presenters.report_document import Document, seeds_text
+from cnnlab.report import figures
+from cnnlab.report.document import Document, seeds_text
 
 if TYPE_CHECKING:
     from cnnlab.experiment.results import Comparison, RunOutcome

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cnnlab.presenters import figures
-from cnnlab.presenters.report_document import Document, p_text, percent, percent_stat, points, seeds_text
+from cnnlab.report import figures
+from cnnlab.report.document import Document, p_text, percent, percent_stat, points, seeds_text
 
 if TYPE_CHECKING:
+    from cnnlab.experiment.findings import Findings
     from cnnlab.experiment.results import Comparison, Contrast, ModelResult, RunHealth
-    from cnnlab.presenters.report_findings import Findings
 
 
 def answer(document: Document, comparison: Comparison, findings: Findings) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cnnlab.experiment.findings import Findings
 from cnnlab.files import write_file
-from cnnlab.presenters import report_answer, report_background, report_claims, report_results
-from cnnlab.presenters.report_document import Document, seeds_text
-from cnnlab.presenters.report_findings import Findings
+from cnnlab.report import answer, background, claims, classes
+from cnnlab.report.document import Document, seeds_text
 
 if TYPE_CHECKING:
     from cnnlab.experiment.results import Comparison
@@ -34,14 +34,14 @@ def build_report(comparison: Comparison, command: list[str]) -> Document:
     """Every section in reading order, the figures written to the comparison folder's figures/."""
     findings = Findings.of(comparison)
     document = Document(Path(comparison.folder))
-    report_answer.answer(document, comparison, findings)
-    report_answer.table(document, comparison)
-    report_answer.curves(document, comparison)
-    report_results.by_class(document, comparison, findings)
-    report_claims.convolutions(document, comparison, findings)
-    report_background.dataset(document, comparison)
-    report_background.models(document, comparison)
-    report_background.reproducibility(document, comparison, command)
+    answer.answer(document, comparison, findings)
+    answer.table(document, comparison)
+    answer.curves(document, comparison)
+    classes.by_class(document, comparison, findings)
+    claims.convolutions(document, comparison, findings)
+    background.dataset(document, comparison)
+    background.models(document, comparison)
+    background.reproducibility(document, comparison, command)
     return document
 
 

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cnnlab.experiment.analysis import SHIFT_FRACTION, SHIFT_SAMPLE
-from cnnlab.presenters import figures
-from cnnlab.presenters.report_document import Document, percent, points, seeds_text
-from cnnlab.presenters.report_findings import read_filters
+from cnnlab.experiment.findings import read_filters
+from cnnlab.report import figures
+from cnnlab.report.document import Document, percent, points, seeds_text
 
 if TYPE_CHECKING:
+    from cnnlab.experiment.findings import Findings
     from cnnlab.experiment.results import Comparison, FilterReading, ModelResult, RunOutcome
-    from cnnlab.presenters.report_findings import Findings
 
 SAME_SHARE = 0.05  # shares of the margin over guessing lost that are this close are "about the same"
 

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cnnlab.experiment.analysis import most_confused
-from cnnlab.presenters import figures
-from cnnlab.presenters.report_document import Document, percent_stat, seeds_text, signed_points
+from cnnlab.report import figures
+from cnnlab.report.document import Document, percent_stat, seeds_text, signed_points
 
 if TYPE_CHECKING:
+    from cnnlab.experiment.findings import Findings
     from cnnlab.experiment.results import ClassBreakdown, Comparison, ModelResult
-    from cnnlab.presenters.report_findings import Findings
 
 
 def by_class(document: Document, comparison: Comparison, findings: Findings) -> None:

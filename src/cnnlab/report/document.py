@@ -153,7 +153,7 @@ def _md_row(cells: list[str]) -> str:
 
 
 def _environment() -> Environment:
-    environment = Environment(loader=PackageLoader("cnnlab.presenters", "templates"),
+    environment = Environment(loader=PackageLoader("cnnlab.report", "templates"),
                               autoescape=select_autoescape(enabled_extensions=("html",)),
                               trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     environment.filters.update(md=md_escape, fence=_fence, md_row=_md_row)
