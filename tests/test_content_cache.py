@@ -100,6 +100,25 @@ def test_a_damaged_cache_is_found_on_its_first_use_in_a_new_process(tmp_path):
     assert images.stat().st_ino != inode
 
 
+def test_a_folder_changed_while_it_is_converted_is_not_cached_under_its_old_key(tmp_path, monkeypatch):
+    from cnnlab.data import folders
+
+    root = bmp_folder(tmp_path / "pets")
+    convert = folders._convert
+
+    def convert_while_an_image_is_rewritten(*args, **kwargs):
+        converted = convert(*args, **kwargs)
+        rewrite_keeping_size_and_date(root / "train" / "dog" / "1.bmp", BLUE)
+        return converted
+
+    monkeypatch.setattr(folders, "_convert", convert_while_an_image_is_rewritten)
+    with pytest.raises(folders.DatasetError, match="files changed while they were being converted; load it again"):
+        load_dataset(root, cache=tmp_path / "c")
+    assert not (tmp_path / "c" / "folders").exists() or not list((tmp_path / "c" / "folders").iterdir())
+    monkeypatch.undo()
+    assert tuple(load_dataset(root, cache=tmp_path / "c").x_train[4, 0, 0]) == BLUE
+
+
 # A training that truncates its own cache after its first epoch: the second epoch reads the map past its end.
 TRUNCATED_UNDER_TRAINING = """
 import os, sys
