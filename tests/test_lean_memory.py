@@ -17,8 +17,8 @@ from cnnlab.data.mapped import IMAGES_SUFFIX, META_SUFFIX, MappedPages, load_ima
 from cnnlab.engine import memory
 from cnnlab.engine.batches import MappedImages, _pixel_values, image_batches, to_network_input
 from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.evaluation import evaluation_sums
 from cnnlab.engine.session import prepare
-from cnnlab.engine.steps import evaluation_sums
 from cnnlab.errors import CnnlabError
 
 ROOT = Path(__file__).resolve().parents[1]

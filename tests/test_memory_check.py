@@ -9,6 +9,7 @@ from cnnlab.data import load_dataset
 from cnnlab.engine import memory
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.memory import Available, MemoryCheckError, check_memory, estimate, optimizer_states
+from cnnlab.engine.preflight import check_network
 from cnnlab.errors import SpecError
 from cnnlab.net.presets import PRESETS
 from cnnlab.net.resolve import fit_spec, resolve_spec, summarize
@@ -114,8 +115,9 @@ def test_estimate_is_refused_only_above_what_is_available(monkeypatch):
 
 def test_the_check_sees_the_digits_split():
     data = load_dataset("digits")
-    fitted = fit_spec(resolve_spec("cnn"), data.image_shape, data.num_classes)
-    needed = memory.check_training_memory(fitted, TrainConfig(val_split=0.2), data, "cpu")
+    checked = check_network(resolve_spec("cnn"), TrainConfig(val_split=0.2), data, "cpu")
+    assert checked.spec.input_shape == data.image_shape
+    needed = checked.memory
     assert needed.data == len(data.y_train) * 64  # uint8 pixels stay uint8 on the device: one byte a value
 
 

@@ -51,10 +51,10 @@ def test_labels_it_would_miscount_are_refused(labels, predictions, message):
         classification_report(np.array(labels), np.array(predictions), NAMES)
 
 
-def test_the_engine_module_still_offers_the_report():
-    from cnnlab.engine import metrics
+def test_the_evaluation_module_offers_the_report():
+    from cnnlab.engine import evaluation
 
-    assert metrics.classification_report is classification_report
+    assert evaluation.classification_report is classification_report
 
 
 def _evaluation(names, matrix):

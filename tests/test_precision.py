@@ -9,7 +9,7 @@ import torch
 from cnnlab import runs
 from cnnlab.cli.main import main
 from cnnlab.engine import estimate as estimate_module
-from cnnlab.engine import precision, steps
+from cnnlab.engine import evaluation, precision, steps
 from cnnlab.engine.config import TrainConfig
 
 AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 fma avx512f\n"
@@ -45,7 +45,8 @@ def spy_autocast(monkeypatch) -> list[str]:
         used.append(chosen)
         return real(device, chosen)
 
-    monkeypatch.setattr(steps, "autocast", autocast)
+    monkeypatch.setattr(steps, "autocast", autocast)  # training
+    monkeypatch.setattr(evaluation, "autocast", autocast)  # the one evaluation path
     return used
 
 

@@ -16,10 +16,10 @@ import math
 import warnings
 from pathlib import Path
 
-from cnnlab.api.callback_bridge import KERAS_KEYS
 from cnnlab.engine.config import ConfigError
+from cnnlab.engine.records import METRICS
 
-LOGGED = (*KERAS_KEYS, "learning_rate")  # what a ModelCheckpoint filepath may name, besides {epoch}
+LOGGED = (*METRICS, "learning_rate")  # what a ModelCheckpoint filepath may name, besides {epoch}
 MAX_CSV_LOG_BYTES = 64 * 2**20  # an existing log CSVLogger(append=True) continues: a row per epoch is ~100 bytes
 
 

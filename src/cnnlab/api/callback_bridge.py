@@ -9,8 +9,7 @@ learning-rate change reach the loop without the loop knowing about callbacks.
 from __future__ import annotations
 
 from cnnlab.engine.config import ConfigError
-
-KERAS_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+from cnnlab.engine.records import METRICS
 
 
 def keras_logs(record: dict) -> dict:
@@ -18,7 +17,7 @@ def keras_logs(record: dict) -> dict:
 
     As in Keras, ``learning_rate`` is added by the callbacks that change it (LearningRateScheduler).
     """
-    return {key: record[key] for key in KERAS_KEYS if record.get(key) is not None}
+    return {key: record[key] for key in METRICS if record.get(key) is not None}
 
 
 class CallbackBridge:

@@ -92,6 +92,7 @@ class Model(NetworkViews):
         starts from a named recipe (the preset ``fast`` starts from its own). Calling ``fit`` again trains on.
         """
         from cnnlab.engine.memory import check_fit_memory
+        from cnnlab.engine.preflight import check_validation_needs
         from cnnlab.engine.recipes import recipe_options
         from cnnlab.engine.session import train_model
         from cnnlab.engine.steps import NonFiniteLossError
@@ -112,6 +113,7 @@ class Model(NetworkViews):
         self._compiled.check_labels(labels, "y")
 
         validation = self._validation(validation_data, x.shape[1:])
+        check_validation_needs(config, validation)  # the pre-flight: once, before anything is built
         check_fit_memory(self.spec, self.module, x, labels, config, validation)  # before anything is built
 
         def module():  # built on the first fit, when the data says the input shape and class count

@@ -72,7 +72,7 @@ class Dataset:
 
         A memory-mapped array is hashed in chunks, its pages released as they are hashed, so hashing a
         dataset larger than RAM neither copies it nor leaves it resident."""
-        from cnnlab.data.mapped import byte_chunks
+        from cnnlab.data.pages import byte_chunks
 
         if self._content_sha256 is None:
             digest = hashlib.sha256()

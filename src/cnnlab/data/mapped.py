@@ -18,9 +18,8 @@ kernel as reading goes (see there).
 from __future__ import annotations
 
 import hashlib
-import mmap
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from tokenize import TokenError
 
@@ -29,65 +28,11 @@ import numpy as np
 from cnnlab.data import bus_error
 from cnnlab.data import cache as cache_mod
 from cnnlab.data.dataset import DatasetError
+from cnnlab.data.pages import MappedPages, byte_chunks, is_mapped  # noqa: F401  (importable from here too)
 from cnnlab.files import open_regular
 
 IMAGES_SUFFIX, META_SUFFIX = ".npy", ".meta.npz"
 META_KEYS = ("image_shape", "images_bytes", "pixels_sha256", "y_train", "y_test", "class_names", "notes")
-RELEASE_EVERY_BYTES = 64 * 2**20
-# A read fault maps more than the row it reads: the kernel's fault-around (64 KiB), and on kernels that
-# keep files in the page cache as large folios, the whole folio, up to a 2 MiB huge page (measured on
-# Linux 6.18: 32 scattered rows of 12 KiB left 60 MB resident). Each scattered row is counted as that
-# much, so a shuffled batch is released about every step: a madvise costs about 0.06 ms, a step milliseconds.
-FAULT_BYTES = 2 * 2**20
-HASH_CHUNK_BYTES = 32 * 2**20
-
-
-def is_mapped(array) -> bool:
-    """Whether ``array`` reads a file through a map (``np.load(mmap_mode=...)`` or one of its views)."""
-    return getattr(array, "_mmap", None) is not None
-
-
-class MappedPages:
-    """Hands the pages of a read-only map back to the kernel every ``every`` bytes read.
-
-    Without it, one epoch over a 2.4 GB cache leaves 2.4 GB resident. ``MADV_DONTNEED`` on
-    a read-only file map drops the pages from this process only: the kernel's page cache
-    keeps them while memory is free, so reading them again costs no disk access. Views of
-    one map share its ``mmap``; releasing through any of them releases them all.
-    """
-
-    def __init__(self, array: np.ndarray, every: int = RELEASE_EVERY_BYTES):
-        self.map = getattr(array, "_mmap", None)
-        self.every, self.since = every, 0
-
-    def read(self, rows: int, row_bytes: int, contiguous: bool = False) -> None:
-        """Count ``rows`` rows of ``row_bytes`` read (scattered rows, or one contiguous run of them);
-        release once the estimate of what they left resident passes ``every``."""
-        faults = 1 if contiguous else rows
-        self.since += rows * row_bytes + faults * FAULT_BYTES
-        if self.since >= self.every:
-            self.release()
-
-    def release(self) -> None:
-        self.since = 0
-        if self.map is not None and not self.map.closed and hasattr(self.map, "madvise"):
-            self.map.madvise(mmap.MADV_DONTNEED)
-
-
-def byte_chunks(array: np.ndarray, chunk_bytes: int = HASH_CHUNK_BYTES) -> Iterator[memoryview]:
-    """The bytes of ``array`` in row order, without copying it whole: one view for an array in memory,
-    chunks of rows for a mapped one (its pages released after each chunk)."""
-    pages = MappedPages(array, every=0) if is_mapped(array) else None  # released after every chunk
-    array = np.ascontiguousarray(array)  # a view of a contiguous array, mapped or not
-    if array.size == 0:
-        return  # no bytes (and memoryview cannot cast a shape with a zero)
-    if pages is None:
-        yield memoryview(array).cast("B")
-        return
-    rows = max(1, chunk_bytes // max(array[:1].nbytes, 1))
-    for start in range(0, len(array), rows):
-        yield memoryview(array[start:start + rows]).cast("B")
-        pages.release()
 
 
 def write_npy(handle, shape: tuple[int, ...], chunks: Iterable[np.ndarray], digest=None) -> None:
@@ -135,6 +80,8 @@ def load_image_cache(stem: Path) -> dict[str, np.ndarray] | None:
     images, meta_path = stem.with_name(stem.name + IMAGES_SUFFIX), stem.with_name(stem.name + META_SUFFIX)
     meta = _load_meta(meta_path)
     pixels = _map_images(images, meta) if meta is not None else None
+    if pixels is not None:  # a map read past a truncated end, from here on: one error line, not a bare SIGBUS
+        bus_error.report_on_bus_error(images)
     if pixels is not None and not verified(images, pixels, str(meta["pixels_sha256"])):
         pixels = None
     if pixels is None:
@@ -142,7 +89,6 @@ def load_image_cache(stem: Path) -> dict[str, np.ndarray] | None:
             if path.is_file() and not path.is_symlink():
                 path.unlink(missing_ok=True)
         return None
-    bus_error.report_on_bus_error(images)  # a map read past a truncated end: one error line, not a bare SIGBUS
     split = len(meta["y_train"])
     return {"x_train": pixels[:split], "x_test": pixels[split:], **{key: meta[key] for key in META_KEYS[3:]}}
 

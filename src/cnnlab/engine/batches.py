@@ -26,7 +26,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from cnnlab.data.mapped import MappedPages, is_mapped
+from cnnlab.data.pages import MappedPages, is_mapped
 
 
 def to_network_input(pixels: torch.Tensor) -> torch.Tensor:

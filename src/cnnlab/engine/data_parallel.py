@@ -28,7 +28,8 @@ from torch.nn.parallel import DistributedDataParallel
 from cnnlab.engine import distributed
 from cnnlab.engine.batches import ImageBatches, as_batches
 from cnnlab.engine.config import TrainConfig
-from cnnlab.engine.steps import NonFiniteLossError, evaluation_sums
+from cnnlab.engine.evaluation import evaluation_sums
+from cnnlab.engine.steps import NonFiniteLossError
 from cnnlab.engine.strategy import EpochSums, SingleProcess
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ class InputError(CnnlabError, ValueError):
 
 
 def _array(value, name: str) -> np.ndarray:
-    from cnnlab.data.mapped import is_mapped
+    from cnnlab.data.pages import is_mapped
 
     try:
         array = value if is_mapped(value) else np.asarray(value)  # a memory-mapped array stays mapped

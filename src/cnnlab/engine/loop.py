@@ -22,8 +22,6 @@ from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.steps import deterministic_guard, train_step
 from cnnlab.engine.strategy import SingleProcess
 
-METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
-
 
 @dataclass
 class TensorData:

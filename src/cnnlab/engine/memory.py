@@ -106,7 +106,7 @@ def estimate(info: ModelInfo, config: TrainConfig, images: int, val_images: int 
 def stored_bytes(images) -> int:
     """Bytes per value of ``images`` on the training device: uint8 1, other numbers 4 (float32), a memory-mapped
     array 0 (it stays on disk, read batch by batch)."""
-    from cnnlab.data.mapped import is_mapped
+    from cnnlab.data.pages import is_mapped
 
     if is_mapped(images):
         return 0
@@ -224,15 +224,6 @@ def check_build_memory(info: ModelInfo, device, images: int = 1) -> int:
             f"building '{info.name}' ({info.total_params:,} parameters) needs about {format_bytes(needed)}, "
             f"but the {getattr(device, 'type', device)} has {format_bytes(room.bytes)} available ({room.source})")
     return needed
-
-
-def check_training_memory(model_spec, config: TrainConfig, data, device) -> MemoryEstimate:
-    """:func:`check_memory` for a fitted spec trained on ``data`` (a loaded dataset) as ``config`` says."""
-    from cnnlab.net.resolve import summarize
-
-    images = len(data.y_train)
-    val_images = images - int(images * (1 - config.val_split))
-    return check_memory(summarize(model_spec), config, images, device, val_images, stored_bytes(data.x_train))
 
 
 def check_fit_memory(spec, module, x, labels, config: TrainConfig, validation=None) -> MemoryEstimate:

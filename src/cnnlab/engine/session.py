@@ -17,7 +17,7 @@ import torch
 
 from cnnlab.engine.averaging import WeightAverage
 from cnnlab.engine.batches import class_indices, image_batches, labels_to_tensor
-from cnnlab.engine.config import ConfigError, TrainConfig
+from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.data_init import initialise_from_data
 from cnnlab.engine.data_parallel import parallelize
 from cnnlab.engine.device import resolve_device, seed_everything, set_deterministic
@@ -102,13 +102,6 @@ class Session:
     config: TrainConfig | None = None  # the options it trains with: "auto" precision resolved
 
 
-def check_validation_needs(config: TrainConfig, validation) -> None:
-    """Early stopping on a validation metric without validation data would silently never stop."""
-    if (config.early_stopping or "").startswith("val_") and validation is None and not config.val_split:
-        raise ConfigError(f"early stopping on {config.early_stopping} needs validation data: give a validation "
-                          "split (--val-split) or validation_data, or monitor loss")
-
-
 def open_session(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndarray, config: TrainConfig, *,
                  validation: tuple[np.ndarray, np.ndarray] | None = None,
                  class_names: list[str] | None = None, callback: Callback | None = None) -> Session:
@@ -116,9 +109,9 @@ def open_session(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndar
 
     Seeding comes before ``build`` so the initial weights depend on the seed alone, and
     the dropout draws then follow from it. ``build`` returns a new module, or one that
-    is already trained (``Model.fit`` called again trains on from where it stopped).
+    is already trained (``Model.fit`` called again trains on from where it stopped). The
+    caller has run the pre-flight (:mod:`cnnlab.engine.preflight`) before.
     """
-    check_validation_needs(config, validation)
     seed_everything(config.seed)
     set_deterministic(config.deterministic)
     state, tensors, split = prepare(build(), x, y, config, validation, class_names)

@@ -1,8 +1,9 @@
-"""One step: a training step on a batch, the summed scores of an evaluation, and the errors they raise.
+"""One training step on a batch, the autocast it runs in, and the errors the loop raises.
 
 The epoch loop (:mod:`cnnlab.engine.loop`) and the time estimate
-(:mod:`cnnlab.engine.estimate`) run these; how many processes share a batch is the
-strategy's business (:mod:`cnnlab.engine.strategy`), which passes the loss's divisor down.
+(:mod:`cnnlab.engine.estimate`) run these (evaluation: :mod:`cnnlab.engine.evaluation`);
+how many processes share a batch is the strategy's business (:mod:`cnnlab.engine.strategy`),
+which passes the loss's divisor down.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import torch
 from torch.nn import functional as F
 
 from cnnlab.engine.averaging import WeightAverage
-from cnnlab.engine.batches import ImageBatches, as_batches
-from cnnlab.engine.memory import evaluation_chunk
 from cnnlab.errors import CnnlabError
 
 
@@ -63,27 +62,3 @@ def train_step(model, optimizer, scheduler, xb, yb, precision: str = "fp32", lab
     if average is not None:
         average.update(model)  # DDP's wrapper yields the model's own parameters, in order
     return loss.detach(), (logits.detach().argmax(dim=1) == yb).sum()
-
-
-@torch.no_grad()
-def evaluation_sums(model, x: ImageBatches | torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
-                    precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy (float64) and correct count (int64) over ``x``, on its device, in eval mode.
-
-    ``x``: a batch source (each batch converted as it is used), or a tensor of network input.
-    """
-    model.eval()
-    x = as_batches(x)
-    loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
-    correct = torch.zeros((), device=x.device, dtype=torch.int64)
-    # On the CPU, forward passes of a bounded share of the batch: the activations stay small in RAM.
-    chunk = evaluation_chunk(getattr(model, "info", None), batch_size) if x.device.type == "cpu" else batch_size
-    for start in range(0, len(y), batch_size):
-        stop = min(start + batch_size, len(y))
-        with autocast(x.device, precision):
-            logits = torch.cat([model(x.slice(at, min(at + chunk, stop))).float()
-                                for at in range(start, stop, chunk)])  # (stop - start, classes)
-        target = y[start:stop]
-        loss_sum += F.cross_entropy(logits, target, reduction="sum").double()
-        correct += (logits.argmax(dim=1) == target).sum()
-    return loss_sum, correct

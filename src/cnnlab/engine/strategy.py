@@ -14,7 +14,8 @@ import contextlib
 import torch
 
 from cnnlab.engine.batches import ImageBatches
-from cnnlab.engine.steps import NonFiniteLossError, evaluation_sums
+from cnnlab.engine.evaluation import evaluation_sums
+from cnnlab.engine.steps import NonFiniteLossError
 
 
 class EpochSums:

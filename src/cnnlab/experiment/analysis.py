@@ -46,13 +46,10 @@ def shift_images(images: np.ndarray, pixels: int, axis: int) -> np.ndarray:
 
 def _logits(model, images: np.ndarray, precision: str, batch_size: int = 1000) -> torch.Tensor:
     """The model's float32 outputs on ``images``, computed in ``precision`` (the run's, as ``cnnlab evaluate``)."""
-    from cnnlab.engine.batches import images_to_tensor
-    from cnnlab.engine.metrics import predict_logits
-    from cnnlab.engine.steps import autocast
+    from cnnlab.engine.batches import image_batches
+    from cnnlab.engine.evaluation import predict_logits
 
-    device = torch.device("cpu")
-    with autocast(device, precision):
-        return predict_logits(model, images_to_tensor(images, device), batch_size).float()
+    return predict_logits(model, image_batches(images, torch.device("cpu")), batch_size, precision)
 
 
 def shift_accuracy(model, images: np.ndarray, labels: np.ndarray, shifts, precision: str = "fp32") -> dict[int, float]:
@@ -144,7 +141,7 @@ def _strings(record) -> dict:
 
 def deep_analysis(measured: RunMeasurements, data, info) -> DeepAnalysis:
     """Test errors by class, accuracy on shifted images, and the first layer's filters, as measured."""
-    from cnnlab.engine.metrics import classification_report
+    from cnnlab.engine.evaluation import classification_report
 
     report = classification_report(data.y_test, measured.predictions, data.class_names)
     return DeepAnalysis(
@@ -174,7 +171,7 @@ def measure_run(run_dir: Path, data, *, deep: bool, shifts: tuple[int, ...],
 
 def _measure(run_dir: Path, data, deep: bool, shifts: tuple[int, ...], tta: str | None,
              precision: str) -> RunMeasurements:
-    from cnnlab.engine.metrics import score_logits
+    from cnnlab.engine.evaluation import score_logits
     from cnnlab.engine.tta import with_tta
     from cnnlab.runs.model_file import load_run
 

@@ -97,21 +97,17 @@ def _resolve(specs, seeds, configs: dict[str, TrainConfig]) -> dict[str, tuple[o
     return resolved
 
 
-def _check_fit(resolved: dict, data, configs: dict[str, TrainConfig]) -> None:
+def _check_fit(resolved: dict, data, configs: dict[str, TrainConfig]) -> dict:
     """Every spec against the data, and the options against the data and machine: before any folder.
+    Returns each spec's :class:`cnnlab.engine.preflight.Preflight`, handed down to its runs.
 
     Each network must fit the device's memory on its own (concurrent runs on one device
     share it: a tight fit is for sequential runs)."""
     from cnnlab.engine.device import resolve_device
-    from cnnlab.engine.memory import check_training_memory
-    from cnnlab.net.resolve import fit_spec, summarize
+    from cnnlab.engine.preflight import check_network
 
-    for spec, (model_spec, _) in resolved.items():
-        config = configs[spec]
-        config.validate(train_size=int(len(data.y_train) * (1 - config.val_split)))
-        fitted = fit_spec(model_spec, data.image_shape, data.num_classes)
-        summarize(fitted)
-        check_training_memory(fitted, config, data, resolve_device(config.device))
+    return {spec: check_network(model_spec, configs[spec], data, resolve_device(configs[spec].device))
+            for spec, (model_spec, _) in resolved.items()}
 
 
 def compare(specs: list[str] = ("mlp", "cnn"), dataset: str = "cifar10", config: TrainConfig | None = None,
@@ -132,13 +128,13 @@ def compare(specs: list[str] = ("mlp", "cnn"), dataset: str = "cifar10", config:
     on top; a ``config`` given instead is every model's. ``tta`` (``"flip"`` or ``"flip_translate"``)
     also scores every run's test part with that test-time augmentation (a column beside test accuracy).
     """
-    from cnnlab.engine.session import check_validation_needs
+    from cnnlab.engine.preflight import check_options
     from cnnlab.engine.threads import using_threads
     from cnnlab.engine.tta import check_tta
 
     configs = model_configs(list(specs), config, options)
     for each in configs.values():
-        check_validation_needs(each, None)  # before the comparison folder is made
+        check_options(each)  # before the comparison folder is made
     executor = (executor or ExecutorOptions()).validate()
     callback = _join_torchrun(configs, executor, callback)
     resolved = _resolve(list(specs), seeds, configs)
@@ -148,13 +144,14 @@ def compare(specs: list[str] = ("mlp", "cnn"), dataset: str = "cifar10", config:
     folder = comparison_dir(list(specs), dataset, Path(out), name)
     # once: every run trains and is tested on this same copy (under torchrun, rank 0 loads it first)
     data = distributed.main_first(lambda: open_dataset(reference, options))
-    _check_fit(resolved, data, configs)
+    checked = _check_fit(resolved, data, configs)  # the pre-flight, once per network: its runs take it
     check_tta(tta, tuple(data.image_shape))  # before any run trains: an MLP takes the same image
     distributed.on_main(lambda: _open_dir(folder, options_record(specs, reference, configs, seeds, options)))
     if executor.kind == "sequential":
         with using_threads(executor.threads):
             trained = {spec: [_train_seed(folder, spec, resolved[spec], reference, data, configs[spec],
-                                          configs[spec].seed + k, options, callback) for k in range(seeds)]
+                                          configs[spec].seed + k, options, callback, checked[spec])
+                              for k in range(seeds)]
                        for spec in specs}
     else:
         trained = _train_concurrently(folder, list(specs), resolved, seeds, (reference, options), data, configs,
@@ -176,15 +173,16 @@ def _join_torchrun(configs: dict[str, TrainConfig], executor: ExecutorOptions, c
 
 
 def _train_seed(folder: Path, spec: str, resolved: tuple, dataset: str, data, config: TrainConfig, seed: int,
-                options: dict, callback) -> tuple[Path, str, int]:
-    """``(run directory, status, seed)`` of one model and seed, trained, resumed or reused."""
+                options: dict, callback, preflight=None) -> tuple[Path, str, int]:
+    """``(run directory, status, seed)`` of one model and seed, trained, resumed or reused (``preflight``:
+    the network's, checked once for all its seeds)."""
 
     model_spec, digest = resolved
     seeded = TrainConfig.from_dict({**config.to_dict(), "seed": seed})
     run_dir = run_dir_of(folder, spec, digest, seed)
     if callback is not None:
         callback.note(f"== {spec}, seed {seed}: {run_dir}")
-    return run_dir, train_or_resume(run_dir, model_spec, dataset, data, seeded, options, callback), seed
+    return run_dir, train_or_resume(run_dir, model_spec, dataset, data, seeded, options, callback, preflight), seed
 
 
 def run_dir_of(folder: Path, spec: str, digest: str, seed: int) -> Path:

@@ -55,10 +55,8 @@ def evaluate(run_dir: str | Path, split: str = "test", tta: str | None = None) -
     """
     import torch
 
-    from cnnlab.engine.batches import images_to_tensor
-    from cnnlab.engine.class_metrics import classification_report
-    from cnnlab.engine.metrics import predict_logits, score_logits
-    from cnnlab.engine.steps import autocast
+    from cnnlab.engine.batches import image_batches
+    from cnnlab.engine.evaluation import classification_report, predict_logits, score_logits
     from cnnlab.engine.tta import with_tta
 
     run_dir = Path(run_dir)
@@ -69,9 +67,7 @@ def evaluate(run_dir: str | Path, split: str = "test", tta: str | None = None) -
     data = open_dataset(saved["dataset"], saved["dataset_options"])
     check_dataset(run_dir, recorded_identity(run_dir, saved), data, f"the dataset {saved['dataset']}")
     x, y = _split_arrays(data, saved_config(saved), split, run_dir)
-    with autocast(device, precision):
-        logits = predict_logits(scored, images_to_tensor(x, device))
-    score = score_logits(logits.float(), y)
+    score = score_logits(predict_logits(scored, image_batches(x, device), precision=precision), y)
     report = classification_report(y, score["predictions"], data.class_names)
     return Evaluation(split=split, count=int(len(y)), loss=score["loss"], accuracy=score["accuracy"],
                       class_names=data.class_names, confusion_matrix=report["confusion_matrix"],

@@ -18,8 +18,9 @@ from cnnlab.runs.records import check_dataset, read_config, recorded_identity
 
 
 def train_or_resume(run_dir: Path, model_spec, dataset: str, data, config: TrainConfig, options: dict,
-                    callback) -> str:
+                    callback, preflight=None) -> str:
     """Train a run that is not there; reuse a finished one (on the same data); resume any other.
+    ``preflight``: the network already checked on ``data`` (:mod:`cnnlab.engine.preflight`), or None.
 
     Under torchrun, rank 0 looks at the folder and decides for every process.
     """
@@ -28,7 +29,7 @@ def train_or_resume(run_dir: Path, model_spec, dataset: str, data, config: Train
     status = distributed.on_main(lambda: run_status(run_dir, data, dataset))
     if status == "trained":
         train(model_spec, dataset, config, out=run_dir.parent, name=run_dir.name, dataset_options=options,
-              callback=callback, data=data)
+              callback=callback, data=data, preflight=preflight)
     elif status == "resumed":
         resume(run_dir, callback, data=data)
     return status

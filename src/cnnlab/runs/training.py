@@ -21,10 +21,11 @@ import yaml
 
 from cnnlab.engine import distributed
 from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.preflight import Preflight, check_network, check_options
 from cnnlab.engine.recipes import recipe_config
 from cnnlab.engine.steps import NonFiniteLossError
 from cnnlab.files import write_file
-from cnnlab.net.resolve import fit_spec, resolve_spec, summarize
+from cnnlab.net.resolve import resolve_spec
 from cnnlab.net.spec import parse_spec
 from cnnlab.runs.directory import (
     RunError,
@@ -64,17 +65,19 @@ class RunResult:
 
 def train(spec, dataset: str = "cifar10", config: TrainConfig | None = None, *, out: str | Path = "runs",
           name: str | None = None, dataset_options: dict | None = None, callback=None,
-          argv: list[str] | None = None, data=None) -> RunResult:
+          argv: list[str] | None = None, data=None, preflight: Preflight | None = None) -> RunResult:
     """Train ``spec`` on ``dataset`` in a new run directory under ``out``; returns its history.
 
     ``data`` is the dataset already loaded (``cnnlab compare`` loads it once for all its
     runs); ``dataset`` and ``dataset_options`` are recorded either way (a path made
     absolute, with the data's identity), so the run can be resumed and evaluated on its own.
+    ``preflight``: ``spec`` already checked on ``data`` with ``config``'s options
+    (:func:`cnnlab.engine.preflight.preflight_run`, run once by ``cnnlab compare`` for all seeds).
     """
     distributed.setup()  # under torchrun: join the other processes
     callback = callback if distributed.is_main() else None  # rank 0 reports for all
-    config, data, model_spec, record = _checked(spec, dataset, config, name, dataset_options, data)
-    info = summarize(model_spec)  # validates the spec against the data before anything is written
+    config, data, preflight, record = _checked(spec, dataset, config, name, dataset_options, data, preflight)
+    model_spec, info = preflight.spec, preflight.info
     made: list[Path] = []  # the folder, once rank 0 has made it
     try:
         run_dir = distributed.on_main(lambda: _new_run(Path(out), name, model_spec, data, record, info, made))
@@ -97,26 +100,21 @@ def _new_run(out: Path, name: str | None, model_spec, data, record: dict, info, 
     return run_dir
 
 
-def _checked(spec, dataset, config: TrainConfig | None, name: str | None, dataset_options: dict | None, data):
-    """Everything a new run can be refused for, checked: ``(config, data, fitted spec, config.json record)``."""
-    from cnnlab.engine.device import resolve_device
-    from cnnlab.engine.memory import check_training_memory
-    from cnnlab.engine.session import check_validation_needs
-
+def _checked(spec, dataset, config: TrainConfig | None, name: str | None, dataset_options: dict | None, data,
+             preflight: Preflight | None):
+    """Everything a new run can be refused for, checked once: ``(config, data, preflight, config.json record)``."""
     config = (config or recipe_config(spec)).validate()  # none given: the preset's own recipe, else homework
-    check_validation_needs(config, None)  # a run's only validation is its split
-    device = resolve_device(config.device)
+    device = check_options(config) if preflight is None else None  # before the dataset is loaded
     distributed.check_batch(config.batch_size)
     if name is not None:
         check_folder_name(name)
     reference, options = dataset_reference(dataset), dataset_options_record(dataset_options)
     data = data if data is not None else distributed.main_first(lambda: open_dataset(reference, options))
-    config.validate(train_size=int(len(data.y_train) * (1 - config.val_split)))
-    model_spec = fit_spec(resolve_spec(spec), data.image_shape, data.num_classes)
-    check_training_memory(model_spec, config, data, device)  # a network too big for the device: no folder yet
-    record = {"spec": model_spec.to_dict(), "dataset": reference, "dataset_options": options,
+    # a network too big for the device, or options the data cannot take: no folder yet
+    preflight = preflight or check_network(resolve_spec(spec), config, data, device)
+    record = {"spec": preflight.spec.to_dict(), "dataset": reference, "dataset_options": options,
               "dataset_identity": dataset_identity(data), "train": config.to_dict()}
-    return config, data, model_spec, record
+    return config, data, preflight, record
 
 
 def _discard_if_nothing_kept(run_dir: Path) -> None:
