@@ -5,7 +5,6 @@ layout, a missing permutation or swapped batchnorm statistics changes the predic
 (a fresh Keras initialisation has zero biases, unit variances and zero means).
 """
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -19,9 +18,12 @@ from cnnlab.cli.main import main
 from cnnlab.export import export_network, open_network
 from cnnlab.export.network import Network, reference_probabilities
 
+from exported import as_numpy, channels_last, fresh_images, load_file, one_thread, randomise  # noqa: F401
+
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before any import of keras
 
 ATOL = 1e-5  # max |difference| of a class probability, exported file vs cnnlab
+pytestmark = pytest.mark.usefixtures("one_thread")
 GRAPH = """
 name: branches
 input: [12, 12, 3]
@@ -60,58 +62,12 @@ NETWORKS = {"mlp": "mlp", "cnn": "cnn", "resnet20": "resnet20", "graph": GRAPH, 
 
 
 def randomised(source: str) -> Network:
-    """The network with every parameter and batchnorm statistic drawn at random (seeded), kernels
-    scaled by their fan-in so that the probabilities stay away from 0 and 1 (where they would hide
-    differences)."""
-    network = open_network(source)
-    generator = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for name, tensor in network.model.state_dict().items():
-            if not tensor.is_floating_point():
-                continue
-            values = torch.rand(tensor.shape, generator=generator)
-            if tensor.dim() > 1:  # a kernel: uniform with variance 1 / fan-in
-                tensor.copy_((values * 2 - 1) * (3 / tensor[0].numel()) ** 0.5)
-            elif name.endswith(("running_var", "weight")):  # batchnorm's variance and gamma
-                tensor.copy_(values + 0.5)
-            else:  # biases, beta, moving means
-                tensor.copy_((values - 0.5) * 0.2)
-    return network
-
-
-def load_file(path):
-    """Import a generated file by its path, as a user would."""
-    spec = importlib.util.spec_from_file_location(f"exported_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The network of a spec or run, every weight drawn at random (see exported.randomise)."""
+    return randomise(open_network(source))
 
 
 def imports_cnnlab(path) -> bool:
     return bool(re.search(r"^\s*(import|from)\s+cnnlab\b", path.read_text(), re.MULTILINE))
-
-
-def fresh_images(network: Network, count: int = 3) -> np.ndarray:
-    """Images other than the ones the export checked itself with."""
-    return np.random.default_rng(99).random((count, *network.torch_input_shape), dtype=np.float32)
-
-
-def as_numpy(tensor) -> np.ndarray:
-    """A Keras output as numpy (keras.ops.convert_to_numpy warns on torch tensors under numpy 2)."""
-    return tensor.detach().cpu().numpy() if hasattr(tensor, "detach") else np.asarray(tensor)
-
-
-def channels_last(images: np.ndarray) -> np.ndarray:
-    return images.transpose(0, 2, 3, 1) if images.ndim == 4 else images
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The networks and batches are tiny; on a shared 2-core machine, two threads mostly wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def ort_session(ort, path):

@@ -180,6 +180,7 @@ def _verify(network: Network, source: str, path: Path, weights: bytes | None) ->
             return checks
         module.load_weights(model, io.BytesIO(weights))
         _check_random_crop(keras, network, path)
+        _check_average_pooling(keras, network, path)
         images = sample_images(network)
         channels_last = images.transpose(0, 2, 3, 1) if images.ndim == 4 else images
         got = _numpy(model(channels_last, training=False))
@@ -221,3 +222,26 @@ def _check_random_crop(keras, network: Network, path: Path) -> None:
         raise ExportError(f"{path}: Keras {keras.__version__}'s RandomCrop does not crop at inference "
                           "(keras-team/keras#21868), so the exported model cannot predict as cnnlab's does; "
                           "not written (export it untrained with a spec, or to onnx or pytorch)")
+
+
+def _check_average_pooling(keras, network: Network, path: Path) -> None:
+    """Refuse, naming the cause, where this Keras averages a layer's 'same'-padded pooling windows otherwise
+    than TensorFlow and cnnlab (its torch backend pads unevenly sized windows evenly, keras-team/keras#18452,
+    Keras 3.15 at least): the file's predictions could not be cnnlab's. Each such layer is run alone on a
+    random image by both."""
+    import torch
+
+    for info in network.info.layers:
+        layer = info.layer
+        if layer.kind != "avgpool2d" or layer["padding"] != "same":
+            continue
+        image = np.random.default_rng(0).random((1, *info.input_shape), dtype=np.float32)
+        theirs = _numpy(keras.layers.AveragePooling2D(layer["pool"], layer["strides"], padding="same")(image))
+        with torch.no_grad():
+            ours = layer.definition.build(info)(torch.from_numpy(image.transpose(0, 3, 1, 2))).numpy()
+        if theirs.shape != ours.transpose(0, 2, 3, 1).shape or \
+                not np.allclose(theirs, ours.transpose(0, 2, 3, 1), rtol=0, atol=TOLERANCE):
+            raise ExportError(f"{path}: Keras {keras.__version__} ({keras.backend.backend()} backend) averages "
+                              f"the 'same'-padded windows of {layer.label} otherwise than TensorFlow "
+                              "(keras-team/keras#18452), so the exported model cannot predict as cnnlab's does; "
+                              "not written (export it untrained, or to onnx or pytorch)")
