@@ -77,15 +77,16 @@ def _model_name(name):
 
 
 def reaching_output(spec):
-    """Names of the layers the output depends on (the last layer included): a functional model's layers."""
-    by_name = {layer.name: layer for layer in spec.layers}
-    reached, pending = set(), [spec.layers[-1].name]
-    while pending:
-        name = pending.pop()
-        if name in by_name and name not in reached:
-            reached.add(name)
-            pending.extend(by_name[name].inputs)
-    return reached
+    """Names of the layers the output depends on (the last layer included): a functional model's layers.
+
+    Not the exporter's walk (a stack of pending names from the output, in cnnlab.export.keras_weights),
+    so that a fault there cannot hide here: one backward sweep over the spec's order, in which a layer's
+    inputs always come before it, so every reader of a layer is decided before the layer itself."""
+    needed = {spec.layers[-1].name}
+    for layer in reversed(spec.layers):
+        if layer.name in needed:
+            needed.update(layer.inputs)
+    return needed & {layer.name for layer in spec.layers}  # the input is no layer
 
 
 def weight_count(weights):
