@@ -1,6 +1,9 @@
-"""Every test's cache lives in one temporary folder, never in the user's ~/.cache."""
+"""Every test's cache lives in one temporary folder, never in the user's ~/.cache; golden files are
+compared (or, with ``pytest --update-golden``, rewritten) through one fixture."""
 
+import difflib
 import os
+from pathlib import Path
 
 import pytest
 
@@ -15,3 +18,44 @@ def isolated_cache(tmp_path_factory):
         os.environ.pop("CNNLAB_CACHE", None)
     else:
         os.environ["CNNLAB_CACHE"] = previous
+
+
+# ---------------------------------------------------------------- golden files
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite the golden files under tests/golden from the current output instead of "
+                          "comparing with them (review the diff before committing it)")
+
+
+class Golden:
+    """Compares output with a file under tests/golden; with ``pytest --update-golden``, rewrites the file."""
+
+    def __init__(self, update: bool, folder: Path = GOLDEN):
+        self.update, self.folder = update, folder
+
+    def check(self, name: str, actual: str, *, from_line: int = 0) -> None:
+        """``actual`` must be the golden file ``name``, from line ``from_line`` on (lines before it are the
+        file's own: a heading that differs on purpose). A mismatch fails with a unified diff."""
+        path = self.folder / name
+        expected = path.read_text() if path.exists() else ""
+        kept = "".join(expected.splitlines(keepends=True)[:from_line])
+        wanted = kept + "".join(actual.splitlines(keepends=True)[from_line:])
+        if wanted == expected:
+            return
+        if self.update:
+            path.write_text(wanted)
+            return
+        diff = difflib.unified_diff(expected.splitlines(keepends=True), wanted.splitlines(keepends=True),
+                                    f"{path} (expected)", "actual output")
+        pytest.fail(f"output differs from {path} (if the change is meant, rerun with "
+                    f"--update-golden and review the diff):\n{''.join(diff)}", pytrace=False)
+
+
+@pytest.fixture
+def golden(request) -> Golden:
+    """The golden-file comparison (see :class:`Golden`); ``pytest --update-golden`` rewrites instead."""
+    return Golden(request.config.getoption("--update-golden"))

@@ -15,7 +15,6 @@ from cnnlab.net.resolve import summarize
 from cnnlab.net.spec import parse_spec
 from cnnlab.net.spec_file import parse_spec_text
 
-GOLDEN = Path(__file__).parent / "golden"
 CONV = {"kind": "conv2d", "filters": 4, "kernel": 3, "padding": "same"}
 
 
@@ -25,12 +24,12 @@ def error_of(layers, input_shape=(8, 8, 3)):
     return str(caught.value)
 
 
-@pytest.mark.parametrize("spec,golden", [("tests/golden/graph_branches.yaml", "summary_graph_branches.txt"),
+@pytest.mark.parametrize("spec,golden_file", [("tests/golden/graph_branches.yaml", "summary_graph_branches.txt"),
                                          ("resnet20", "summary_resnet20.txt")])
-def test_graph_summaries_match_golden(spec, golden, capsys, monkeypatch):
+def test_graph_summaries_match_golden(spec, golden_file, capsys, monkeypatch, golden):
     monkeypatch.chdir(Path(__file__).parent.parent)
     assert main(["summary", spec]) == 0
-    assert capsys.readouterr().out == (GOLDEN / golden).read_text()
+    golden.check(golden_file, capsys.readouterr().out)
 
 
 def test_json_lists_each_layers_inputs(capsys, monkeypatch):

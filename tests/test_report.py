@@ -21,7 +21,6 @@ from cnnlab.presenters.comparison import format_comparison
 from cnnlab.report import write_report
 from cnnlab.report.document import md_escape
 
-GOLDEN = Path(__file__).parent / "golden"
 HOSTILE = "a|b<script>"
 TEST_LABELS = np.arange(60) % 3
 
@@ -117,10 +116,10 @@ def parsed(page: str) -> Tables:
     return parser
 
 
-def test_printed_table_is_pinned(tmp_path):
+def test_printed_table_is_pinned(tmp_path, golden):
     for name, built in (("compare_one_seed.txt", one_seed(tmp_path)), ("compare_three_seeds.txt",
                                                                         three_seeds(tmp_path))):
-        assert format_comparison(built, contrast(*built.models)) + "\n" == (GOLDEN / name).read_text(), name
+        golden.check(name, format_comparison(built, contrast(*built.models)) + "\n")
 
 
 def test_a_class_name_cannot_break_a_table_or_inject_html(tmp_path):

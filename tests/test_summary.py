@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -13,19 +12,18 @@ from cnnlab.presenters.summary_table import format_summary, readable_bytes
 
 from fixtures import assert_error_line
 
-GOLDEN = Path(__file__).parent / "golden"
-
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "q32"])
-def test_preset_tables_match_golden(name, capsys):
+def test_preset_tables_match_golden(name, capsys, golden):
     assert main(["summary", name]) == 0
-    assert capsys.readouterr().out == (GOLDEN / f"summary_{name}.txt").read_text()
+    golden.check(f"summary_{name}.txt", capsys.readouterr().out)
 
 
-def test_json_matches_golden_and_schema(capsys):
+def test_json_matches_golden_and_schema(capsys, golden):
     assert main(["summary", "q32", "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
-    assert data == json.loads((GOLDEN / "summary_q32.json").read_text())
+    printed = capsys.readouterr().out
+    golden.check("summary_q32.json", printed)
+    data = json.loads(printed)
     assert data["input_shape"] == [64, 64, 3]
     assert set(data["layers"][0]) == {"name", "type", "inputs", "output_shape", "params", "trainable_params",
                                       "macs", "formula"}
