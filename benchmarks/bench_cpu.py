@@ -56,7 +56,7 @@ class CnnlabTrainer:
 
     def epoch(self) -> dict:
         self.config.epochs = self.state.epoch + 1
-        return run_epochs(self.state, self.tensors, self.config)[-1]
+        return run_epochs(self.state, self.tensors, self.config)[-1].to_dict()
 
 
 def baseline_trainer(name, data, x, y) -> BaselineTrainer:

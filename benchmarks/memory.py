@@ -113,7 +113,7 @@ def run_child(job: dict) -> dict:
     record = run_epochs(session.state, tensors, config)[-1]
     return {"name": job["name"], "mode": job["mode"], "images": int(len(y)), "train_images": len(tensors.y_train),
             "peak_rss_bytes": peak_resident_bytes(), "rss_after_imports_bytes": imported,
-            "train_seconds": record["train_time"], "epoch_seconds": record["time"],
+            "train_seconds": record.train_time, "epoch_seconds": record.time,
             "threads": torch.get_num_threads()}
 
 

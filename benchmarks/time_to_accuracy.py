@@ -26,10 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from cnnlab.engine.callbacks import TrainingCallback
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
 
 
-class TestProbe:
+class TestProbe(TrainingCallback):
     """An engine callback: after each epoch, the test accuracy of the epoch's checkpoint, self-timed."""
 
     def __init__(self, run_dir: Path, data):
@@ -37,17 +39,14 @@ class TestProbe:
         self.points, self.probe_seconds = [], 0.0
 
     def note(self, text): print(text, file=sys.stderr)
-    def on_train_begin(self, facts): pass
-    def on_epoch_begin(self, epoch, epochs, steps): pass
-    def on_progress(self, step, steps, loss, accuracy): pass
 
-    def on_epoch_end(self, record):
+    def on_epoch_end(self, record, state):
         now = time.perf_counter()
         seconds = now - self.start - self.probe_seconds  # training time so far, earlier probes left out
         accuracy = checkpoint_accuracy(self.run_dir, self.data)
         self.probe_seconds += time.perf_counter() - now
-        self.points.append({"epoch": record["epoch"], "seconds": seconds, "test_accuracy": accuracy})
-        print(f"  epoch {record['epoch']}: test accuracy {accuracy:.4f}", file=sys.stderr)
+        self.points.append({"epoch": record.epoch, "seconds": seconds, "test_accuracy": accuracy})
+        print(f"  epoch {record.epoch}: test accuracy {accuracy:.4f}", file=sys.stderr)
 
 
 def checkpoint_accuracy(run_dir: Path, data) -> float:

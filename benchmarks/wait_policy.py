@@ -43,7 +43,7 @@ def child(images: int) -> None:
     def epoch_seconds(x, y, classes) -> float:
         spec = fit_spec(resolve_spec("cnn"), x.shape[1:], classes)
         session = train_model(lambda: build_model(spec), x, y, TrainConfig(epochs=2, device="cpu"))
-        return session.state.history[-1]["train_time"]
+        return session.state.history[-1].train_time
 
     digits = load_dataset("digits")
     rng = np.random.default_rng(0)

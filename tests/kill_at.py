@@ -6,16 +6,14 @@ Imported by the training scripts the resume tests run in subprocesses (their PYT
 import os
 import signal
 
+from cnnlab.engine.callbacks import TrainingCallback
 
-class KillAt:
+
+class KillAt(TrainingCallback):
     """Kill this process at (epoch, step) or after it; every other hook does nothing."""
 
     def __init__(self, epoch: int, step: int):
         self.epoch, self.step, self.current = epoch, step, 0
-
-    def note(self, text): pass
-    def on_train_begin(self, facts): pass
-    def on_epoch_end(self, record): pass
 
     def on_epoch_begin(self, epoch, epochs, steps):
         self.current = epoch

@@ -12,6 +12,7 @@ from cnnlab.cli.main import main
 from cnnlab.engine import estimate, session
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.loop import TensorData
+from cnnlab.engine.records import EpochRecord, TrainingFacts
 from cnnlab.presenters import progress
 from cnnlab.presenters.progress import ProgressPrinter, format_seconds
 
@@ -50,9 +51,13 @@ AUDIT = {"description": "stratified: a seeded shuffle (seed 0) holding out 20% o
          "train": {"a": 8, "b": 8}, "validation": {"a": 2, "b": 2}, "test": {"a": 5, "b": 5}, "warnings": []}
 
 
-def facts(audit: dict) -> dict:
-    return {"run_dir": "runs/x", "split_audit": audit, "resumed_at_epoch": None, "estimate_seconds": 2.0,
-            "train_count": 16, "batch_size": 4}
+def facts(audit: dict) -> TrainingFacts:
+    return TrainingFacts(train_count=16, batch_size=4, epochs=5, run_dir="runs/x", split_audit=audit,
+                         estimate_seconds=2.0)
+
+
+def record(epoch: int, time: float, train_time: float) -> EpochRecord:
+    return EpochRecord(epoch, 1.0, 0.5, None, None, time, train_time, 10.0, 0.001)
 
 
 def test_a_comparison_prints_the_split_table_once():
@@ -76,8 +81,7 @@ def test_after_the_first_epoch_the_remaining_time_is_measured_past_the_warm_up(m
         for step, seconds in ((25, 10.0), (50, 1.0), (75, 1.0), (100, 1.0)):  # the first 25 steps warm up
             clock.now += seconds
             printer.on_progress(step, 100, 1.0, 0.5)
-        printer.on_epoch_end({"epoch": epoch, "loss": 1.0, "accuracy": 0.5, "val_loss": None, "time": 15.0,
-                              "train_time": 13.0, "images_per_second": 10.0})
+        printer.on_epoch_end(record(epoch, 15.0, 13.0), None)
     lines = [line for line in stream.getvalue().splitlines() if line.startswith("estimated time for")]
     # 3 s for the 75 steps after the first report: 4 s for 100 steps, plus 2 s of validation
     assert lines == ["estimated time for the remaining 4 epochs: 24s (6.0s per epoch, measured on epoch 1)"]
@@ -89,7 +93,7 @@ def test_one_epoch_runs_print_no_remaining_time():
     printer.on_train_begin(facts(AUDIT))
     printer.on_epoch_begin(1, 1, 10)
     printer.on_progress(10, 10, 1.0, 0.5)
-    printer.on_epoch_end({"epoch": 1, "loss": 1.0, "accuracy": 0.5, "time": 1.0, "images_per_second": 10.0})
+    printer.on_epoch_end(record(1, 1.0, 1.0), None)
     assert "remaining" not in stream.getvalue()
 
 

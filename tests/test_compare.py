@@ -10,6 +10,7 @@ import pytest
 
 from cnnlab import runs
 from cnnlab.cli.main import main
+from cnnlab.engine.callbacks import TrainingCallback
 from cnnlab.engine.config import TrainConfig
 from cnnlab.experiment import compare
 from cnnlab.runs.directory import RunError, read_metrics
@@ -169,16 +170,14 @@ def test_rerun_reuses_the_analyses(finished, monkeypatch, capsys):
 def test_same_command_reuses_and_resumes(tmp_path, monkeypatch):
     from cnnlab import data as data_module
 
-    class StopInSecondModel:
+    class StopInSecondModel(TrainingCallback):
         def note(self, text):
             self.current = text
 
-        def on_train_begin(self, facts): pass
         def on_epoch_begin(self, epoch, epochs, steps): self.epoch = epoch
         def on_progress(self, step, steps, loss, accuracy):
             if self.current.startswith("== cnn") and self.epoch == 2:
                 raise KeyboardInterrupt  # Ctrl-C in the middle of the CNN's second epoch
-        def on_epoch_end(self, record): pass
 
     config = TrainConfig(epochs=3)
     with pytest.raises(KeyboardInterrupt):

@@ -34,5 +34,5 @@ def test_course_code_trains_as_the_command_line_does(results, network, tmp_path)
     from cnnlab import runs
 
     run = runs.train(network, "digits", out=tmp_path)
-    assert results[network]["val_accuracy"] == pytest.approx(run.history[-1]["val_accuracy"], abs=1e-9)
+    assert results[network]["val_accuracy"] == pytest.approx(run.history[-1].val_accuracy, abs=1e-9)
     assert results[network]["test_accuracy"] == pytest.approx(runs.evaluate(run.run_dir, "test").accuracy, abs=1e-9)

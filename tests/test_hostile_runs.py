@@ -12,6 +12,7 @@ import torch
 
 from cnnlab import files, runs
 from cnnlab.cli.main import main
+from cnnlab.engine.callbacks import TrainingCallback
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.steps import NonFiniteLossError
 from cnnlab.files import WriteError
@@ -122,12 +123,8 @@ def test_a_run_killed_in_its_first_epoch_restarts_on_resume(run, capsys):
 
 
 def test_an_interrupted_first_epoch_leaves_no_folder_to_block_the_next_attempt(tmp_path):
-    class Interrupt:
-        def note(self, text): pass
-        def on_train_begin(self, facts): pass
-        def on_epoch_begin(self, epoch, epochs, steps): pass
+    class Interrupt(TrainingCallback):
         def on_progress(self, *args): raise KeyboardInterrupt
-        def on_epoch_end(self, record): pass
 
     with pytest.raises(KeyboardInterrupt):
         runs.train("mlp", "digits", TrainConfig(epochs=1), out=tmp_path, name="r", callback=Interrupt())
@@ -206,12 +203,8 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkey
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fill(handle, data)
 
-    class FillDiskAfterEpoch1:
-        def note(self, text): pass
-        def on_train_begin(self, facts): pass
-        def on_epoch_begin(self, epoch, epochs, steps): pass
-        def on_progress(self, *args): pass
-        def on_epoch_end(self, record): full["on"] = True
+    class FillDiskAfterEpoch1(TrainingCallback):
+        def on_epoch_end(self, record, state): full["on"] = True
 
     monkeypatch.setattr(files, "_fill", fill)
     with pytest.raises(WriteError, match=r"checkpoint.pt: cannot write \(No space left on device\); the "
@@ -224,7 +217,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkey
     assert_error_line(capsys.readouterr().err, "No space left on device", "nothing was written")
     assert sorted(os.listdir(tmp_path)) == ["r"]  # the failed run left no folder
     full["on"] = False
-    assert runs.resume(tmp_path / "r").history[-1]["epoch"] == 2
+    assert runs.resume(tmp_path / "r").history[-1].epoch == 2
 
 
 def test_evaluate_val_of_a_run_without_a_validation_split(tmp_path, capsys):

@@ -10,6 +10,7 @@ from cnnlab import runs
 from cnnlab.cli.main import main
 from cnnlab.engine import estimate as estimate_module
 from cnnlab.engine import evaluation, precision, steps
+from cnnlab.engine.callbacks import TrainingCallback
 from cnnlab.engine.config import TrainConfig
 
 AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 fma avx512f\n"
@@ -50,19 +51,16 @@ def spy_autocast(monkeypatch) -> list[str]:
     return used
 
 
-class Notes:
+class Notes(TrainingCallback):
     """A callback that keeps the notes and stops training after ``stop_after`` epochs (None: never)."""
 
     def __init__(self, stop_after=None):
         self.notes, self.stop_after = [], stop_after
 
     def note(self, text): self.notes.append(text)
-    def on_train_begin(self, facts): pass
-    def on_epoch_begin(self, epoch, epochs, steps): pass
-    def on_progress(self, step, steps, loss, accuracy): pass
 
-    def on_epoch_end(self, record):
-        if record["epoch"] == self.stop_after:
+    def on_epoch_end(self, record, state):
+        if record.epoch == self.stop_after:
             raise KeyboardInterrupt("stopped after a checkpoint, as a kill would")
 
 
@@ -146,7 +144,7 @@ def test_resume_and_evaluate_use_the_recorded_precision(monkeypatch, tmp_path):
     asked = fake_timer(monkeypatch, {"fp32": 1.0, "bf16": 2.0})  # timed again, auto would now pick fp32
     used = spy_autocast(monkeypatch)
     result = runs.resume(run_dir, Notes())
-    assert [row["epoch"] for row in result.history] == [1, 2]
+    assert [row.epoch for row in result.history] == [1, 2]
     assert "fp32" not in asked and set(used) == {"bf16"}  # continued in bf16, not chosen again
     assert json.loads((run_dir / "config.json").read_text())["precision_used"] == "bf16"
     assert runs.evaluate(run_dir).precision == "bf16"

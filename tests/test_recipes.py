@@ -124,7 +124,7 @@ def test_training_with_ema_validates_and_ends_on_the_average():
     state = new_state(model, config, steps_per_epoch=4)
     run_epochs(state, TensorData(x, y, x, y), config)
     torch.testing.assert_close([p.detach() for p in model.parameters()], state.average.averages)
-    assert state.history[-1]["val_loss"] is not None
+    assert state.history[-1].val_loss is not None
 
 
 def test_options_are_checked():

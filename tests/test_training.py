@@ -15,6 +15,7 @@ from PIL import Image
 import cnnlab
 from cnnlab import runs
 from cnnlab.cli.main import main
+from cnnlab.engine.callbacks import TrainingCallback
 from cnnlab.engine.config import ConfigError, TrainConfig
 from cnnlab.engine.steps import NonFiniteLossError
 from cnnlab.runs.directory import RunError, read_metrics
@@ -105,21 +106,16 @@ def test_kill_during_save_keeps_previous_checkpoint(tmp_path):
     assert crash.returncode == -9
     state = torch.load(tmp_path / "runs/r/checkpoint.pt", weights_only=True)
     assert state["epoch"] == 1
-    assert runs.resume(tmp_path / "runs/r").history[-1]["epoch"] == 3
+    assert runs.resume(tmp_path / "runs/r").history[-1].epoch == 3
 
 
-class PoisonAfterFirstEpoch:
+class PoisonAfterFirstEpoch(TrainingCallback):
     """A callback that turns the weights to NaN once epoch 1 is checkpointed."""
 
     model = None
 
-    def note(self, text): pass
-    def on_train_begin(self, facts): pass
-    def on_epoch_begin(self, epoch, epochs, steps): pass
-    def on_progress(self, *args): pass
-
-    def on_epoch_end(self, record):
-        if record["epoch"] == 1:
+    def on_epoch_end(self, record, state):
+        if record.epoch == 1:
             for parameter in self.model.parameters():
                 parameter.data.fill_(float("nan"))
 
@@ -246,7 +242,7 @@ def test_api_and_run_directory_train_alike(tmp_path):
     run = runs.train("cnn", "digits", TrainConfig(**FAST, seed=4), out=tmp_path, name="r")
     model = cnnlab.Model("cnn", seed=4)
     history = model.fit(data.x_train, data.y_train, verbose=0, **FAST)
-    assert strip_times(history.records) == strip_times(run.history)
+    assert strip_times(history.records) == strip_times([row.to_dict() for row in run.history])
     saved = load_file(str(tmp_path / "r" / "model.safetensors"))
     assert all(torch.equal(saved[name], value) for name, value in model.module.state_dict().items())
 

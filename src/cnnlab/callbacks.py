@@ -16,6 +16,7 @@ import math
 import warnings
 from pathlib import Path
 
+from cnnlab.engine.callbacks import Monitor
 from cnnlab.engine.config import ConfigError
 from cnnlab.engine.records import METRICS
 
@@ -47,13 +48,22 @@ def _mode(monitor: str, mode: str) -> str:
 
 
 class _Monitor(Callback):
-    """What EarlyStopping and ModelCheckpoint share: a monitored value and what counts as better."""
+    """What EarlyStopping and ModelCheckpoint share: a monitored value and what counts as better, judged by
+    the engine's :class:`cnnlab.engine.callbacks.Monitor` (the same judge as ``--early-stopping``)."""
 
     def __init__(self, monitor: str, mode: str, min_delta: float = 0.0, verbose: int = 0):
         super().__init__()
-        self.monitor, self.mode, self.min_delta = monitor, _mode(monitor, mode), abs(min_delta)
-        self.best = math.inf if self.mode == "min" else -math.inf
+        self.watch = Monitor(monitor, _mode(monitor, mode), min_delta)
+        self.monitor, self.mode, self.min_delta = monitor, self.watch.mode, self.watch.min_delta
         self.verbose = verbose
+
+    @property
+    def best(self) -> float:
+        return self.watch.best
+
+    @best.setter
+    def best(self, value: float) -> None:
+        self.watch.best = value
 
     def improved(self, logs: dict) -> bool | None:
         value = (logs or {}).get(self.monitor)
@@ -62,10 +72,7 @@ class _Monitor(Callback):
                           f"available; available metrics are: {', '.join(logs or {}) or 'none'}",
                           UserWarning, stacklevel=2)
             return None
-        better = value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
-        if better:
-            self.best = value
-        return better
+        return self.watch.improves(value)
 
 
 class EarlyStopping(_Monitor):

@@ -1,27 +1,29 @@
 """Between the engine's callback protocol and Keras-style callbacks (``fit(callbacks=[...])``).
 
-The engine reports to one callback (it prints nothing itself); this bridge forwards to
-the progress printer, if any, and turns each report into Keras' hooks and logs. It
-holds the training state (from ``before_run``) so that ``model.stop_training`` and a
+The engine reports to one list of callbacks (it prints nothing itself); this bridge, on
+that list, forwards to the progress printer, if any, and turns each report into Keras'
+hooks and logs. It holds the training state (from ``on_session``) so that ``model.stop_training`` and a
 learning-rate change reach the loop without the loop knowing about callbacks.
 """
 
 from __future__ import annotations
 
+from cnnlab.engine.callbacks import TrainingCallback
 from cnnlab.engine.config import ConfigError
-from cnnlab.engine.records import METRICS
+from cnnlab.engine.records import METRICS, EpochRecord, TrainingFacts
 
 
-def keras_logs(record: dict) -> dict:
+def keras_logs(record: EpochRecord) -> dict:
     """Keras' log keys from an epoch record: loss, accuracy and, with validation, val_loss and val_accuracy.
 
     As in Keras, ``learning_rate`` is added by the callbacks that change it (LearningRateScheduler).
     """
-    return {key: record[key] for key in METRICS if record.get(key) is not None}
+    return {key: record.metric(key) for key in METRICS if record.metric(key) is not None}
 
 
-class CallbackBridge:
-    """The engine's callback for ``fit``: the printer plus the user's callbacks."""
+class CallbackBridge(TrainingCallback):
+    """``fit``'s callback on the engine's list: the printer plus the user's Keras callbacks, with Keras'
+    hook names; it also gives the model its live state (optimizer, learning rate) for the callbacks."""
 
     def __init__(self, model, callbacks, printer=None, initial_epoch: int = 0):
         from cnnlab.callbacks import Callback
@@ -40,8 +42,10 @@ class CallbackBridge:
     def terminates_on_nan(self) -> bool:
         return any(getattr(callback, "terminates_on_nan", False) for callback in self.callbacks)
 
-    def attach(self, session) -> None:
-        """Called before the first epoch: the state the callbacks act on."""
+    def on_session(self, session, facts: TrainingFacts) -> None:
+        """Before the first epoch: the model keeps its optimizer's moments across fit calls (as Keras does)
+        and reads the live state; the Keras callbacks begin."""
+        self.model._attach(session)
         self.state = session.state
         self.model.stop_training = False
         for callback in self.callbacks:
@@ -55,7 +59,7 @@ class CallbackBridge:
         if self.printer is not None:
             self.printer.note(text)
 
-    def on_train_begin(self, facts: dict) -> None:
+    def on_train_begin(self, facts: TrainingFacts) -> None:
         if self.printer is not None:
             self.printer.on_train_begin(facts)
 
@@ -69,25 +73,25 @@ class CallbackBridge:
         if self.printer is not None:
             self.printer.on_progress(step, steps, loss, accuracy)
 
-    def on_epoch_end(self, record: dict) -> None:
-        record = {**record, "epoch": record["epoch"] + self.offset}
+    def on_epoch_end(self, record: EpochRecord, state) -> None:
+        record = record.renumbered(self.offset)
         if self.printer is not None:
-            self.printer.on_epoch_end(record)
+            self.printer.on_epoch_end(record, state)
         logs = keras_logs(record)
-        self._each("on_epoch_end", record["epoch"] - 1, logs)
+        self._each("on_epoch_end", record.epoch - 1, logs)
         self.logs.append(logs)
-        if self.model.stop_training and self.state is not None:
-            self.state.stopped_early = True  # the loop stops before the next epoch
+        if self.model.stop_training:
+            state.stopped_early = True  # the loop stops before the next epoch
 
     def on_invalid_loss(self, error) -> None:
         """TerminateOnNaN's end, as Keras prints it; the epoch's logs say NaN."""
         print(f"Batch {error.step - 1}: Invalid loss, terminating training", flush=True)
         self.logs.append({"loss": float("nan"), "accuracy": float("nan")})
 
-    def records(self) -> list[dict]:
+    def records(self) -> list[EpochRecord]:
         """The engine's per-epoch records (times, images per second, learning rate), numbered as Keras."""
         history = self.state.history if self.state is not None else []
-        return [{**record, "epoch": record["epoch"] + self.offset} for record in history]
+        return [record.renumbered(self.offset) for record in history]
 
-    def on_train_end(self) -> None:
+    def on_train_end(self, state=None) -> None:
         self._each("on_train_end", self.logs[-1] if self.logs else {})

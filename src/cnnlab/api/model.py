@@ -64,9 +64,12 @@ class Model(NetworkViews):
         A preset's head takes ``num_classes``; a user's network keeps its own output units.
         """
         from cnnlab.engine.device import seed_everything
+        from cnnlab.engine.memory import check_build_memory
         from cnnlab.net.builder import build_model
+        from cnnlab.net.resolve import summarize
 
         self.spec = fit_spec(self.spec, input_shape, num_classes)
+        check_build_memory(summarize(self.spec), "cpu")  # a network too big is refused before it is allocated
         seed_everything(self.seed)
         self.module = build_model(self.spec, init=self.init)
         return self.module
@@ -125,23 +128,23 @@ class Model(NetworkViews):
             return self.module
 
         bridge = CallbackBridge(self, callbacks, _progress(verbose), initial_epoch)
-
-        def before_run(session):
-            self._keep_optimizer(session)
-            self._state = session.state  # live: callbacks read and set the learning rate through it
-            self._precision = session.config.precision
-            bridge.attach(session)
-
         try:
             train_model(module, x, labels.indices, config, validation=validation and validation[:2],
-                                  before_run=before_run, callback=bridge)
+                        callbacks=[bridge])
         except NonFiniteLossError as error:
             if not bridge.terminates_on_nan:
                 raise
             bridge.on_invalid_loss(error)
-        bridge.on_train_end()
-        self.history = History(bridge.records(), bridge.logs)
+            bridge.on_train_end()  # TerminateOnNaN: training ends there, as Keras ends it
+        self.history = History([record.to_dict() for record in bridge.records()], bridge.logs)
         return self.history
+
+    def _attach(self, session) -> None:
+        """Before the first epoch of a fit: the optimizer's moments kept from the last fit, the live state
+        (callbacks read and set the learning rate through it) and the precision it trains in."""
+        self._keep_optimizer(session)
+        self._state = session.state
+        self._precision = session.config.precision
 
     @property
     def learning_rate(self) -> float:

@@ -203,10 +203,10 @@ def run_train(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    last = result.history[-1] if result.history else {}
+    last = result.history[-1] if result.history else None
     print(f"run: {result.run_dir}")
-    if last.get("val_accuracy") is not None:
-        print(f"final val_accuracy {last['val_accuracy']:.4f}  val_loss {last['val_loss']:.4f}")
+    if last is not None and last.val_accuracy is not None:
+        print(f"final val_accuracy {last.val_accuracy:.4f}  val_loss {last.val_loss:.4f}")
     return 0
 
 

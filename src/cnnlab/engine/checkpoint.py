@@ -66,7 +66,7 @@ def save_checkpoint(state: TrainState, run_dir: Path, rank_rng: list[dict] | Non
         "optimizer": state.optimizer.state_dict(),
         "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
         "epoch": state.epoch,
-        "history": state.history,
+        "history": [record.to_dict() for record in state.history],
         "early_stopping": {"best": state.best, "wait": state.wait, "stopped": state.stopped_early},
         "rng": rng_states(state),
     }

@@ -11,14 +11,16 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import torch
 
 from cnnlab.engine.averaging import WeightAverage
 from cnnlab.engine.batches import ImageBatches, as_batches
+from cnnlab.engine.callbacks import CallbackList, TrainingCallback, built_in
 from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.records import EpochRecord
 from cnnlab.engine.steps import deterministic_guard, train_step
 from cnnlab.engine.strategy import SingleProcess
 
@@ -51,7 +53,7 @@ class TrainState:
     scheduler: object | None
     shuffle_generator: torch.Generator
     epoch: int = 0                      # epochs completed
-    history: list[dict] = field(default_factory=list)
+    history: list[EpochRecord] = field(default_factory=list)
     best: float | None = None           # early stopping: best monitored value so far
     wait: int = 0                       # epochs since it improved
     stopped_early: bool = False
@@ -60,18 +62,8 @@ class TrainState:
     strategy: SingleProcess = field(default_factory=SingleProcess)
 
 
-class Callback(Protocol):
-    """What the engine reports to a presenter; it prints nothing itself."""
-
-    def note(self, text: str) -> None: ...
-    def on_train_begin(self, facts: dict) -> None: ...
-    def on_epoch_begin(self, epoch: int, epochs: int, steps: int) -> None: ...
-    def on_progress(self, step: int, steps: int, loss: float, accuracy: float) -> None: ...
-    def on_epoch_end(self, record: dict) -> None: ...
-
-
 def train_epoch(state: TrainState, data: TensorData, config: TrainConfig,
-                callback: Callback | None = None, progress_every: int = 25) -> dict:
+                callback: TrainingCallback | None = None, progress_every: int = 25) -> dict:
     """Train one epoch over a seeded shuffle; returns loss and accuracy averaged over the images, as Keras does.
 
     The strategy (``state.strategy``) says which part of each batch this process trains on and
@@ -114,64 +106,43 @@ def evaluate_tensors(model, x: ImageBatches | torch.Tensor, y: torch.Tensor, bat
     return {"loss": loss_sum / count, "accuracy": correct / count}
 
 
-def _improved(state: TrainState, value: float, monitor: str) -> bool:
-    if state.best is None:
-        return True
-    return value < state.best if monitor.endswith("loss") else value > state.best
-
-
-def _early_stop(state: TrainState, record: dict, config: TrainConfig) -> None:
-    monitor = config.early_stopping
-    if not monitor or record.get(monitor) is None:
-        return
-    if _improved(state, record[monitor], monitor):
-        state.best, state.wait = record[monitor], 0
-    else:
-        state.wait += 1
-        state.stopped_early = state.wait > config.patience
-
-
-def _validate(state: TrainState, data: TensorData, config: TrainConfig) -> dict:
+def _validate(state: TrainState, data: TensorData, config: TrainConfig) -> tuple[float | None, float | None]:
     """val_loss and val_accuracy (None without validation data), of the averaged weights if any."""
     if data.x_val is None or not len(data.y_val):
-        return {"val_loss": None, "val_accuracy": None}
+        return None, None
     weights = state.average.applied(state.model) if state.average is not None else contextlib.nullcontext()
     with weights:  # several processes: each scores its part of the validation set, and the sums are added
         val = evaluate_tensors(state.model, data.x_val, data.y_val, config.eval_batch_size, config.precision,
                                state.strategy)
-    return {"val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+    return val["loss"], val["accuracy"]
 
 
 def run_epochs(state: TrainState, data: TensorData, config: TrainConfig,
-               callback: Callback | None = None, on_epoch_saved=None) -> list[dict]:
-    """Train from ``state.epoch`` to ``config.epochs``; returns the history (one dict per epoch).
+               callbacks: Sequence[TrainingCallback] = ()) -> list[EpochRecord]:
+    """Train from ``state.epoch`` to ``config.epochs``, or until a callback stops it (``state.stopped_early``);
+    returns the history (one :class:`EpochRecord` per epoch).
 
-    ``on_epoch_saved(state, record)`` runs after each epoch (the run layer saves a
-    checkpoint there); training stops early when the monitored metric stalls.
+    One list of callbacks sees every epoch: the built-in ones ``config`` asks for (early
+    stopping, the weights' average) first, then ``callbacks`` in order (a run's recorder
+    saves its checkpoint there; see :mod:`cnnlab.engine.callbacks`).
     """
+    hooks = CallbackList([*built_in(config), *callbacks])
     steps = math.ceil(len(data.y_train) / config.batch_size)
     while state.epoch < config.epochs and not state.stopped_early:
-        if callback is not None:
-            callback.on_epoch_begin(state.epoch + 1, config.epochs, steps)
+        hooks.on_epoch_begin(state.epoch + 1, config.epochs, steps)
         start = time.perf_counter()
         try:
-            record = {"epoch": state.epoch + 1, **train_epoch(state, data, config, callback)}
+            scores = train_epoch(state, data, config, hooks)
         except RuntimeError as exc:
             deterministic_guard(exc)
             raise
         train_seconds = time.perf_counter() - start
-        record.update(_validate(state, data, config))
+        val_loss, val_accuracy = _validate(state, data, config)
         seconds = time.perf_counter() - start
-        record.update(time=seconds, train_time=train_seconds,
-                      images_per_second=len(data.y_train) / train_seconds,
-                      lr=state.optimizer.param_groups[0]["lr"])
+        record = EpochRecord(state.epoch + 1, scores["loss"], scores["accuracy"], val_loss, val_accuracy,
+                             seconds, train_seconds, len(data.y_train) / train_seconds,
+                             state.optimizer.param_groups[0]["lr"])
         state.epoch += 1
         state.history.append(record)
-        _early_stop(state, record, config)
-        if state.average is not None and (state.epoch >= config.epochs or state.stopped_early):
-            state.average.copy_to(state.model)  # the final weights are the average (Keras' use_ema)
-        if on_epoch_saved is not None:
-            on_epoch_saved(state, record)
-        if callback is not None:
-            callback.on_epoch_end(record)
+        hooks.on_epoch_end(record, state)
     return state.history

@@ -18,13 +18,12 @@ import torch
 
 from cnnlab.engine import distributed
 from cnnlab.engine.loop import TrainState
+from cnnlab.engine.records import RECORD_KEYS, EpochRecord
 from cnnlab.errors import CnnlabError
 from cnnlab.net.fields import shown
 
 PARTS = ("model", "optimizer", "scheduler", "epoch", "history", "early_stopping", "rng")
 RNG_KEYS = {"torch", "cuda", "shuffle", "numpy", "python"}
-RECORD_KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "time", "train_time",
-               "images_per_second", "lr"}
 OPTIMIZER_SLOTS = {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg", "grad_avg"}
 # What a malformed part makes torch, numpy or random raise; the message says which part.
 _MISFITS = (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError)
@@ -115,7 +114,7 @@ def _restore_scheduler(state: TrainState, saved, path: Path) -> None:
     state.scheduler.load_state_dict(saved)
 
 
-def _progress(payload: dict, path: Path, epochs: int | None) -> tuple[int, list]:
+def _progress(payload: dict, path: Path, epochs: int | None) -> tuple[int, list[EpochRecord]]:
     epoch, history = payload["epoch"], payload["history"]
     if type(epoch) is not int or epoch < 0 or (epochs is not None and epoch > epochs):
         _fail(path, "epoch", f"{shown(epoch)}, where the run has {epochs} epochs")
@@ -125,7 +124,7 @@ def _progress(payload: dict, path: Path, epochs: int | None) -> tuple[int, list]
         if not isinstance(record, dict) or set(record) != RECORD_KEYS or record["epoch"] != number or not all(
                 value is None or type(value) in (int, float) for value in record.values()):
             _fail(path, "history", f"the record of epoch {number} is damaged")
-    return epoch, history
+    return epoch, [EpochRecord.from_dict(record) for record in history]
 
 
 def _stopping(saved, path: Path) -> tuple[float | None, int, bool]:

@@ -8,7 +8,7 @@ tensors on the device, a fresh state, and the checks made before the first step.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,14 +17,16 @@ import torch
 
 from cnnlab.engine.averaging import WeightAverage
 from cnnlab.engine.batches import class_indices, image_batches, labels_to_tensor
+from cnnlab.engine.callbacks import CallbackList, TrainingCallback
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.data_init import initialise_from_data
 from cnnlab.engine.data_parallel import parallelize
 from cnnlab.engine.device import resolve_device, seed_everything, set_deterministic
 from cnnlab.engine.heap import retained_heap
-from cnnlab.engine.loop import Callback, TensorData, TrainState, run_epochs
+from cnnlab.engine.loop import TensorData, TrainState, run_epochs
 from cnnlab.engine.optim import make_optimizer, make_schedule, parameter_groups
 from cnnlab.engine.precision import session_precision
+from cnnlab.engine.records import TrainingFacts
 
 if TYPE_CHECKING:
     from cnnlab.data.split import Split
@@ -104,7 +106,7 @@ class Session:
 
 def open_session(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndarray, config: TrainConfig, *,
                  validation: tuple[np.ndarray, np.ndarray] | None = None,
-                 class_names: list[str] | None = None, callback: Callback | None = None) -> Session:
+                 class_names: list[str] | None = None, callback: TrainingCallback | None = None) -> Session:
     """Seed, build the model, split and move the data, make a fresh state, and choose the precision.
 
     Seeding comes before ``build`` so the initial weights depend on the seed alone, and
@@ -126,17 +128,28 @@ def open_session(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndar
 
 def train_model(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndarray, config: TrainConfig, *,
                 validation: tuple[np.ndarray, np.ndarray] | None = None, class_names: list[str] | None = None,
-                before_run: Callable[[Session], None] | None = None, callback: Callback | None = None,
-                on_epoch_saved: Callable[[TrainState, dict], None] | None = None) -> Session:
-    """Train from start to end: :func:`open_session`, then ``before_run``, then the epochs.
+                callbacks: Sequence[TrainingCallback] = ()) -> Session:
+    """Train from start to end: :func:`open_session`, then the epochs, with one list of callbacks.
 
-    ``before_run(session)`` is where a caller restores what it keeps (a checkpoint, an
-    optimizer's moments) and records or announces the run; ``on_epoch_saved`` runs
-    after each epoch (see :func:`cnnlab.engine.loop.run_epochs`).
+    Each callback's :meth:`~cnnlab.engine.callbacks.TrainingCallback.on_session` runs first (a
+    run's recorder restores its checkpoint there, ``Model.fit`` keeps its optimizer's moments);
+    then, when epochs remain, :meth:`~cnnlab.engine.callbacks.TrainingCallback.on_train_begin`
+    with the facts (an epoch's time estimate, where a callback wants it); then the epochs
+    (:func:`cnnlab.engine.loop.run_epochs`) and ``on_train_end``.
     """
-    session = open_session(build, x, y, config, validation=validation, class_names=class_names, callback=callback)
-    if before_run is not None:
-        before_run(session)
-    with retained_heap(session.tensors.y_train.device.type):  # large CPU tensors stop page-faulting
-        run_epochs(session.state, session.tensors, session.config, callback, on_epoch_saved)
+    from cnnlab.engine import distributed
+    from cnnlab.engine.estimate import estimate_epoch_seconds
+
+    hooks = CallbackList(callbacks)
+    session = open_session(build, x, y, config, validation=validation, class_names=class_names, callback=hooks)
+    state, tensors, config = session.state, session.tensors, session.config
+    facts = TrainingFacts(len(tensors.y_train), config.batch_size, config.epochs)
+    hooks.on_session(session, facts)
+    if state.epoch < config.epochs:
+        if hooks.wants_estimate:
+            facts.estimate_seconds = estimate_epoch_seconds(state, tensors, config, processes=distributed.world_size())
+        hooks.on_train_begin(facts)
+    with retained_heap(tensors.y_train.device.type):  # large CPU tensors stop page-faulting
+        run_epochs(state, tensors, config, hooks.callbacks)
+    hooks.on_train_end(state)
     return session

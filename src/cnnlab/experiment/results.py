@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cnnlab.engine.records import RunStatus
+
 if TYPE_CHECKING:
     from cnnlab.data.dataset import Dataset
 
@@ -73,7 +75,7 @@ class RunOutcome:
     """One trained run (a model and a seed): its test results, training figures and summary."""
 
     run_dir: Path
-    status: str                 # trained, resumed or reused
+    status: RunStatus           # trained, resumed or reused (a str in JSON)
     seed: int
     test_accuracy: float
     test_loss: float

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import sys
 
+from cnnlab.engine.callbacks import TrainingCallback
+from cnnlab.engine.records import EpochRecord, TrainingFacts
 
-def epoch_line(record: dict, steps: int) -> str:
+
+def epoch_line(record: EpochRecord, steps: int) -> str:
     """``36/36 - 0.4s - 11ms/step - accuracy: 0.7641 - loss: 0.7980 - val_accuracy: ... - val_loss: ...``"""
-    seconds = record["time"]
-    parts = [f"{steps}/{steps}", f"{seconds:.1f}s", f"{1000 * record['train_time'] / steps:.0f}ms/step",
-             f"accuracy: {record['accuracy']:.4f}", f"loss: {record['loss']:.4f}"]
-    if record.get("val_loss") is not None:
-        parts += [f"val_accuracy: {record['val_accuracy']:.4f}", f"val_loss: {record['val_loss']:.4f}"]
+    parts = [f"{steps}/{steps}", f"{record.time:.1f}s", f"{1000 * record.train_time / steps:.0f}ms/step",
+             f"accuracy: {record.accuracy:.4f}", f"loss: {record.loss:.4f}"]
+    if record.val_loss is not None:
+        parts += [f"val_accuracy: {record.val_accuracy:.4f}", f"val_loss: {record.val_loss:.4f}"]
     return " - ".join(parts)
 
 
@@ -72,7 +74,7 @@ class _TextBar:
         print(line, file=self.stream, flush=True)
 
 
-class KerasStylePrinter:
+class KerasStylePrinter(TrainingCallback):
     """The engine's callback for ``fit`` (verbose 1 with ``bars``, verbose 2 without)."""
 
     def __init__(self, bars: bool = True, stream=None):
@@ -82,7 +84,7 @@ class KerasStylePrinter:
     def note(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
-    def on_train_begin(self, facts: dict) -> None:
+    def on_train_begin(self, facts: TrainingFacts) -> None:
         """Keras prints nothing before the first epoch; neither does fit."""
 
     def on_epoch_begin(self, epoch: int, epochs: int, steps: int) -> None:
@@ -97,7 +99,7 @@ class KerasStylePrinter:
         if self.bar is not None:
             self.bar.update(step, f"accuracy: {accuracy:.4f} - loss: {loss:.4f}")
 
-    def on_epoch_end(self, record: dict) -> None:
+    def on_epoch_end(self, record: EpochRecord, state=None) -> None:
         line = epoch_line(record, self.steps)
         if self.bar is not None:
             self.bar.finish(line)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import sys
 import time
 
+from cnnlab.engine.callbacks import TrainingCallback
+from cnnlab.engine.records import EpochRecord, TrainingFacts
 
-def format_epoch(record: dict, epochs: int) -> str:
+
+def format_epoch(record: EpochRecord, epochs: int) -> str:
     """``epoch 2/5  loss 1.2345  accuracy 0.5600  val_loss ...  time 3.2s  12,500 img/s``"""
-    parts = [f"epoch {record['epoch']}/{epochs}",
-             f"loss {record['loss']:.4f}", f"accuracy {record['accuracy']:.4f}"]
-    if record.get("val_loss") is not None:
-        parts += [f"val_loss {record['val_loss']:.4f}", f"val_accuracy {record['val_accuracy']:.4f}"]
-    parts += [f"time {record['time']:.1f}s", f"{record['images_per_second']:,.0f} img/s"]
+    parts = [f"epoch {record.epoch}/{epochs}", f"loss {record.loss:.4f}", f"accuracy {record.accuracy:.4f}"]
+    if record.val_loss is not None:
+        parts += [f"val_loss {record.val_loss:.4f}", f"val_accuracy {record.val_accuracy:.4f}"]
+    parts += [f"time {record.time:.1f}s", f"{record.images_per_second:,.0f} img/s"]
     return "  ".join(parts)
 
 
@@ -53,22 +55,24 @@ class EpochClock:
         self.first = self.first or now
         self.last = now
 
-    def steady_epoch_seconds(self, record: dict) -> float:
+    def steady_epoch_seconds(self, record: EpochRecord) -> float:
         """The epoch's time at the pace of its steps after the first report, validation added."""
-        validation = max(record["time"] - record.get("train_time", record["time"]), 0.0)
+        validation = max(record.time - record.train_time, 0.0)
         if self.first is None or self.last is None or self.last[0] <= self.first[0]:
-            return record["time"]
+            return record.time
         (step0, time0), (step1, time1) = self.first, self.last
         return (time1 - time0) / (step1 - step0) * self.steps + validation
 
 
-class ProgressPrinter:
+class ProgressPrinter(TrainingCallback):
     """The engine's callback for people: bars when ``stream`` is a terminal, else one line an epoch.
 
     One printer serves every run of a comparison: a split audit like the last one shown is
     not printed again. After a run's first epoch it prints the time the remaining epochs
     should take, measured on that epoch.
     """
+
+    wants_estimate = True  # an epoch's estimated time, shown before the first
 
     def __init__(self, stream=None, bars: bool | None = None):
         self.stream = stream or sys.stderr
@@ -88,15 +92,15 @@ class ProgressPrinter:
         """A line on the stream."""
         print(text, file=self.stream, flush=True)
 
-    def on_train_begin(self, facts: dict) -> None:
+    def on_train_begin(self, facts: TrainingFacts) -> None:
         """The split audit (new runs, once), where a resumed run picks up, and the time estimate."""
-        self._audit(facts.get("split_audit"))
-        if facts.get("resumed_at_epoch") is not None:
-            self.note(f"resuming {facts['run_dir']} after epoch {facts['resumed_at_epoch']}")
+        self._audit(facts.split_audit)
+        if facts.resumed_at_epoch is not None:
+            self.note(f"resuming {facts.run_dir} after epoch {facts.resumed_at_epoch}")
         self.first_epoch = True
-        if facts.get("estimate_seconds") is not None:
-            self.note(f"estimated time per epoch: {format_seconds(facts['estimate_seconds'])} "
-                      f"({facts['train_count']:,} training images, batch {facts['batch_size']})")
+        if facts.estimate_seconds is not None:
+            self.note(f"estimated time per epoch: {format_seconds(facts.estimate_seconds)} "
+                      f"({facts.train_count:,} training images, batch {facts.batch_size})")
 
     def _audit(self, audit: dict | None) -> None:
         """The split's images per class, unless the table would repeat the last one shown."""
@@ -126,16 +130,16 @@ class ProgressPrinter:
             self.bar.update(step - self.bar.n)
             self.bar.set_postfix(loss=f"{loss:.4f}", accuracy=f"{accuracy:.4f}", refresh=False)
 
-    def on_epoch_end(self, record: dict) -> None:
+    def on_epoch_end(self, record: EpochRecord, state=None) -> None:
         """The epoch's line; after a run's first epoch, the time the rest should take."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
         self.note(format_epoch(record, self.epochs))
-        remaining = self.epochs - record["epoch"]
+        remaining = self.epochs - record.epoch
         if self.first_epoch and remaining > 0:
             seconds = self.clock.steady_epoch_seconds(record)
             self.note(f"estimated time for the remaining {remaining} epoch{'s' if remaining > 1 else ''}: "
                       f"{format_seconds(seconds * remaining)} ({format_seconds(seconds)} per epoch, "
-                      f"measured on epoch {record['epoch']})")
+                      f"measured on epoch {record.epoch})")
         self.first_epoch = False

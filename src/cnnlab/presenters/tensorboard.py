@@ -5,6 +5,8 @@ Uses torch's SummaryWriter, which needs the ``tensorboard`` package (an optional
 
 from __future__ import annotations
 
+from cnnlab.engine.callbacks import TrainingCallback
+from cnnlab.engine.records import EpochRecord, TrainingFacts
 from cnnlab.errors import CnnlabError
 
 SCALARS = {"loss": "loss/train", "val_loss": "loss/validation", "accuracy": "accuracy/train",
@@ -48,7 +50,7 @@ def open_writer(log_dir: str) -> TensorBoardWriter:
     return TensorBoardWriter(log_dir)
 
 
-class RunEventLog:
+class RunEventLog(TrainingCallback):
     """The CLI's ``--tensorboard``: an engine callback that writes each run's events to ``RUN_DIR/tensorboard/``.
 
     It passes every call on to ``inner`` (the progress printer, or None when quiet). The
@@ -59,17 +61,21 @@ class RunEventLog:
     def __init__(self, inner=None):
         self.inner, self.writer = inner, None
 
+    @property
+    def wants_estimate(self) -> bool:
+        return self.inner is not None and self.inner.wants_estimate
+
     def note(self, text: str) -> None:
         if self.inner is not None:
             self.inner.note(text)
 
-    def on_train_begin(self, facts: dict) -> None:
+    def on_train_begin(self, facts: TrainingFacts) -> None:
         from pathlib import Path
 
         from cnnlab.files import make_folder, read_regular
 
         self.close()
-        run_dir = Path(facts["run_dir"])
+        run_dir = Path(facts.run_dir)
         self.writer = open_writer(str(make_folder(run_dir / "tensorboard", root=run_dir)))
         self.writer.summary(read_regular(run_dir / "summary.txt", 1 << 20).decode("utf-8", "replace"))
         if self.inner is not None:
@@ -83,11 +89,11 @@ class RunEventLog:
         if self.inner is not None:
             self.inner.on_progress(step, steps, loss, accuracy)
 
-    def on_epoch_end(self, record: dict) -> None:
+    def on_epoch_end(self, record: EpochRecord, state=None) -> None:
         if self.writer is not None:
-            self.writer.epoch(record["epoch"], record)
+            self.writer.epoch(record.epoch, record.to_dict())
         if self.inner is not None:
-            self.inner.on_epoch_end(record)
+            self.inner.on_epoch_end(record, state)
 
     def close(self) -> None:
         if self.writer is not None:

@@ -20,9 +20,11 @@ from pathlib import Path
 import yaml
 
 from cnnlab.engine import distributed
+from cnnlab.engine.callbacks import TrainingCallback
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.preflight import Preflight, check_network, check_options
 from cnnlab.engine.recipes import recipe_config
+from cnnlab.engine.records import EpochRecord, TrainingFacts
 from cnnlab.engine.steps import NonFiniteLossError
 from cnnlab.files import write_file
 from cnnlab.net.resolve import resolve_spec
@@ -58,7 +60,7 @@ class RunResult:
     """A finished (or early-stopped) run: where it is, its history, the split audit, the time estimate."""
 
     run_dir: Path
-    history: list[dict]
+    history: list[EpochRecord]
     split_audit: dict | None
     estimate_seconds: float | None = None
 
@@ -81,7 +83,7 @@ def train(spec, dataset: str = "cifar10", config: TrainConfig | None = None, *, 
     made: list[Path] = []  # the folder, once rank 0 has made it
     try:
         run_dir = distributed.on_main(lambda: _new_run(Path(out), name, model_spec, data, record, info, made))
-        return _run(_RunRecorder(run_dir, data, config, callback, argv, resume=False), model_spec)
+        return _run(RunRecorder(run_dir, data, config, argv, resume=False), model_spec, callback)
     except BaseException:
         if made:
             _discard_if_nothing_kept(made[0])
@@ -150,7 +152,7 @@ def resume(run_dir: str | Path, callback=None, argv: list[str] | None = None, *,
     identity = distributed.on_main(lambda: recorded_identity(run_dir, saved))
     check_dataset(run_dir, identity, data, f"the dataset {saved['dataset']}")
     restart = distributed.on_main(lambda: _restart_if_no_checkpoint(run_dir, callback))
-    return _run(_RunRecorder(run_dir, data, config, callback, argv, resume=not restart), model_spec)
+    return _run(RunRecorder(run_dir, data, config, argv, resume=not restart), model_spec, callback)
 
 
 def _restart_if_no_checkpoint(run_dir: Path, callback) -> bool:
@@ -167,17 +169,16 @@ def _restart_if_no_checkpoint(run_dir: Path, callback) -> bool:
     return restart
 
 
-def _run(recorder: _RunRecorder, model_spec) -> RunResult:
+def _run(recorder: RunRecorder, model_spec, callback) -> RunResult:
     from cnnlab.engine.checkpoint import WEIGHTS, export_weights
     from cnnlab.engine.session import train_model
     from cnnlab.net.builder import build_model
 
     data, config = recorder.data, recorder.config
     try:
-        with distributed.peers_guard():
+        with distributed.peers_guard():  # the recorder first: an epoch's checkpoint before it is shown
             session = train_model(lambda: build_model(model_spec, init=config.init), data.x_train, data.y_train,
-                                  config, class_names=data.class_names, before_run=recorder.before_run,
-                                  callback=recorder.callback, on_epoch_saved=recorder.save_epoch)
+                                  config, class_names=data.class_names, callbacks=[recorder, callback])
     except NonFiniteLossError as exc:
         kept = exc.epoch - 1  # every finished epoch was checkpointed before the next began
         note = (f"the checkpoint of epoch {kept} is kept in {recorder.run_dir}" if kept
@@ -188,17 +189,18 @@ def _run(recorder: _RunRecorder, model_spec) -> RunResult:
     return RunResult(recorder.run_dir, session.state.history, recorder.audit, recorder.estimate)
 
 
-class _RunRecorder:
-    """The run directory's side of training: its records before the first epoch and after each."""
+class RunRecorder(TrainingCallback):
+    """The run directory's side of training, on the engine's callback list: its records before the
+    first epoch (manifest, or the checkpoint restored) and after each (checkpoint, then metrics)."""
 
-    def __init__(self, run_dir: Path, data, config: TrainConfig, callback, argv, resume: bool):
+    def __init__(self, run_dir: Path, data, config: TrainConfig, argv, resume: bool):
         self.run_dir, self.data, self.config = run_dir, data, config
-        self.callback, self.argv, self.resume = callback, argv, resume
+        self.argv, self.resume = argv, resume
         self.audit: dict | None = None
         self.estimate: float | None = None
 
-    def before_run(self, session) -> None:
-        """Restore the checkpoint (resume) or write the manifest (new run), then announce the run."""
+    def on_session(self, session, facts: TrainingFacts) -> None:
+        """Restore the checkpoint (resume) or write the manifest (new run); the run's facts for the presenters."""
         from cnnlab.engine.checkpoint import load_checkpoint
 
         self.audit = session.split.audit(self.data) if session.split is not None else None
@@ -206,27 +208,20 @@ class _RunRecorder:
         distributed.on_main(lambda: record_precision(self.run_dir, self.config.precision))
         if self.resume:
             load_checkpoint(session.state, self.run_dir, self.config.epochs)  # rank 0 reads it for all
-            distributed.on_main(lambda: write_metrics(self.run_dir, session.state.history))
+            distributed.on_main(lambda: write_metrics(self.run_dir, _rows(session.state.history)))
         else:
             device = session.tensors.x_train.device
             distributed.on_main(lambda: write_json(self.run_dir / "manifest.json", {
                 **manifest(self.data, self.config, device, self.argv), "split": self.audit,
                 **distributed.describe()}))
-        if session.state.epoch < self.config.epochs and self.callback is not None:
-            self._announce(session)
+        facts.run_dir = str(self.run_dir)
+        facts.split_audit = None if self.resume else self.audit
+        facts.resumed_at_epoch = session.state.epoch if self.resume else None
 
-    def _announce(self, session) -> None:
-        from cnnlab.engine.estimate import estimate_epoch_seconds
+    def on_train_begin(self, facts: TrainingFacts) -> None:
+        self.estimate = facts.estimate_seconds
 
-        self.estimate = estimate_epoch_seconds(session.state, session.tensors, self.config,
-                                               processes=distributed.world_size())
-        self.callback.on_train_begin({
-            "run_dir": str(self.run_dir), "split_audit": None if self.resume else self.audit,
-            "resumed_at_epoch": session.state.epoch if self.resume else None,
-            "estimate_seconds": self.estimate, "train_count": len(session.tensors.y_train),
-            "batch_size": self.config.batch_size})
-
-    def save_epoch(self, state, record: dict) -> None:
+    def on_epoch_end(self, record: EpochRecord, state) -> None:
         """After each epoch: the checkpoint, then the metrics and history that match it."""
         from cnnlab.engine.checkpoint import rng_states
 
@@ -238,5 +233,11 @@ class _RunRecorder:
 
         # First the checkpoint: the metrics never run ahead of it.
         save_checkpoint(state, self.run_dir, rngs if len(rngs) > 1 else None)
-        write_metrics(self.run_dir, state.history)
-        write_json(self.run_dir / "history.json", state.history)
+        rows = _rows(state.history)
+        write_metrics(self.run_dir, rows)
+        write_json(self.run_dir / "history.json", rows)
+
+
+def _rows(history: list[EpochRecord]) -> list[dict]:
+    """The history as the run's files hold it: one JSON record per epoch."""
+    return [record.to_dict() for record in history]
