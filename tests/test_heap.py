@@ -16,9 +16,10 @@ MALLINFO2 = GLIBC and hasattr(ctypes.CDLL(None), "mallinfo2")
 # A fresh process (malloc's state is process-wide): where glibc puts a 64 MB tensor, read from its own
 # books (mallinfo2) rather than from page faults, whose count depends on transparent huge pages and on
 # what else the machine does (benchmarks/heap_faults.py counts them): "mapped" is how much the bytes in
-# mmap-ed blocks grew while the tensor lived, "kept" the free bytes malloc holds once it is freed.
+# mmap-ed blocks grew while the tensor lived, "kept" the free bytes malloc holds once it is freed, and
+# "returned" how much resident memory leaving the context handed back to the system.
 PLACES = """
-import ctypes, json, torch
+import ctypes, json, os, torch
 from cnnlab.engine.heap import retained_heap
 
 class MallInfo2(ctypes.Structure):
@@ -28,21 +29,24 @@ class MallInfo2(ctypes.Structure):
 libc = ctypes.CDLL(None)
 libc.mallinfo2.restype = MallInfo2
 
+def resident():  # bytes of this process in RAM
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
 def place():
     before = libc.mallinfo2()
     tensor = torch.ones(16 * 2**20)  # 64 MB
     held = libc.mallinfo2()
     del tensor
     freed = libc.mallinfo2()
-    return {"mapped": held.hblkhd - before.hblkhd, "kept": freed.fordblks}
+    return {"mapped": held.hblkhd - before.hblkhd, "kept": freed.fordblks, "resident": resident()}
 
 first = place()
 with retained_heap("cpu") as applied:
     inside = place()
-kept_after_exit = libc.mallinfo2().fordblks
+returned = inside["resident"] - resident()  # what leaving the context (malloc_trim) gave back to the system
 after = place()
-print(json.dumps({"applied": applied, "first": first, "inside": inside, "after": after,
-                  "kept_after_exit": kept_after_exit}))
+print(json.dumps({"applied": applied, "first": first, "inside": inside, "after": after, "returned": returned}))
 """
 BLOCK = 64 * 2**20
 
@@ -62,7 +66,8 @@ def test_large_tensors_stay_in_the_heap_inside_and_go_back_to_the_system_after()
     assert got["applied"] is True
     assert got["first"]["mapped"] >= BLOCK  # glibc's default: a block this large is an mmap of its own
     assert got["inside"]["mapped"] < BLOCK and got["inside"]["kept"] >= BLOCK  # from the heap, kept when freed
-    assert got["kept_after_exit"] < BLOCK  # malloc_trim gave the kept memory back
+    # malloc_trim gave the kept pages back to the system (they may stay on malloc's free list, unbacked)
+    assert got["returned"] >= BLOCK * 0.9
     assert got["after"]["mapped"] >= BLOCK and got["after"]["kept"] < BLOCK  # the defaults are back
 
 

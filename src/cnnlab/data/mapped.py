@@ -130,7 +130,7 @@ def _load_meta(path: Path) -> dict[str, np.ndarray] | None:
 def _map_images(path: Path, meta: dict[str, np.ndarray]) -> np.ndarray | None:
     """The map of ``path``, when its size, dtype and shape are what ``meta`` recorded."""
     shape = tuple(int(side) for side in meta["image_shape"])
-    if not os.path.lexists(path):
+    if not os.path.lexists(path) or os.path.islink(path):  # a link is no cache of cnnlab's: rebuilt (never through it)
         return None
     try:  # a FIFO, device or link there is refused (a DatasetError naming it), never waited on
         with open_regular(path, "image cache", DatasetError, links=False) as handle:

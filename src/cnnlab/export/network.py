@@ -74,9 +74,10 @@ def from_model(model, origin: str) -> Network:
 
 
 def _from_spec(source: str, input_shape: tuple[int, ...] | None) -> Network:
+    from cnnlab.engine.memory import check_build_memory
     from cnnlab.net.builder import build_model
     from cnnlab.net.presets import PRESETS, default_input, preset_name
-    from cnnlab.net.resolve import resolve_spec
+    from cnnlab.net.resolve import resolve_spec, summarize
 
     if source not in PRESETS and not os.path.lexists(source) and "\n" not in source:
         raise ExportError(f"{shown(source)}: neither a run directory (made by 'cnnlab train'), a preset "
@@ -86,9 +87,11 @@ def _from_spec(source: str, input_shape: tuple[int, ...] | None) -> Network:
     shape = input_shape or spec.input_shape or (default_input(preset) if preset else None)
     if shape is None:
         raise ExportError(f"{spec.source}: the spec has no 'input'; give --input HxWxC (e.g. 32x32x3)")
+    spec = spec.with_input(tuple(shape))
+    check_build_memory(summarize(spec), "cpu", SAMPLES)  # --input 100000x100000x3 is refused, never allocated
     with torch.random.fork_rng(devices=[]):  # seeds this initialisation only, not the caller's RNG
         torch.manual_seed(INIT_SEED)
-        model = build_model(spec.with_input(tuple(shape)), init="keras")
+        model = build_model(spec, init="keras")
     origin = f"preset '{preset}'" if preset else f"spec {spec.source}"
     return Network(model.eval(), spec.name, origin, False, stem=spec.name)
 
