@@ -1,0 +1,77 @@
+"""One CIFAR-10 epoch of a preset, by two source trees of cnnlab side by side: is a change to the core slower?
+
+    python benchmarks/core_epoch.py --tree /tmp/old-cnnlab --tree . --repeats 2 --out docs/core_epoch.json
+
+Each run is a fresh process (``PYTHONPATH=TREE/src``) training ``--model`` (the homework's
+``cnn`` by default) for one epoch with the homework recipe on the CIFAR-10 JPEG tree in
+``../shared/datasets`` (digits where it is absent); the trees alternate, so a machine that
+slows down slows both. It reports each run's training seconds (the epoch without
+validation) and the ratio of the trees' medians, with the CPU named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+
+CHILD = """
+import json, sys
+from cnnlab import runs
+from cnnlab.engine.config import TrainConfig
+result = runs.train(sys.argv[1], sys.argv[2], TrainConfig(epochs=1, device="cpu"), out=sys.argv[3], name="r")
+record = result.history[0]
+get = (lambda key: record[key]) if isinstance(record, dict) else (lambda key: getattr(record, key))
+print(json.dumps({"train_time": get("train_time"), "time": get("time"), "val_accuracy": get("val_accuracy")}))
+"""
+
+
+def cpu() -> dict:
+    """The CPU's model and its vector units, as /proc/cpuinfo names them."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
+    return {"cpu": model, "cores": os.cpu_count(),
+            "capabilities": [flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags]}
+
+
+def one_epoch(tree: Path, model: str, dataset: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(tree.resolve() / "src")}
+    with tempfile.TemporaryDirectory() as out:
+        done = subprocess.run([sys.executable, "-c", CHILD, model, dataset, out], env=env, capture_output=True,
+                              text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tree", action="append", required=True, help="a cnnlab checkout (twice: before, after)")
+    parser.add_argument("--model", default="cnn")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    dataset = str(SHARED) if SHARED.exists() else "digits"
+    runs: dict[str, list[dict]] = {tree: [] for tree in args.tree}
+    for repeat in range(args.repeats):
+        for tree in args.tree:
+            runs[tree].append(one_epoch(Path(tree), args.model, dataset))
+            print(f"{tree} run {repeat + 1}: {runs[tree][-1]}", file=sys.stderr, flush=True)
+    medians = {tree: statistics.median(r["train_time"] for r in rows) for tree, rows in runs.items()}
+    first = args.tree[0]
+    result = {"machine": cpu(), "model": args.model, "dataset": dataset, "runs": runs, "median_train_seconds": medians,
+              "ratio_to_first": {tree: medians[tree] / medians[first] for tree in args.tree}}
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
