@@ -30,16 +30,28 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_a_scheduler_on_a_closed_port_is_refused_at_once(tmp_path, capsys):
+@pytest.mark.parametrize("scheme", ["tcp", "ws"])
+def test_a_scheduler_on_a_closed_port_is_refused_at_once(tmp_path, capsys, scheme):
     dask = pytest.importorskip("dask")
     pytest.importorskip("distributed")
     from test_executor import compare_cli
 
-    address = f"tcp://127.0.0.1:{closed_port()}"
+    address = f"{scheme}://127.0.0.1:{closed_port()}"
     connect_timeout_s = 240  # Dask would retry the refused port this long; the check must not wait for it
     start = time.monotonic()
     with dask.config.set({"distributed.comm.timeouts.connect": f"{connect_timeout_s}s"}):
         code, _ = compare_cli(tmp_path, "--executor", "dask", "--scheduler", address)
     assert code == 2
     assert_error_line(capsys.readouterr().err, f"cannot reach the Dask scheduler at {address} (connection refused")
+    assert not any(tmp_path.iterdir())  # refused before the comparison made its folder
     assert time.monotonic() - start < connect_timeout_s / 2  # a guard only: a regression waits the full timeout
+
+
+@pytest.mark.parametrize("address", ["", "ucx://127.0.0.1:1"])
+def test_a_scheduler_address_dask_cannot_use_is_one_line(tmp_path, capsys, address):
+    pytest.importorskip("distributed")
+    from test_executor import compare_cli
+
+    code, _ = compare_cli(tmp_path, "--executor", "dask", "--scheduler", address)
+    assert code == 2
+    assert_error_line(capsys.readouterr().err, "scheduler")

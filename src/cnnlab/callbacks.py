@@ -13,7 +13,10 @@ import csv
 import inspect
 import io
 import math
+import re
+import string
 import warnings
+from os import PathLike
 from pathlib import Path
 
 from cnnlab.engine.callbacks import Monitor
@@ -21,6 +24,7 @@ from cnnlab.engine.config import ConfigError
 from cnnlab.engine.records import METRICS
 
 LOGGED = (*METRICS, "learning_rate")  # what a ModelCheckpoint filepath may name, besides {epoch}
+MAX_NAME_WIDTH = 255  # a file name's length on every common file system
 MAX_CSV_LOG_BYTES = 64 * 2**20  # an existing log CSVLogger(append=True) continues: a row per epoch is ~100 bytes
 
 
@@ -123,7 +127,7 @@ class ModelCheckpoint(_Monitor):
         super().__init__(monitor, mode, verbose=verbose)
         if save_freq != "epoch":
             raise ConfigError("ModelCheckpoint: only save_freq='epoch' is supported")
-        self.filepath, self.save_best_only, self.save_weights_only = _checked_template(str(filepath)), \
+        self.filepath, self.save_best_only, self.save_weights_only = _checked_template(filepath), \
             save_best_only, save_weights_only
 
     def on_epoch_end(self, epoch, logs=None):
@@ -152,6 +156,9 @@ class CSVLogger(Callback):
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
+        if not isinstance(separator, str) or len(separator) != 1 or separator in '\r\n"':
+            raise ConfigError(f"CSVLogger: separator must be one character (not a quote or line break), "
+                              f"got {separator!r}"[:200])
         self.filename, self.separator, self.append = Path(filename), separator, append
         self.keys, self.text = None, ""
 
@@ -162,8 +169,13 @@ class CSVLogger(Callback):
             raise WriteError(f"{self.filename}: the folder {self.filename.parent} does not exist")
         exists = check_replaceable(self.filename)
         self.keys, self.text = None, ""
-        if self.append and exists:
-            self.text = read_regular(self.filename, MAX_CSV_LOG_BYTES, what="CSV log").decode("utf-8", "replace")
+        if not exists:
+            return
+        text = read_regular(self.filename, MAX_CSV_LOG_BYTES, WriteError, "CSV log").decode("utf-8", "replace")
+        if not text.startswith("epoch" + self.separator):  # a user's other file: never overwritten or appended to
+            raise WriteError(f"{self.filename}: exists and is not a CSV log (its first line is not "
+                             f"'epoch{self.separator}...'); choose another name")
+        self.text = text if self.append else ""
 
     def on_epoch_end(self, epoch, logs=None):
         from cnnlab.files import write_file
@@ -243,9 +255,18 @@ class TensorBoard(Callback):
             self.writer.close()
 
 
-def _checked_template(filepath: str) -> str:
+def _checked_template(filepath) -> str:
     """``filepath`` once it fills in as Keras fills it after an epoch (``{epoch}`` and the log keys), so that
-    a typo is found before training rather than after the first epoch."""
+    a typo is found before training rather than after the first epoch; a width or precision that would
+    make a name of gigabytes (``{epoch:>3000000000}``) is refused before anything is formatted."""
+    if not isinstance(filepath, str | PathLike):
+        raise ConfigError("ModelCheckpoint: filepath must be a path (str or pathlib.Path), "
+                          f"got {type(filepath).__name__}")
+    filepath = str(filepath)
+    sizes = [int(number) for _, _, spec, _ in _fields(filepath) for number in re.findall(r"\d+", spec or "")]
+    if any(size > MAX_NAME_WIDTH for size in sizes):
+        raise ConfigError(f"ModelCheckpoint: filepath {filepath[:200]!r} asks for a width or precision over "
+                          f"{MAX_NAME_WIDTH}; a file name is at most {MAX_NAME_WIDTH} characters")
     try:
         filepath.format(epoch=1, **dict.fromkeys(LOGGED, 0.5))
     except KeyError as exc:
@@ -254,6 +275,14 @@ def _checked_template(filepath: str) -> str:
     except (IndexError, ValueError, TypeError, AttributeError) as exc:
         raise ConfigError(f"ModelCheckpoint: filepath {filepath!r} cannot be filled in ({exc})") from None
     return filepath
+
+
+def _fields(filepath: str) -> list:
+    """The replacement fields of a format string, or ConfigError where it is malformed."""
+    try:
+        return list(string.Formatter().parse(filepath))
+    except ValueError as exc:
+        raise ConfigError(f"ModelCheckpoint: filepath {filepath[:200]!r} cannot be filled in ({exc})") from None
 
 
 def _log_folder(log_dir: str) -> Path:

@@ -259,9 +259,9 @@ class Model(NetworkViews):
 
     def save_weights(self, path: str | Path) -> Path:
         """The weights as a safetensors file."""
-        from cnnlab.engine.checkpoint import export_weights
+        from cnnlab.runs.model_file import write_weights_file
 
-        return export_weights(self._require_module(), Path(path))
+        return write_weights_file(path, self._require_module())
 
     def load_weights(self, path: str | Path) -> None:
         """Weights from a safetensors file (saved by ``save_weights`` or a run directory)."""

@@ -10,6 +10,7 @@ import numpy as np
 
 from cnnlab.data.dataset import DatasetError
 from cnnlab.files import open_regular
+from cnnlab.formats import check_stored_zip
 
 CACHE_ENV = "CNNLAB_CACHE"
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test", "class_names")
@@ -61,13 +62,16 @@ def load_arrays(path: Path, required: tuple[str, ...] = ARRAY_KEYS) -> dict[str,
 
     Anything but a regular file at ``path`` (a FIFO, a device, a link: cnnlab writes none
     there) is a DatasetError naming it, at once and without waiting on it; it is left as it is.
+    A compressed member (cnnlab writes none) counts as damage: a planted zip bomb is never inflated.
     """
     if not os.path.lexists(path):
         return None
     try:
-        with open_regular(path, "cache file", DatasetError, links=False) as handle, \
-                np.load(handle, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+        with open_regular(path, "cache file", DatasetError, links=False) as handle:
+            # stored uncompressed, as np.savez writes: what loading allocates is bounded by the file's size
+            check_stored_zip(handle, str(path), ValueError)
+            with np.load(handle, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in required if key in data.files}  # nothing it does not use
     except DatasetError:
         raise
     except Exception:  # any damage means: rebuild, never use

@@ -149,6 +149,12 @@ def decode_all(items: list[tuple[str, Source]], channels: int, size: tuple[int, 
                skip_bad: bool, workers: int | None = None) -> Decoded:
     """Decode ``(name, source)`` items; a bad file is an error naming it unless ``skip_bad``."""
     workers = workers or os.cpu_count() or 1
+    if size is not None and items and len(items) * size[0] * size[1] * channels > limits.MAX_DATASET_BYTES:
+        # known before anything is decoded: every image comes out at this size
+        raise DatasetError(f"{items[0][0]}: {len(items):,} images of {size[1]}x{size[0]} pixels would take "
+                           f"{limits.size_text(len(items) * size[0] * size[1] * channels)}, more than the "
+                           f"{limits.size_text(limits.MAX_DATASET_BYTES)} cnnlab holds for one dataset; pass a "
+                           "smaller size (--size HxW)")
     chunks = _chunks((source for _, source in items), channels, size)
     decoded, total = Decoded([], [], Counter(), []), 0
     with closing(_results(chunks, workers > 1 and len(items) >= PARALLEL_MIN, workers)) as results:

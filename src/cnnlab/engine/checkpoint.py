@@ -29,10 +29,12 @@ from cnnlab.engine import distributed
 from cnnlab.engine.loop import TrainState
 from cnnlab.engine.restore import CheckpointError, load_module_state, restore_state
 from cnnlab.files import read_regular, write_file
+from cnnlab.formats import check_stored_zip
 from cnnlab.net.fields import shown
 
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "model.safetensors"
+WEIGHTS_FORMAT = "cnnlab-weights/1"  # in the header: a weights file cnnlab wrote (save_weights may replace it)
 MAX_FILE_BYTES = 8 * 1024**3  # far above any network cnnlab trains; a bound for a planted file
 
 __all__ = ["CHECKPOINT", "WEIGHTS", "CheckpointError", "export_weights", "load_checkpoint", "load_weights",
@@ -90,6 +92,8 @@ def _check_archive(path: Path, data: bytes) -> None:
     damaged tensor bytes would load as wrong weights. Check them all first."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            # torch.save stores its members uncompressed: a deflated one would inflate unbounded (a zip bomb)
+            check_stored_zip(data, str(path), CheckpointError)
             damaged = archive.testzip()
     except (zipfile.BadZipFile, EOFError, OSError, ValueError):
         raise CheckpointError(f"{path}: not a readable checkpoint (not the zip file torch.save writes: "
@@ -137,7 +141,7 @@ def export_weights(model: torch.nn.Module, path: Path, root: Path | None = None)
 
     tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
     path = Path(path)
-    return write_file(path, save(tensors), root=root or path.parent)
+    return write_file(path, save(tensors, metadata={"format": WEIGHTS_FORMAT}), root=root or path.parent)
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:

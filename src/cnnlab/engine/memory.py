@@ -163,13 +163,31 @@ def available(device) -> Available:
 
 
 def available_ram() -> Available:
-    """MemAvailable from /proc/meminfo (else the free pages), lowered to the cgroup's limit where one is set."""
+    """MemAvailable from /proc/meminfo (else the free pages), lowered to the cgroup's limit and to the
+    process's address-space limit where one is set."""
     found = _meminfo_available()
     ram = (Available(found, "MemAvailable in /proc/meminfo") if found is not None
            else Available(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "free RAM"))
-    limit = _cgroup_room()
-    return Available(limit, "left under the container's memory limit") if limit is not None and limit < ram.bytes \
-        else ram
+    limits = {"left under the container's memory limit": _cgroup_room(),
+              "left under the address-space limit (ulimit -v)": _address_space_room()}
+    rooms = [Available(room, source) for source, room in limits.items() if room is not None]
+    return min([ram, *rooms], key=lambda room: room.bytes)
+
+
+def _address_space_room() -> int | None:
+    """What this process may still map under RLIMIT_AS (``ulimit -v``, common on shared servers), None without one.
+
+    Allocations past it fail however much RAM is free, so the check must see it too."""
+    import resource
+
+    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if limit == resource.RLIM_INFINITY:
+        return None
+    try:
+        mapped = int(_system_text("/proc/self/statm").split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, limit - mapped)
 
 
 def _system_text(path) -> str:

@@ -207,11 +207,12 @@ def read_cached(path: Path, key: dict, data) -> RunMeasurements | None:
     """The measurements cached at ``path`` under ``key``; None when absent, stale or unreadable (then redone)."""
     from cnnlab.errors import CnnlabError
     from cnnlab.files import read_regular
+    from cnnlab.formats import parse_json
 
     if path.is_symlink() or not path.exists():  # a planted link is not read (and writing there is refused)
         return None
     try:
-        record = json.loads(read_regular(path, MAX_CACHE_BYTES, CnnlabError, "analysis cache"))
+        record = parse_json(read_regular(path, MAX_CACHE_BYTES, CnnlabError, "analysis cache"), str(path))
         if record.get("key") != key:
             return None
         measured = RunMeasurements.from_dict(record["measurements"], len(data.y_test), len(data.class_names))

@@ -78,6 +78,8 @@ class ExecutorOptions:
                                 "spans torchrun's processes: use one or the other")
         if self.kind == "dask":
             _require_dask()  # before the comparison makes any folder
+        if self.scheduler is not None:
+            _check_scheduler(self.scheduler)  # a closed port or unknown host: before any folder, within seconds
         return self
 
     def jobs_for(self, runs: int) -> int:
@@ -222,6 +224,21 @@ def _require_dask() -> None:
         raise ExecutorError("--executor dask needs dask.distributed: pip install 'cnnlab[dask]'") from None
 
 
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss")  # Dask's protocols that need no extra package
+
+
+def _check_scheduler(address: str) -> None:
+    """An ExecutorError at once for an empty address, or one whose port refuses connections."""
+    if not address.strip():
+        raise ExecutorError("--scheduler: an empty address; give the scheduler's, e.g. tcp://host:8786")
+    scheme = address.split("://", 1)[0] if "://" in address else "tcp"
+    if scheme not in SCHEDULER_SCHEMES:
+        raise ExecutorError(f"--scheduler {address[:200]}: the {scheme[:20]}:// protocol is not one cnnlab connects "
+                            f"with; use {', '.join(s + '://' for s in SCHEDULER_SCHEMES)}")
+    if refused := _refused(address):
+        raise ExecutorError(f"cannot reach the Dask scheduler at {address} ({refused})")
+
+
 def _refused(address: str) -> str | None:
     """Why a TCP scheduler address refuses connections, else None (Dask then connects and reports the rest).
 
@@ -235,7 +252,7 @@ def _refused(address: str) -> str | None:
 
     try:
         scheme, location = parse_address(address)
-        if scheme not in ("tcp", "tls"):
+        if scheme not in ("tcp", "tls", "ws", "wss"):  # the schemes that are a host and a port
             return None
         with socket.create_connection(parse_host_port(location), timeout=PROBE_TIMEOUT_S):
             return None
@@ -267,12 +284,13 @@ def _dask_client(options: ExecutorOptions, runs: int, device: str) -> Iterator[t
     from distributed import Client, LocalCluster
 
     if options.scheduler:
-        if refused := _refused(options.scheduler):
-            raise ExecutorError(f"cannot reach the Dask scheduler at {options.scheduler} ({refused})")
+        _check_scheduler(options.scheduler)
         try:
             client = Client(options.scheduler, timeout=dask.config.get("distributed.comm.timeouts.connect"))
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise ExecutorError(f"cannot reach the Dask scheduler at {options.scheduler} ({exc})") from None
+        except Exception as exc:  # Dask's comm layers raise their own kinds (TypeError for UCX unset): one line
+            lines = str(exc).strip().splitlines()
+            why = f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
+            raise ExecutorError(f"cannot reach the Dask scheduler at {options.scheduler} ({why})") from None
         with client:
             yield client, options.threads  # None: each worker shares its own cores among its tasks
         return

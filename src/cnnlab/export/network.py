@@ -62,7 +62,7 @@ def open_network(source: str, input_shape: tuple[int, ...] | None = None) -> Net
     if os.path.isdir(source) or is_model_file(source):  # False, not an error, for YAML text too long to be a path
         if input_shape is not None:
             raise ExportError(f"--input: {source} is a trained model; it takes the input it was trained on")
-        loaded = read_model(source)
+        loaded = read_model(source, SAMPLES)  # the export runs SAMPLES images through it to verify
         return Network(loaded.module.eval(), loaded.spec.name, loaded.origin, True, loaded.class_names, loaded.stem)
     return _from_spec(source, input_shape)
 
@@ -118,8 +118,12 @@ def check_agreement(what: str, got: np.ndarray, expected: np.ndarray, tolerance:
     """The largest absolute difference of probabilities; above ``tolerance`` it is an ExportError."""
     if got.shape != expected.shape:
         raise ExportError(f"{what}: output shape {got.shape}, cnnlab's is {expected.shape}; not written")
+    if not (np.isfinite(got).all() and np.isfinite(expected).all()):  # overflowed to inf or NaN: nothing to compare
+        which = "cnnlab's own" if not np.isfinite(expected).all() else "the exported model's"
+        raise ExportError(f"{what}: {which} probabilities are not finite (the network overflows on the sample "
+                          "images); not written")
     diff = float(np.max(np.abs(got.astype(np.float64) - expected)))
-    if not diff <= tolerance:  # also catches NaN
+    if not diff <= tolerance:
         raise ExportError(f"{what}: probabilities differ from cnnlab's by up to {diff:.3g} (tolerance "
                           f"{tolerance:g}); not written")
     return diff

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cnnlab.errors import CnnlabError
 from cnnlab.files import read_regular, remove_files, write_file
+from cnnlab.formats import parse_json
 from cnnlab.net.fields import shown
 
 MARKER = ".cnnlab.json"
@@ -84,7 +85,7 @@ def is_marked(folder: Path, kind: str) -> bool:
     try:
         if not stat.S_ISREG(os.lstat(marker).st_mode):
             return False
-        record = json.loads(read_regular(marker, 4096, RunError))
+        record = parse_json(read_regular(marker, 4096, RunError), str(marker), RunError)
     except (OSError, ValueError, CnnlabError):
         return False
     return isinstance(record, dict) and record.get("made_by") == "cnnlab" and record.get("kind") == kind
@@ -169,10 +170,7 @@ def read_json(path: Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise RunError(f"{path.parent}: not a cnnlab run directory (no {path.name})")
-    try:
-        data = json.loads(read_text(path))
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{path}: unreadable (not JSON: line {exc.lineno})") from None
+    data = parse_json(read_text(path), str(path), RunError)  # malformed or nested too deeply: one line
     if not isinstance(data, dict):
         raise RunError(f"{path}: damaged (not a JSON object)")
     return data
@@ -189,10 +187,10 @@ def write_metrics(run_dir: Path, history: list[dict]) -> None:
 def read_metrics(run_dir: Path) -> list[dict]:
     """metrics.csv as one dict per epoch (every value a float; empty cells None)."""
     path = Path(run_dir) / "metrics.csv"
-    reader = csv.DictReader(io.StringIO(read_text(path)))
-    if not set(METRIC_COLUMNS) <= set(reader.fieldnames or ()):
-        raise RunError(f"{path}: damaged (its columns are not {', '.join(METRIC_COLUMNS)})")
-    try:
+    try:  # csv.Error: a cell past the csv module's field limit, a stray NUL
+        reader = csv.DictReader(io.StringIO(read_text(path)))
+        if not set(METRIC_COLUMNS) <= set(reader.fieldnames or ()):
+            raise RunError(f"{path}: damaged (its columns are not {', '.join(METRIC_COLUMNS)})")
         return [{k: (float(v) if v else None) for k, v in row.items()} for row in reader]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, csv.Error):
         raise RunError(f"{path}: damaged (a cell is not a number)") from None

@@ -22,9 +22,11 @@ from pathlib import Path
 
 from cnnlab.errors import CnnlabError
 from cnnlab.files import check_replaceable, open_regular, write_file
+from cnnlab.formats import parse_json
 from cnnlab.net.spec import ModelSpec, parse_spec
 
 FORMAT = "cnnlab-model/1"
+FORMAT_FAMILY = "cnnlab-model/"
 PREPROCESSING = {"uint8": "divided by 255", "layout": "(N, H, W, C) in; (N, C, H, W) inside the torch module"}
 MAX_MODEL_BYTES = 4 * 1024**3
 MAX_HEADER_BYTES = 100 * 1024**2  # safetensors' own bound on a header
@@ -57,21 +59,22 @@ def _metadata(path: Path) -> dict[str, str] | None:
     try:
         with open_regular(path, "model file") as handle:
             size = int.from_bytes(handle.read(8), "little")
-            header = json.loads(handle.read(size)) if 2 <= size <= MAX_HEADER_BYTES else None
-    except (CnnlabError, OSError, ValueError):  # not a file, unreadable, or not JSON: not a model file
+            header = parse_json(handle.read(size), str(path)) if 2 <= size <= MAX_HEADER_BYTES else None
+    except (CnnlabError, OSError):  # not a file, unreadable, or not JSON: not a model file
         return None
     metadata = header.get("__metadata__", {}) if isinstance(header, dict) else None
     return metadata if isinstance(metadata, dict) else None
 
 
 def is_model_file(path) -> bool:
-    """Whether ``path`` is a regular file that ``model.save`` wrote (its header says so)."""
+    """Whether ``path`` is a regular file that ``model.save`` wrote (its header says so), of any format
+    version: :func:`read_model` then says whether this cnnlab reads it."""
     try:
         if not Path(path).is_file():
             return False
     except (OSError, ValueError):  # a name too long, or YAML text given where a path may be
         return False
-    return (_metadata(Path(path)) or {}).get("format") == FORMAT
+    return str((_metadata(Path(path)) or {}).get("format", "")).startswith(FORMAT_FAMILY)
 
 
 def write_model_file(path, module, spec: ModelSpec, class_names: list[str] | None) -> Path:
@@ -89,27 +92,44 @@ def write_model_file(path, module, spec: ModelSpec, class_names: list[str] | Non
     return path
 
 
-def read_model(path) -> LoadedModel:
-    """The trained network of a model file (``model.save``) or of a run directory (``cnnlab train``)."""
+def write_weights_file(path, module) -> Path:
+    """The weights of ``module`` as a safetensors file (``model.save_weights``); an existing file is replaced
+    only when cnnlab wrote it as weights (its header says so), never a user's other file."""
+    from cnnlab.engine.checkpoint import WEIGHTS_FORMAT, export_weights
+
+    path = Path(path)
+    if check_replaceable(path) and (_metadata(path) or {}).get("format") != WEIGHTS_FORMAT:
+        raise ModelFileError(f"{path}: exists and is not a weights file cnnlab wrote; choose another name")
+    return export_weights(module, path)
+
+
+def read_model(path, images: int = 1) -> LoadedModel:
+    """The trained network of a model file (``model.save``) or of a run directory (``cnnlab train``),
+    built once its memory, with ``images`` run through it at once, is known to fit."""
     path = Path(path)
     if path.is_dir():
-        return read_run(path)
+        return read_run(path, images)
     metadata = _metadata(path) if path.is_file() else None
-    if metadata is None or metadata.get("format") != FORMAT:
+    if metadata is None or not str(metadata.get("format", "")).startswith(FORMAT_FAMILY):
         raise ModelFileError(f"{path}: not a cnnlab model file (made by model.save) nor a run directory")
+    if metadata["format"] != FORMAT:
+        raise ModelFileError(f"{path}: a model file of format {str(metadata['format'])[:60]!r}; this cnnlab reads "
+                             f"{FORMAT!r} (made by another version of cnnlab?)")
     if path.stat().st_size > MAX_MODEL_BYTES:
         raise ModelFileError(f"{path}: larger than {MAX_MODEL_BYTES:,} bytes")
-    try:
-        spec = parse_spec(json.loads(metadata["spec"]), source=str(path))
-        classes = json.loads(metadata.get("class_names", "null"))
-    except (KeyError, ValueError):
-        raise ModelFileError(f"{path}: its metadata is damaged (no readable spec)") from None
-    module = _build_for(spec, path, ModelFileError)
+    if not isinstance(metadata.get("spec"), str):
+        raise ModelFileError(f"{path}: its metadata is damaged (no readable spec)")
+    spec = parse_spec(parse_json(metadata["spec"], f"{path}: its spec", ModelFileError), source=str(path))
+    classes = parse_json(metadata.get("class_names", "null"), f"{path}: its class names", ModelFileError)
+    module = _build_for(spec, path, ModelFileError, images)
     _load_weights(module, path)
+    outputs = module.info.output_shape[-1]
+    if _names(classes) is not None and len(classes) != outputs:
+        raise ModelFileError(f"{path}: {len(classes)} class names for the network's {outputs} outputs; damaged")
     return LoadedModel(module.eval(), spec, _names(classes), "fp32", f"model file {path}", path.stem)
 
 
-def read_run(run_dir: Path) -> LoadedModel:
+def read_run(run_dir: Path, images: int = 1) -> LoadedModel:
     """A run's network holding its latest weights: the final ones, else its last checkpoint's."""
     from cnnlab.engine.checkpoint import CHECKPOINT, WEIGHTS, CheckpointError, read_checkpoint
     from cnnlab.engine.restore import load_module_state
@@ -125,7 +145,7 @@ def read_run(run_dir: Path) -> LoadedModel:
         raise CheckpointError(f"{run_dir}: no weights yet ({WEIGHTS} or {CHECKPOINT})")
     # A checkpoint is read (and checked as an archive) first; its weights are in the payload then.
     payload = read_checkpoint(weights) if weights.name == CHECKPOINT else None
-    module = _build_for(spec, weights, RunError)
+    module = _build_for(spec, weights, RunError, images)
     if payload is None:
         _load_weights(module, weights)
     else:
@@ -142,7 +162,7 @@ def load_run(run_dir) -> tuple[object, dict]:
     return loaded.module, loaded.saved
 
 
-def _build_for(spec: ModelSpec, weights: Path, error):
+def _build_for(spec: ModelSpec, weights: Path, error, images: int):
     """The network ``spec`` declares, built only once its weights fit in ``weights`` and in memory."""
     from cnnlab.engine.memory import check_build_memory
     from cnnlab.net.builder import build_model
@@ -154,7 +174,7 @@ def _build_for(spec: ModelSpec, weights: Path, error):
     if info.total_params * BYTES_PER_FLOAT > held:  # float32 weights: the file must hold them all
         raise error(f"{weights}: the network it declares has {info.total_params:,} parameters "
                     f"({info.total_params * BYTES_PER_FLOAT:,} bytes) but the file holds {held:,} bytes; damaged")
-    check_build_memory(info, "cpu")
+    check_build_memory(info, "cpu", images)
     return build_model(spec)
 
 
