@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 from typing import BinaryIO
 
@@ -31,6 +32,8 @@ def check_stored_zip(source: bytes | BinaryIO, where: str, error: ErrorFactory =
     them, so what reading it allocates is bounded by its own size: a deflated member (a few MB that
     inflate to gigabytes: a zip bomb) or members declaring more bytes than the archive holds are
     ``error``, before any member is read."""
+    if isinstance(source, str | os.PathLike):  # never opened by name here: cnnlab.files opens files
+        raise TypeError("check_stored_zip takes the archive's bytes or an open handle, not a path")
     handle = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
     start = handle.tell()
     size = handle.seek(0, io.SEEK_END)
