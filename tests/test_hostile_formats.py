@@ -178,3 +178,22 @@ def test_a_folder_resized_past_the_dataset_cap_is_refused_before_decoding(tmp_pa
     folder = image_folder(tmp_path / "ds", per_class=20)  # 40 files of 8x8: 5.9 GB at 7000x7000
     assert main(["data", "info", str(folder), "--size", "7000x7000"]) != 0
     assert_error_line(capsys.readouterr().err, "would take", "--size")
+
+
+def test_a_model_file_given_for_a_run_says_what_takes_it(tmp_path, trained, capsys):
+    path = trained.save(tmp_path / "m.cnnlab")
+    assert main(["evaluate", str(path)]) != 0
+    assert_error_line(capsys.readouterr().err, "a file, not a folder", "cnnlab.load_model")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="FIFOs need a POSIX system")
+def test_a_fifo_planted_in_the_cache_says_the_way_out(tmp_path, monkeypatch):
+    import os
+
+    from cnnlab.data.dataset import DatasetError
+
+    path = tmp_path / "cache.npz"
+    os.mkfifo(path)
+    with pytest.raises(DatasetError, match=r"remove it, or use another cache folder \(--cache-dir"):
+        load_arrays(path)
+    assert path.exists()  # left as it is

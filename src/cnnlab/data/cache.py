@@ -57,6 +57,11 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
+def planted(exc: DatasetError) -> DatasetError:
+    """The refusal of something cnnlab did not write at a cache path, with the way out: it is left as it is."""
+    return DatasetError(f"{exc}; remove it, or use another cache folder (--cache-dir DIR or ${CACHE_ENV})")
+
+
 def load_arrays(path: Path, required: tuple[str, ...] = ARRAY_KEYS) -> dict[str, np.ndarray] | None:
     """The cached arrays, or None when missing, damaged or lacking a ``required`` key (the caller rebuilds).
 
@@ -72,8 +77,8 @@ def load_arrays(path: Path, required: tuple[str, ...] = ARRAY_KEYS) -> dict[str,
             check_stored_zip(handle, str(path), ValueError)
             with np.load(handle, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in required if key in data.files}  # nothing it does not use
-    except DatasetError:
-        raise
+    except DatasetError as exc:  # a link, FIFO or device planted there: left alone, and the way out said
+        raise planted(exc) from None
     except Exception:  # any damage means: rebuild, never use
         path.unlink(missing_ok=True)
         return None

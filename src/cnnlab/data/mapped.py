@@ -137,6 +137,8 @@ def _map_images(path: Path, meta: dict[str, np.ndarray]) -> np.ndarray | None:
             if os.fstat(handle.fileno()).st_size != int(meta["images_bytes"]):
                 return None
             pixels = _map_npy(handle)
+    except DatasetError as exc:  # a FIFO or device planted there
+        raise cache_mod.planted(exc) from None
     # truncated below its header, not a .npy, or a damaged header (numpy parses it with tokenize)
     except (OSError, ValueError, SyntaxError, TokenError):
         return None

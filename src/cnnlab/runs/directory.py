@@ -97,7 +97,9 @@ def require_run(run_dir: Path, link_ok: bool = True) -> Path:
     if not link_ok and run_dir.is_symlink():
         raise RunError(f"{run_dir}: is a symbolic link; cnnlab never adopts, empties or deletes it")
     if not run_dir.is_dir():
-        raise RunError(f"{run_dir}: not a cnnlab run directory (no such folder)")
+        why = ("a file, not a folder: a model file (model.save) loads with cnnlab.load_model and exports with "
+               "cnnlab export" if run_dir.is_file() else "no such folder")
+        raise RunError(f"{run_dir}: not a cnnlab run directory ({why})")
     if not is_marked(run_dir, "run"):
         raise RunError(f"{run_dir}: not a cnnlab run directory (no {MARKER} marker: cnnlab did not make it, "
                        "so it never writes into, empties or deletes it)")
