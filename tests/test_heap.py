@@ -68,7 +68,9 @@ def test_large_tensors_stay_in_the_heap_inside_and_go_back_to_the_system_after()
     assert got["inside"]["mapped"] < BLOCK and got["inside"]["kept"] >= BLOCK  # from the heap, kept when freed
     # malloc_trim gave the kept pages back to the system (they may stay on malloc's free list, unbacked)
     assert got["returned"] >= BLOCK * 0.9
-    assert got["after"]["mapped"] >= BLOCK and got["after"]["kept"] < BLOCK  # the defaults are back
+    # the defaults are back: a block this large is an mmap of its own again (malloc's free list may still count
+    # the pages malloc_trim handed back, so its free bytes say nothing here)
+    assert got["after"]["mapped"] >= BLOCK
 
 
 @pytest.mark.skipif(not MALLINFO2, reason="mallopt and mallinfo2 are glibc's (2.33 and later)")
