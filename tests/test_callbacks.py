@@ -156,3 +156,34 @@ def test_a_scheduled_learning_rate_keeps_the_biases_scale(digits):
     model.fit(digits.x_train, digits.y_train, epochs=2, verbose=0, callbacks=[scheduler], bias_lr_scale=4.0)
     weights, biases = (group["lr"] for group in model._state_now().optimizer.param_groups)
     assert (weights, biases) == (pytest.approx(0.005), pytest.approx(0.02))  # the setter scales each group
+
+
+def test_the_accuracy_keeps_the_name_compile_gave_it(digits):
+    """tf.keras' metrics=["acc"] logs acc and val_acc (Keras names a metric's logs after it): so do fit's
+    History and the callbacks' logs, and EarlyStopping can monitor val_acc."""
+    seen = []
+
+    class Keys(cb.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(sorted(logs))
+
+    model = model_for(digits)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["acc"])
+    history = model.fit(digits.x_train, digits.y_train, epochs=2, verbose=0,
+                        callbacks=[Keys(), cb.EarlyStopping(monitor="val_acc", patience=5)])
+    assert sorted(history.history) == ["acc", "loss", "val_acc", "val_loss"]
+    assert seen == [["acc", "loss", "val_acc", "val_loss"]] * 2
+    assert "<th>acc</th>" in history._repr_html_()
+
+
+def test_keras_names_the_accuracy_logs_the_same_way():
+    """The oracle for the test above: Keras 3's own History keys for metrics=["acc"]."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras", minversion="3.0")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["acc"])
+    rng = np.random.default_rng(0)
+    history = model.fit(rng.random((20, 4)), rng.integers(0, 3, 20), validation_split=0.2, epochs=1, verbose=0)
+    assert sorted(history.history) == ["acc", "loss", "val_acc", "val_loss"]

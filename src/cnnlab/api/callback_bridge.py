@@ -13,12 +13,14 @@ from cnnlab.engine.config import ConfigError
 from cnnlab.engine.records import METRICS, EpochRecord, TrainingFacts
 
 
-def keras_logs(record: EpochRecord) -> dict:
-    """Keras' log keys from an epoch record: loss, accuracy and, with validation, val_loss and val_accuracy.
+def keras_logs(record: EpochRecord, accuracy: str = "accuracy") -> dict:
+    """Keras' log keys from an epoch record: loss, accuracy and, with validation, val_loss and val_accuracy,
+    the accuracy named as ``compile(metrics=[...])`` named it (``"acc"``: ``acc`` and ``val_acc``).
 
     As in Keras, ``learning_rate`` is added by the callbacks that change it (LearningRateScheduler).
     """
-    return {key: record.metric(key) for key in METRICS if record.metric(key) is not None}
+    return {key.replace("accuracy", accuracy): record.metric(key) for key in METRICS
+            if record.metric(key) is not None}
 
 
 class CallbackBridge(TrainingCallback):
@@ -69,7 +71,7 @@ class CallbackBridge(TrainingCallback):
             self.printer.on_epoch_begin(epoch + self.offset, epochs + self.offset, steps)
 
     def on_progress(self, step: int, steps: int, loss: float, accuracy: float) -> None:
-        self._each("on_train_batch_end", step - 1, {"loss": loss, "accuracy": accuracy})
+        self._each("on_train_batch_end", step - 1, {"loss": loss, self.model._compiled.metric: accuracy})
         if self.printer is not None:
             self.printer.on_progress(step, steps, loss, accuracy)
 
@@ -77,7 +79,7 @@ class CallbackBridge(TrainingCallback):
         record = record.renumbered(self.offset)
         if self.printer is not None:
             self.printer.on_epoch_end(record, state)
-        logs = keras_logs(record)
+        logs = keras_logs(record, self.model._compiled.metric)
         self._each("on_epoch_end", record.epoch - 1, logs)
         self.logs.append(logs)
         if self.model.stop_training:
@@ -86,7 +88,7 @@ class CallbackBridge(TrainingCallback):
     def on_invalid_loss(self, error) -> None:
         """TerminateOnNaN's end, as Keras prints it; the epoch's logs say NaN."""
         print(f"Batch {error.step - 1}: Invalid loss, terminating training", flush=True)
-        self.logs.append({"loss": float("nan"), "accuracy": float("nan")})
+        self.logs.append({"loss": float("nan"), self.model._compiled.metric: float("nan")})
 
     def records(self) -> list[EpochRecord]:
         """The engine's per-epoch records (times, images per second, learning rate), numbered as Keras."""

@@ -17,6 +17,7 @@ class Compiled:
 
     options: dict = field(default_factory=dict)
     loss: str | None = None
+    metric: str = "accuracy"  # the accuracy's name in the logs and History, as given: tf.keras' "acc" stays "acc"
 
     def check_labels(self, labels: Labels, name: str = "y") -> None:
         """Keras refuses labels that do not match the loss's format; so does cnnlab, saying which to use."""
@@ -35,8 +36,7 @@ def compile_options(optimizer="adam", loss=None, metrics=None, **unsupported) ->
     if unsupported:
         key = sorted(unsupported)[0]
         raise ConfigError(f"compile: argument '{key}' is not supported; compile takes optimizer, loss, metrics")
-    check_metrics(metrics)
-    return Compiled(optimizers.get(optimizer).options(), _loss(loss))
+    return Compiled(optimizers.get(optimizer).options(), _loss(loss), check_metrics(metrics))
 
 
 def _loss(loss) -> str | None:
@@ -49,9 +49,12 @@ def _loss(loss) -> str | None:
     return name
 
 
-def check_metrics(metrics) -> None:
-    """Accuracy is the metric cnnlab reports; anything else is refused by name."""
-    for metric in [metrics] if isinstance(metrics, str) else metrics or []:
+def check_metrics(metrics) -> str:
+    """Accuracy is the metric cnnlab reports; anything else is refused by name. Returns the name its
+    logs take, as Keras names them after the metric given (``"acc"`` gives ``acc`` and ``val_acc``)."""
+    names = [metrics] if isinstance(metrics, str) else list(metrics or [])
+    for metric in names:
         if not isinstance(metric, str) or metric.lower() not in METRICS:
             raise ConfigError(f"compile: unsupported metric {metric!r}; cnnlab reports loss and accuracy "
                               "(metrics=['accuracy'])")
+    return names[0] if names else "accuracy"

@@ -28,7 +28,7 @@ class History:
 
     def _repr_html_(self) -> str:
         """Jupyter shows the per-epoch metrics as a table."""
-        keys = [k for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in self.history]
+        keys = [k for k in self.history if k != "learning_rate"]  # loss, the accuracy as compile named it, val_
         head = "".join(f"<th>{k}</th>" for k in ["epoch", *keys])
         rows = "".join("<tr><td>" + str(epoch + 1) + "</td>" + "".join(
             f"<td>{logs[k]:.4f}</td>" if logs.get(k) is not None else "<td></td>" for k in keys) + "</tr>"
