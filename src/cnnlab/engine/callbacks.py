@@ -50,33 +50,30 @@ class CallbackList(TrainingCallback):
     def wants_estimate(self) -> bool:
         return any(c.wants_estimate for c in self.callbacks)
 
+    def _each(self, hook: str, *args) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(*args)
+
     def note(self, text: str) -> None:
-        for c in self.callbacks:
-            c.note(text)
+        self._each("note", text)
 
     def on_session(self, session: Session, facts: TrainingFacts) -> None:
-        for c in self.callbacks:
-            c.on_session(session, facts)
+        self._each("on_session", session, facts)
 
     def on_train_begin(self, facts: TrainingFacts) -> None:
-        for c in self.callbacks:
-            c.on_train_begin(facts)
+        self._each("on_train_begin", facts)
 
     def on_epoch_begin(self, epoch: int, epochs: int, steps: int) -> None:
-        for c in self.callbacks:
-            c.on_epoch_begin(epoch, epochs, steps)
+        self._each("on_epoch_begin", epoch, epochs, steps)
 
     def on_progress(self, step: int, steps: int, loss: float, accuracy: float) -> None:
-        for c in self.callbacks:
-            c.on_progress(step, steps, loss, accuracy)
+        self._each("on_progress", step, steps, loss, accuracy)
 
     def on_epoch_end(self, record: EpochRecord, state: TrainState) -> None:
-        for c in self.callbacks:
-            c.on_epoch_end(record, state)
+        self._each("on_epoch_end", record, state)
 
     def on_train_end(self, state: TrainState) -> None:
-        for c in self.callbacks:
-            c.on_train_end(state)
+        self._each("on_train_end", state)
 
 
 class Monitor:
