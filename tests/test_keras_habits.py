@@ -9,6 +9,7 @@ from cnnlab.engine.config import ConfigError
 from cnnlab.engine.inputs import InputError
 from cnnlab.layers import Dense, Flatten, Input
 from cnnlab.utils import to_categorical
+from habits import habit
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +22,9 @@ def small_model(data):
     return cnnlab.Model(inputs=inp, outputs=Dense(10, activation="softmax")(Flatten()(inp)))
 
 
+@habit("the course's compile, fit (positional), evaluate, predict",
+       keras="compile(optimizer='Adam', ...); fit(x, y, 16, 4, 2, None, 0.2)",
+       cnnlab="the same: Keras' positional order, verbose=2 prints one line per epoch", topic="Training")
 def test_the_course_sequence_with_keras_names(digits, capsys):
     model = small_model(digits)
     model.compile(optimizer="Adam", loss="categorical_crossentropy", metrics=["accuracy"])
@@ -36,6 +40,8 @@ def test_the_course_sequence_with_keras_names(digits, capsys):
     assert model.predict(digits.x_test[:3]).shape == (3, 10)
 
 
+@habit("a loss that does not match the labels' format", keras="an error at fit",
+       cnnlab="an error naming the loss to use (or to_categorical)", topic="Training")
 def test_loss_must_agree_with_the_label_format(digits):
     model = small_model(digits)
     model.compile(optimizer="adam", loss="categorical_crossentropy")
