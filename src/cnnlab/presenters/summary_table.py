@@ -58,11 +58,16 @@ def _params_line(label: str, count: int) -> str:
     return f"{label}: {count:,} ({readable_bytes(count * BYTES_PER_FLOAT)})"
 
 
-def format_summary(info: ModelInfo) -> str:
-    """The summary table and footer as printed by ``cnnlab summary``."""
-    rows = _rows(info)
+def format_summary(info: ModelInfo, line_length: int | None = None) -> str:
+    """The summary table and footer as printed by ``cnnlab summary``; ``line_length`` (Keras' argument)
+    sets the table's width: wider pads the layer column, narrower cuts the longest name and formula
+    cells with an ellipsis (down to their headers' width)."""
     headers = HEADERS if info.is_chain else GRAPH_HEADERS
+    rows = _rows(info)
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    if line_length is not None:
+        widths = _fitted(widths, headers, line_length)
+        rows = [tuple(_cut(cell, width) for cell, width in zip(row, widths)) for row in rows]
     rule_width = sum(widths) + 3 * (len(widths) - 1) + 1
     largest = info.largest_layer
     share = largest.params / info.total_params if info.total_params else 0.0
@@ -83,6 +88,25 @@ def format_summary(info: ModelInfo) -> str:
         "_" * rule_width,
     ]
     return "\n".join(lines) + "\n"
+
+
+def _fitted(widths: list[int], headers: tuple[str, ...], line_length: int) -> list[int]:
+    """Column widths for a table ``line_length`` wide: the layer column takes the room left over, or the
+    layer and formula columns give theirs up, the wider first."""
+    widths = list(widths)
+    spare = line_length - (sum(widths) + 3 * (len(widths) - 1) + 1)
+    widths[0] += max(spare, 0)
+    while spare < 0:
+        column = max((0, 3), key=lambda i: widths[i] - len(headers[i]))
+        if widths[column] <= len(headers[column]):
+            break  # no narrower without cutting the headers
+        widths[column] -= 1
+        spare += 1
+    return widths
+
+
+def _cut(cell: str, width: int) -> str:
+    return cell if len(cell) <= width else cell[:width - 1] + "…"
 
 
 def format_summary_json(info: ModelInfo) -> str:
