@@ -215,6 +215,9 @@ def test_several_seeds(tmp_path, capsys):
     assert ("Validation split, seed 0: stratified: a seeded shuffle (seed 0) holding out 20% of each class; "
             "seed 1: stratified: a seeded shuffle (seed 1) holding out 20% of each class.") in report
     assert "Test images one model gets wrong and the other right (seed 0 of each)" in report
+    # the claims for convolutions are judged over every seed, with their spread, as the headline is
+    assert re.search(r"mlp \(seeds 0 and 1, mean\): \d+\.\d% unshifted, .* ± ", report)
+    assert re.search(r"Of the margin over guessing, .*95% CI −?\d+\.\d to −?\d+\.\d, 2 seeds each, Welch p = ", report)
 
 
 @pytest.mark.skipif(chromium() is None, reason="Debian's chromium is not installed (.ci/run installs it)")

@@ -237,8 +237,8 @@ def _jobs(folder: Path, specs: list[str], resolved: dict, seeds: int, dataset: t
 
 def analyse(folder: Path, trained: dict[str, list[tuple[Path, str, int]]], data,
             digests: dict[str, str] | None = None, tta: str | None = None) -> Comparison:
-    """Evaluate every run on the test part (also with ``tta``, where given); the deeper analyses use
-    each model's first seed.
+    """Evaluate every run on the test part (also with ``tta``, where given), with the deeper analyses
+    (shifted images, first-layer filters) on every seed: the report's claims are judged over the seeds.
 
     ``trained`` maps each spec to its runs' ``(run directory, status, seed)``; ``digests``
     each spec to its content's sha256.
@@ -246,8 +246,8 @@ def analyse(folder: Path, trained: dict[str, list[tuple[Path, str, int]]], data,
     from cnnlab.experiment.analysis import evaluate_run
 
     digests = digests or {}
-    models = [ModelResult(spec, [evaluate_run(run_dir, data, status=status, seed=seed, deep=index == 0, tta=tta)
-                                 for index, (run_dir, status, seed) in enumerate(runs)], digests.get(spec))
+    models = [ModelResult(spec, [evaluate_run(run_dir, data, status=status, seed=seed, deep=True, tta=tta)
+                                 for run_dir, status, seed in runs], digests.get(spec))
               for spec, runs in trained.items()]
     split = read_json(models[0].first.run_dir / "manifest.json").get("split")
     return Comparison(folder, models, DatasetFacts.of(data, split), data)

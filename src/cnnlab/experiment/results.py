@@ -49,7 +49,7 @@ class ConfusedPair:
 
 @dataclass
 class DeepAnalysis:
-    """The analyses the report draws, made on a model's first seed."""
+    """The analyses the report draws, made on every seed (its figures of one seed show the first)."""
 
     confusion_matrix: list[list[int]]          # test part; rows: true class, columns: predicted
     per_class_accuracy: dict[str, float | None]
@@ -87,7 +87,7 @@ class RunOutcome:
     macs: int
     summary: str                # the run's summary.txt
     device: str
-    deep: DeepAnalysis | None = None   # only on each model's first seed
+    deep: DeepAnalysis | None = None   # None where it was not asked for (evaluate_run's deep)
     predictions: np.ndarray | None = None  # predicted class per test image: the per-seed breakdowns (not written)
     versions: dict = field(default_factory=dict)  # the run's manifest.json: what trained it, not what reads it
     threads: int | None = None                    # CPU threads it trained with (manifest.json)
@@ -118,7 +118,7 @@ class ModelResult:
 
     @property
     def first(self) -> RunOutcome:
-        """The first seed's run, the one the deep analyses are made on."""
+        """The first seed's run, the one the report's figures of a single seed show."""
         return self.runs[0]
 
     @property
@@ -267,7 +267,8 @@ def _fraction(value) -> float:
 
 @dataclass
 class Contrast:
-    """The second model's mean test accuracy minus the first's, with its uncertainty over seeds."""
+    """The second's mean minus the first's over their seeds, with its uncertainty: two models' test
+    accuracy (the headline), or a claim's measure on two groups of models (:func:`findings.welch`)."""
 
     first: str
     second: str
@@ -315,3 +316,41 @@ class FilterReading:
     random_spread: float | None              # that correlation's standard deviation for random weights (mean 0)
     one_sign: int                            # kernels whose weights are almost all of one sign (blobs)
     channel_correlation: float | None        # of one position's weights across colour channels; None for gray
+
+
+@dataclass
+class ShiftLoss:
+    """What one model loses on test images shifted by the largest shift, over the seeds it was measured on."""
+
+    spec: str
+    seeds: list[int]
+    convolutional: bool          # it has a convolutional layer (its runs hold first-layer filters)
+    curve: dict[int, float]      # pixels shifted -> test accuracy, the mean over ``seeds``
+    drop: Stat                   # accuracy lost at the largest shift, per seed (a fraction)
+    lost: Stat                   # that drop as a share of the seed's margin over guessing, per seed
+
+
+@dataclass
+class ShiftClaim:
+    """Claim 1 over every seed: do the convolutional models lose a smaller share of their margin over
+    guessing on shifted images than the others, beyond the seed-to-seed spread?"""
+
+    largest: int                    # the largest shift measured on every model, in pixels
+    guessing: float                 # always answering the commonest class of the scored test images
+    images: int                     # test images the shifted copies were scored on
+    losses: list[ShiftLoss]         # the models the claim is tested on
+    left_out: dict[str, str]        # spec -> why it is left out: 'not measured' or 'at chance'
+    contrast: Contrast | None       # the others' lost share minus the convolutional ones'; None: one kind only
+    verdict: str                    # one of findings.VERDICTS
+
+
+@dataclass
+class FilterClaim:
+    """Claim 2 for one model over every seed: are its first layer's filters smoother than random weights'?"""
+
+    spec: str
+    seeds: list[int]
+    readings: list[FilterReading]              # one per seed
+    neighbour: Stat | None                     # neighbour correlation over the seeds; None for 1x1 kernels
+    interval: tuple[float, float] | None       # 95% t-interval of its mean over the seeds; None for one seed
+    verdict: str                               # one of findings.VERDICTS

@@ -37,7 +37,7 @@ def headline(found: Contrast, means: dict[str, float]) -> tuple[str, dict]:
     if found.interval is not None:
         low, high = found.interval if ahead == found.second else (-found.interval[1], -found.interval[0])
         values.update(low=points(low), high=points(high), p=p_text(found.p_value),
-                      seeds=_seeds_each(found.seeds))
+                      seeds=seeds_each(found.seeds))
         if found.p_value >= 0.05:
             return ("**{ahead} scores {gap} points of test accuracy above {behind}, within the seed-to-seed "
                     "noise** ({score} against {other}; 95% CI {low} to {high} points, {seeds}, Welch {p}).",
@@ -51,10 +51,11 @@ def headline(found: Contrast, means: dict[str, float]) -> tuple[str, dict]:
 def _noise(found: Contrast) -> str:
     if found.p_value is None:
         return "; one seed each"
-    return f"; {_seeds_each(found.seeds)}, Welch {p_text(found.p_value)}"
+    return f"; {seeds_each(found.seeds)}, Welch {p_text(found.p_value)}"
 
 
-def _seeds_each(seeds: tuple[int, int]) -> str:
+def seeds_each(seeds: tuple[int, int]) -> str:
+    """'3 seeds each', or '3 and 2 seeds'."""
     return f"{seeds[0]} seeds each" if seeds[0] == seeds[1] else f"{seeds[0]} and {seeds[1]} seeds"
 
 
