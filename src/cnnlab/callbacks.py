@@ -119,7 +119,9 @@ class EarlyStopping(_Monitor):
 class ModelCheckpoint(_Monitor):
     """Save the model (``model.save``) or its weights after each epoch, or only when ``monitor`` improves.
 
-    ``filepath`` may hold ``{epoch}`` and log keys, as in Keras: ``"ckpt-{epoch:02d}.cnnlab"``.
+    ``filepath`` may hold ``{epoch}`` and log keys, as in Keras: ``"ckpt-{epoch:02d}.cnnlab"``. A ``.keras``
+    (or ``.h5``) name saves Keras 3's own file, ``.weights.h5`` with ``save_weights_only`` Keras' weights,
+    as ``model.save``/``save_weights`` do.
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
@@ -129,6 +131,9 @@ class ModelCheckpoint(_Monitor):
             raise ConfigError("ModelCheckpoint: only save_freq='epoch' is supported")
         self.filepath, self.save_best_only, self.save_weights_only = _checked_template(filepath), \
             save_best_only, save_weights_only
+        from cnnlab.runs.keras_file import check_keras_name
+
+        check_keras_name(self.filepath, save_weights_only)  # a .keras name without Keras: found before training
 
     def on_epoch_end(self, epoch, logs=None):
         previous = self.best

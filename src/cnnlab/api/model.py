@@ -241,9 +241,13 @@ class Model(NetworkViews):
 
     def save(self, path: str | Path) -> Path:
         """The whole model in one file (spec, weights, class names, preprocessing): ``cnnlab.load_model``
-        reads it back. A safetensors file: nothing in it is pickled."""
+        reads it back. A safetensors file: nothing in it is pickled. A ``.keras`` or ``.h5`` name saves
+        Keras 3's own file, which ``keras.saving.load_model`` loads (see :mod:`cnnlab.api.keras_saving`)."""
+        from cnnlab.api.keras_saving import save_keras
         from cnnlab.runs.model_file import write_model_file
 
+        if (written := save_keras(self, path)) is not None:
+            return written
         # A link, FIFO or device at ``path`` is refused before anything opens it (a FIFO would wait).
         return write_model_file(path, self._require_module(), self.spec, self.class_names)
 
@@ -258,15 +262,22 @@ class Model(NetworkViews):
         return result.files
 
     def save_weights(self, path: str | Path) -> Path:
-        """The weights as a safetensors file."""
+        """The weights as a safetensors file; Keras 3's weights file for a ``.weights.h5`` name."""
+        from cnnlab.api.keras_saving import save_keras_weights
         from cnnlab.runs.model_file import write_weights_file
 
+        if (written := save_keras_weights(self, path)) is not None:
+            return written
         return write_weights_file(path, self._require_module())
 
     def load_weights(self, path: str | Path) -> None:
-        """Weights from a safetensors file (saved by ``save_weights`` or a run directory)."""
+        """Weights from a safetensors file (saved by ``save_weights`` or a run directory), or from Keras'
+        ``.weights.h5``/``.keras``/``.h5`` file (layers matched by name)."""
+        from cnnlab.api.keras_saving import load_keras_weights
         from cnnlab.engine.checkpoint import load_weights
 
+        if load_keras_weights(self._require_module(), path):
+            return
         load_weights(self._require_module(), Path(path))
 
     def _require_module(self):
@@ -284,12 +295,13 @@ class Model(NetworkViews):
 
 
 def load_model(path, **options) -> Model:
-    """A :class:`Model` from a file ``model.save`` wrote, or from a run directory (``cnnlab train``);
-    ``options`` are :class:`Model`'s (``device``, ``seed``...). Read by :mod:`cnnlab.runs.model_file`,
-    as ``cnnlab export`` and ``cnnlab evaluate`` read models."""
-    from cnnlab.runs.model_file import read_model
+    """A :class:`Model` from a file ``model.save`` wrote (``.cnnlab``, or Keras' ``.keras``/``.h5``: also one
+    Keras wrote, of the layer kinds cnnlab has), or from a run directory (``cnnlab train``); ``options`` are
+    :class:`Model`'s (``device``, ``seed``...). Read by :mod:`cnnlab.runs.model_file`, as ``cnnlab export``
+    and ``cnnlab evaluate`` read models, or :mod:`cnnlab.runs.keras_file`."""
+    from cnnlab.api.keras_saving import read_any_model
 
-    loaded = read_model(path)
+    loaded = read_any_model(path)
     model = Model(loaded.spec, **options)
     model.module = loaded.module
     model._precision = loaded.precision  # evaluated as `cnnlab evaluate` evaluates a run

@@ -167,17 +167,36 @@ def _import_keras():
     return keras if int(keras.__version__.split(".")[0]) >= 3 else None
 
 
+def keras_model(network: Network, path: Path):
+    """``(the Keras model, what was checked)``: the network built by the generated code with its weights set,
+    its predictions checked against cnnlab's (what ``model.save("m.keras")`` saves); an ExportError naming
+    ``path`` where Keras 3 cannot be imported or the model does not agree."""
+    arrays = keras_weights(network)
+    source = _source(network, path.name, "weights.npz", arrays)
+    buffer = io.BytesIO()
+    np.savez(buffer, **{key: array for layer in arrays.values() for key, array in layer})
+    model, checks = _built(network, source, path, buffer.getvalue())
+    if model is None:
+        raise ExportError(f"{path}: {checks['skipped']}")
+    return model, checks
+
+
 def _verify(network: Network, source: str, path: Path, weights: bytes | None) -> dict:
+    return _built(network, source, path, weights)[1]
+
+
+def _built(network: Network, source: str, path: Path, weights: bytes | None) -> tuple[object, dict]:
+    """The Keras model the source builds (None where Keras 3 is absent) and what was checked."""
     keras = _import_keras()
     if keras is None:
-        return {"skipped": "Keras 3 is not installed; the file was not run"}
+        return None, {"skipped": "Keras 3 is not installed; the file was not run"}
     checks = {"runtime": f"Keras {keras.__version__} ({keras.backend.backend()} backend)"}
     try:
         module = module_from_source(source, path)
         model = module.build_model()
         _check_layers(network, model, path)
         if weights is None:
-            return checks
+            return model, checks
         module.load_weights(model, io.BytesIO(weights))
         _check_random_crop(keras, network, path)
         _check_average_pooling(keras, network, path)
@@ -190,8 +209,8 @@ def _verify(network: Network, source: str, path: Path, weights: bytes | None) ->
         raise ExportError(f"{path}: Keras {keras.__version__} cannot run the generated code ({reason(exc)}); "
                           "not written") from None
     expected = reference_probabilities(network, images)
-    return {**checks, "samples": len(images), "tolerance": TOLERANCE,
-            "max_diff": check_agreement(str(path), got, expected, TOLERANCE)}
+    return model, {**checks, "samples": len(images), "tolerance": TOLERANCE,
+                   "max_diff": check_agreement(str(path), got, expected, TOLERANCE)}
 
 
 def _numpy(tensor) -> np.ndarray:
