@@ -26,7 +26,16 @@ from pathlib import Path
 
 from cnnlab.export.network import ExportError, Network
 from cnnlab.files import check_replaceable, write_file
-from cnnlab.runs.keras_file import H5_MARK, KERAS_MARK, MARK_KEY, KerasFileError, keras_kind, require, written_by_cnnlab
+from cnnlab.runs.keras_file import (
+    H5_MARK,
+    KERAS_MARK,
+    MARK_KEY,
+    KerasFileError,
+    generators_kept,
+    keras_kind,
+    require,
+    written_by_cnnlab,
+)
 
 
 def save_keras(model, path) -> Path:
@@ -35,13 +44,13 @@ def save_keras(model, path) -> Path:
     path = Path(path)
     kind = keras_kind(path)
     _check_target(path, kind)
-    keras_model = _verified(model, path, kind)
-    mark = _mark(model)
-    if kind == "keras":
-        data = _saved(lambda target: keras_model.save(target), "model.keras")
-        data = _with_metadata(data, mark)
-    else:
-        data = _saved(lambda target: _save_h5(keras_model, target, mark), "model.h5")
+    with generators_kept():  # Keras draws each layer's default seed from Python's global generator
+        keras_model = _verified(model, path, kind)
+        mark = _mark(model)
+        if kind == "keras":
+            data = _with_metadata(_saved(lambda target: keras_model.save(target), "model.keras"), mark)
+        else:
+            data = _saved(lambda target: _save_h5(keras_model, target, mark), "model.h5")
     return write_file(path, data, root=path.parent)
 
 
@@ -49,8 +58,9 @@ def save_keras_weights(model, path) -> Path:
     """The weights as Keras 3's ``.weights.h5`` (what ``keras_model.load_weights`` reads)."""
     path = Path(path)
     _check_target(path, "weights")
-    keras_model = _verified(model, path, "weights")
-    data = _saved(lambda target: _save_weights(keras_model, target), "model.weights.h5")
+    with generators_kept():
+        keras_model = _verified(model, path, "weights")
+        data = _saved(lambda target: _save_weights(keras_model, target), "model.weights.h5")
     return write_file(path, data, root=path.parent)
 
 

@@ -20,7 +20,9 @@ from __future__ import annotations
 import importlib
 import io
 import os
+import random
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +60,8 @@ def require(kind: str, path, action: str) -> None:
     os.environ.setdefault("KERAS_BACKEND", "torch")  # cnnlab's torch is there; TensorFlow may not be
     for package in (("keras", "h5py") if action == "save" else ("h5py",)):
         try:
-            importlib.import_module(package)
+            with generators_kept():  # importing Keras draws from Python's global generator
+                importlib.import_module(package)
         except Exception:  # ImportError, or a Keras whose backend fails to load
             what = "a Keras file" if kind != "weights" else "Keras weights"
             way_out = (f"or use cnnlab's own format: model.save('{Path(path).stem}.cnnlab')" if action == "save"
@@ -81,6 +84,25 @@ def check_keras_name(path, weights_only: bool = False) -> str | None:
                              "by model.save()")
     require(kind, path, "save")
     return kind
+
+
+@contextmanager
+def generators_kept():
+    """Give Python's, numpy's and torch's global generators back as they were: Keras draws from Python's
+    as it is imported and as it builds a model (each layer's default seed: ``random.randint``), and a save
+    must not move the user's random numbers (``ModelCheckpoint`` saves in the middle of fit)."""
+    import torch
+
+    states = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.random.set_rng_state(states[2])
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 def written_by_cnnlab(path, kind: str) -> bool:
