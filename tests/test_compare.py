@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cnnlab import runs
@@ -35,7 +36,8 @@ window.addEventListener('load', function () {
     return f.getElementsByTagName('img').length; });
   var out = document.createElement('pre'); out.id = 'report-probe';
   out.textContent = JSON.stringify({headline: at('.headline'), table: at('table'), curves: at('#curves'),
-    samples: at('figure.samples'), images: images, figures: figures});
+    samples: at('figure.samples'), convolutions: at('#convolutions'), looking: at('#where-they-look'),
+    dataset: at('#dataset'), images: images, figures: figures});
   document.body.appendChild(out);
 });
 </script>"""
@@ -50,6 +52,24 @@ def probe_report(page: Path, work: Path) -> dict:
     match = re.search(r'<pre id="report-probe">(.*?)</pre>', result.stdout, re.S)
     assert match, f"the probe did not report; chromium said: {result.stderr[-2000:]}"
     return json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+
+
+def section_page(page: Path, anchor: str, work: Path) -> Path:
+    """A copy of the report holding only the section at ``anchor`` (a screenshot shows a page's top)."""
+    text = page.read_text()
+    start, begin = text.index("<body>") + len("<body>"), text.index(f'<h2 id="{anchor}">')
+    end = text.find("<h2 id=", begin + 1)
+    copy = work / f"section-{anchor}.html"
+    copy.write_text(text[:start] + text[begin:end if end > 0 else len(text)] + "</body></html>")
+    return copy
+
+
+def drawn_share(picture: Path) -> float:
+    """The share of a screenshot's pixels that are not the page's white."""
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(picture).convert("L"))
+    return float(np.mean(pixels < 250))
 
 
 def run_of(folder: Path, spec: str, seed: int = 0) -> Path:
@@ -111,7 +131,13 @@ def test_report_files_and_sections(finished):
     markdown = (folder / "report.md").read_text()
     headings = re.findall(r"^## (.+)$", markdown, re.M)
     assert headings == ["Results side by side", "Learning curves", "Test results by class", "Why convolutions",
-                        "The dataset", "The models", "Reproducibility"]
+                        "Where each network looks", "The dataset", "The models", "Reproducibility"]
+    # the maps of the images the models disagree on, with their sanity numbers (what each says: test_report_maps)
+    looking = markdown[markdown.index("## Where each network looks"):markdown.index("## The dataset")]
+    assert "mlp has no Grad-CAM: it has no convolution layer" in looking and "figures/where-they-look.png" in looking
+    assert re.search(r"^\| cnn Grad-CAM \| −?\d\.\d\d \| −?\d\.\d\d \| −?\d\.\d\d \| \d+\.\d% \|$", looking, re.M)
+    for name in ("mlp saliency", "cnn saliency"):
+        assert re.search(rf"^\| {name} \| ", looking, re.M)
     # which sentence depends on the CPU's float summation order (on some CPUs the two tie on digits)
     assert re.search(r"^\*\*((cnn|mlp) beats (mlp|cnn) by \d+\.\d points of test accuracy|"
                      r"(cnn|mlp) and (mlp|cnn) score the same test accuracy)\*\*", markdown, re.M)
@@ -231,6 +257,12 @@ def test_html_report_in_a_real_browser(finished, tmp_path):
     for image in probed["images"]:  # every image decodes, and has something drawn on it
         assert image["complete"] and image["width"] > 0 and image["height"] > 0 and not image["flat"], image
     assert probed["figures"] and all(count == 1 for count in probed["figures"])  # no figure without its image
+    assert probed["convolutions"] < probed["looking"] < probed["dataset"]  # the maps after the claims
+    maps = [image for image in probed["images"] if image["alt"].startswith("Test images with each model's maps")]
+    assert len(maps) == 1 and maps[0]["width"] > 300 and not maps[0]["flat"]
     for width, height in ((1280, 900), (390, 844)):  # laptop and phone
         shot = screenshot(folder / "report.html", tmp_path / f"report-{width}.png", width, height)
         assert shot.stat().st_size > 10_000
+        section = screenshot(section_page(folder / "report.html", "where-they-look", tmp_path), tmp_path /
+                             f"where-they-look-{width}.png", width, 2 * height)
+        assert drawn_share(section) > 0.1  # the maps and the table, not a blank page

@@ -81,13 +81,14 @@ def most_confused(matrix: np.ndarray, class_names: list[str], top: int = 5) -> l
 
 
 def evaluate_run(run_dir: Path, data, *, status: str, seed: int, deep: bool, shifts=None,
-                 cache_root: Path | None = None, tta: str | None = None) -> RunOutcome:
+                 cache_root: Path | None = None, tta: str | None = None, network=None) -> RunOutcome:
     """A finished run's test results and training figures; with ``deep``, the report's analyses too.
 
     ``data`` is the dataset the run was trained on, loaded once by the caller. ``shifts``
     defaults to :func:`shifts_for` the images; ``cache_root`` to the comparison folder
     holding the run (none for a run elsewhere). ``tta`` (``"flip"``, ``"flip_translate"``)
-    also scores the test part with that test-time augmentation (:mod:`cnnlab.engine.tta`).
+    also scores the test part with that test-time augmentation (:mod:`cnnlab.engine.tta`). ``network``:
+    the run's network already loaded by the caller (else it is loaded here, where something is measured).
     """
     from cnnlab.net.resolve import summarize
     from cnnlab.net.spec import parse_spec
@@ -105,7 +106,8 @@ def evaluate_run(run_dir: Path, data, *, status: str, seed: int, deep: bool, shi
     shifts = tuple(shifts_for(data.image_shape) if shifts is None else shifts)
     precision = run_precision(saved, run_dir, torch.device("cpu"))  # as `cnnlab evaluate` scores the run
     measured = measure_run(run_dir, data, deep=deep, shifts=shifts, tta=tta, precision=precision,
-                           cache_root=comparison_folder_of(run_dir) if cache_root is None else cache_root)
+                           cache_root=comparison_folder_of(run_dir) if cache_root is None else cache_root,
+                           network=network)
     split = manifest.get("split") if isinstance(manifest.get("split"), dict) else {}
     return RunOutcome(
         run_dir=run_dir, status=status, seed=seed, test_accuracy=measured.test_accuracy,
@@ -151,10 +153,10 @@ def deep_analysis(measured: RunMeasurements, data, info) -> DeepAnalysis:
         filters=measured.filters, layer_params=[(layer.layer.name, layer.params) for layer in info.layers])
 
 
-def measure_run(run_dir: Path, data, *, deep: bool, shifts: tuple[int, ...],
-                cache_root: Path | None, tta: str | None = None, precision: str = "fp32") -> RunMeasurements:
+def measure_run(run_dir: Path, data, *, deep: bool, shifts: tuple[int, ...], cache_root: Path | None,
+                tta: str | None = None, precision: str = "fp32", network=None) -> RunMeasurements:
     """The run's measurements: from the cache under ``cache_root`` when they were made on these weights
-    (in ``precision``, with ``tta``)."""
+    (in ``precision``, with ``tta``); else measured on ``network`` (the run's, loaded), or on the run loaded."""
     from cnnlab.files import write_file
 
     key = cache_key(run_dir, data, shifts, tta, precision)
@@ -162,7 +164,7 @@ def measure_run(run_dir: Path, data, *, deep: bool, shifts: tuple[int, ...],
     cached = None if path is None else read_cached(path, key, data)
     if cached is not None and (cached.deep or not deep):
         return cached
-    measured = _measure(run_dir, data, deep, shifts, tta, precision)
+    measured = _measure(run_dir, data, deep, shifts, tta, precision, network)
     if path is not None:
         record = json.dumps({"key": key, "measurements": measured.to_dict()})
         write_file(path, record.encode(), root=cache_root)
@@ -170,12 +172,12 @@ def measure_run(run_dir: Path, data, *, deep: bool, shifts: tuple[int, ...],
 
 
 def _measure(run_dir: Path, data, deep: bool, shifts: tuple[int, ...], tta: str | None,
-             precision: str) -> RunMeasurements:
+             precision: str, network=None) -> RunMeasurements:
     from cnnlab.engine.evaluation import score_logits
     from cnnlab.engine.tta import with_tta
     from cnnlab.runs.model_file import load_run
 
-    model, _ = load_run(run_dir)
+    model = load_run(run_dir)[0] if network is None else network
     score = score_logits(_logits(model, data.x_test, precision), data.y_test)
     augmented = (score_logits(_logits(with_tta(model, tta), data.x_test, precision), data.y_test)["accuracy"]
                  if tta else None)

@@ -241,13 +241,23 @@ def analyse(folder: Path, trained: dict[str, list[tuple[Path, str, int]]], data,
     (shifted images, first-layer filters) on every seed: the report's claims are judged over the seeds.
 
     ``trained`` maps each spec to its runs' ``(run directory, status, seed)``; ``digests``
-    each spec to its content's sha256.
+    each spec to its content's sha256. The first two models' first-seed networks, loaded once, are
+    measured and then explained on the test images they disagree on (:mod:`cnnlab.experiment.explanations`).
     """
+    from cnnlab.api.model import load_model
     from cnnlab.experiment.analysis import evaluate_run
+    from cnnlab.experiment.explanations import explain_disagreements
 
     digests = digests or {}
-    models = [ModelResult(spec, [evaluate_run(run_dir, data, status=status, seed=seed, deep=True, tta=tta)
+    networks = {spec: load_model(runs[0][0]) for spec, runs in list(trained.items())[:2]}  # first seeds
+
+    def network(spec: str, run_dir: Path):
+        return networks[spec].module if spec in networks and run_dir == trained[spec][0][0] else None
+
+    models = [ModelResult(spec, [evaluate_run(run_dir, data, status=status, seed=seed, deep=True, tta=tta,
+                                              network=network(spec, run_dir))
                                  for run_dir, status, seed in runs], digests.get(spec))
               for spec, runs in trained.items()]
     split = read_json(models[0].first.run_dir / "manifest.json").get("split")
-    return Comparison(folder, models, DatasetFacts.of(data, split), data)
+    return Comparison(folder, models, DatasetFacts.of(data, split), data,
+                      explain_disagreements(models, networks, data))

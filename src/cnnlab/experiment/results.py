@@ -17,6 +17,7 @@ from cnnlab.engine.records import RunStatus
 
 if TYPE_CHECKING:
     from cnnlab.data.dataset import Dataset
+    from cnnlab.experiment.explanations import Explanations
 
 
 @dataclass
@@ -195,6 +196,7 @@ class Comparison:
     models: list[ModelResult]
     dataset: DatasetFacts
     data: Dataset               # loaded once by compare(); the report draws its images (not written)
+    explanations: Explanations | None = None  # where the first two models look on images they disagree on
 
     @property
     def seeds(self) -> int:
@@ -207,9 +209,10 @@ class Comparison:
         return self.models[0].first.tta
 
     def to_dict(self) -> dict:
-        """What comparison.json holds: the folder, each model's record, the dataset's facts."""
+        """What comparison.json holds: the folder, each model's record, the dataset's facts, the maps' numbers."""
         return {"folder": str(self.folder), "models": [model.to_dict() for model in self.models],
-                "dataset": self.dataset.to_dict()}
+                "dataset": self.dataset.to_dict(),
+                **({"explanations": self.explanations.to_dict()} if self.explanations is not None else {})}
 
 
 @dataclass

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from cnnlab.experiment.analysis import most_confused
+from cnnlab.experiment.explanations import disagreements
 from cnnlab.report import figures
 from cnnlab.report.document import Document, percent_stat, seeds_text, signed_points
 
@@ -87,21 +86,22 @@ def _disagreements(document: Document, comparison: Comparison) -> None:
     """The first seed of two models: test images one gets wrong and the other right (never an empty grid)."""
     first, second = comparison.models[:2]
     data = comparison.data
-    truth, pa, pb = data.y_test, first.first.predictions, second.first.predictions
-    if pa is None or pb is None:
+    found = disagreements(first, second, data.y_test)  # the images the maps after "Why convolutions" explain
+    if found is None:
         return
+    truth, pa, pb = data.y_test, first.first.predictions, second.first.predictions
     seed = seeds_text(sorted({first.first.seed, second.first.seed}))
-    cases = [(second, first, pb, (pb != truth) & (pa == truth)), (first, second, pa, (pa != truth) & (pb == truth))]
-    counts = [f"{int(mask.sum()):,}" for *_, mask in cases]
+    cases = [(second, first, pb, found.second_wrong), (first, second, pa, found.first_wrong)]
+    counts = [f"{len(index):,}" for *_, index in cases]
     document.prose("Test images one model gets wrong and the other right ({seed} of each): {a} gets {count_a} of "
                    "the {total} wrong that {b} gets right, and {b} {count_b} that {a} gets right.", seed=seed,
                    a=second.spec, b=first.spec, count_a=counts[0], count_b=counts[1], total=f"{len(truth):,}")
     pictures = []
-    for wrong, right, guess, mask in cases:
-        if not mask.any():  # no grid: the sentence above already says none
+    for wrong, right, guess, every in cases:
+        if not len(every):  # no grid: the sentence above already says none
             continue
-        index = np.flatnonzero(mask)[:10]
-        shown = f"all {len(index)}" if len(index) == mask.sum() else f"the first {len(index)} of {int(mask.sum()):,}"
+        index = every[:10]
+        shown = f"all {len(index)}" if len(index) == len(every) else f"the first {len(index)} of {len(every):,}"
         pictures.append(document.picture(
             figures.disagreement_grid(data.x_test[index], truth[index], guess[index], data.class_names),
             f"wrong-{wrong.spec}-right-{right.spec}",

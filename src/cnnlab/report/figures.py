@@ -251,3 +251,29 @@ def disagreement_grid(images, labels, predicted, class_names, title: str | None 
     if title:  # the report says it in the caption instead
         fig.suptitle(plain(title))
     return fig
+
+
+@styled
+def map_grid(images: np.ndarray, columns: list[tuple[str, np.ndarray, list[bool], list[str]]], rows: list[str]):
+    """A row per image: the image, then each column's map drawn over it (``columns``: ``(heading, maps (N, H, W)
+    in [0, 1], whether each image's answer is right, each answer)``); ``rows`` labels each image."""
+    if not len(images) or not columns:
+        raise ValueError("no maps to show")
+    count, cols = len(images), len(columns) + 1
+    fig, axes = _figure((1.05 * cols + 0.4, 1.25 * count + 0.5), count, cols, squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.spines[:].set_visible(False)
+    for row, image in enumerate(images):
+        _show(axes[row, 0], image)
+        axes[row, 0].set_ylabel(plain(rows[row]), fontsize=9)
+        for col, (_, maps, right, said) in enumerate(columns, start=1):
+            _show(axes[row, col], image)
+            axes[row, col].imshow(maps[row], cmap="jet", alpha=0.5, vmin=0, vmax=1, interpolation="bilinear")
+            axes[row, col].set_xlabel(plain(f"said {said[row]}"), fontsize=9,
+                                      color="black" if right[row] else COLORS[1])
+    axes[0, 0].set_title("image", fontsize=10)
+    for col, (heading, *_) in enumerate(columns, start=1):
+        axes[0, col].set_title(plain(heading), fontsize=10)
+    return fig

@@ -3,7 +3,7 @@
 The report opens with the answer: a sentence per comparison (who wins, by how many
 points, and whether that beats the seed-to-seed noise), any run that learned nothing,
 the side-by-side table and the learning curves. Details follow: results by class, the
-claims for convolutions, the data, the models, and how to reproduce it all.
+claims for convolutions, where each network looks, the data, the models, and how to reproduce it all.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from cnnlab.experiment.findings import Findings
 from cnnlab.files import write_file
-from cnnlab.report import answer, background, claims, classes
+from cnnlab.report import answer, background, claims, classes, looking
 from cnnlab.report.document import Document, seeds_text
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ def build_report(comparison: Comparison, command: list[str]) -> Document:
     answer.curves(document, comparison)
     classes.by_class(document, comparison, findings)
     claims.convolutions(document, comparison, findings)
+    looking.where_they_look(document, comparison)
     background.dataset(document, comparison)
     background.models(document, comparison)
     background.reproducibility(document, comparison, command)
