@@ -128,6 +128,41 @@ def test_load_model_reads_keras_files_back(trained, digits, tmp_path):
     np.testing.assert_allclose(read.predict(images), keras_predict(theirs, images), atol=ATOL)
 
 
+def keras_graph():
+    """A functional model built in Keras, of most layer kinds cnnlab has, with random weights."""
+    layers = keras.layers
+    inp = keras.Input((8, 8, 1))
+    a = layers.Conv2D(6, 3, padding="same", activation="relu")(layers.Rescaling(2.0, offset=-1.0)(inp))
+    b = layers.DepthwiseConv2D(3, padding="same")(a)
+    c = layers.SeparableConv2D(6, 3, padding="same")(a)
+    x = layers.Activation("relu")(layers.BatchNormalization(center=False)(layers.Add()([a, b, c])))
+    x = layers.Concatenate()([layers.AveragePooling2D(2)(x), layers.MaxPooling2D(2)(x)])
+    x = layers.GlobalAveragePooling2D()(layers.ZeroPadding2D(1)(x))
+    model = keras.Model(inp, layers.Dense(10, activation="softmax")(layers.Dropout(0.1)(x)))
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # moving variances stay positive
+        layer.set_weights([rng.normal(size=w.shape).astype("float32") * 0.3 + ("variance" in v.path)
+                           for w, v in zip(layer.get_weights(), layer.weights, strict=True)])
+    return model
+
+
+@habit("load a model Keras saved", keras="keras.saving.load_model('theirs.keras' or 'theirs.h5')",
+       cnnlab="cnnlab.load_model reads it (Sequential or one-input functional, cnnlab's layer kinds); a setting "
+              "cnnlab has no counterpart for is refused, naming it", topic=TOPIC)
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_load_model_reads_a_graph_keras_saved(digits, tmp_path, suffix):
+    theirs = keras_graph()
+    theirs.save(tmp_path / f"theirs{suffix}")
+    images = digits.x_test[:64]
+    read = cnnlab.load_model(tmp_path / f"theirs{suffix}")
+    np.testing.assert_allclose(read.predict(images), keras_predict(theirs, images), atol=ATOL)
+    inp = keras.Input((8, 8, 1))
+    regularized = keras.Model(inp, keras.layers.Dense(3, kernel_regularizer="l2")(keras.layers.Flatten()(inp)))
+    regularized.save(tmp_path / f"l2{suffix}")
+    with pytest.raises(cnnlab.CnnlabError, match="layer 'dense.*' \\(Dense\\) sets kernel_regularizer"):
+        cnnlab.load_model(tmp_path / f"l2{suffix}")
+
+
 @habit("save a model as .h5 (legacy HDF5)", keras="model.save('m.h5'); keras.saving.load_model('m.h5')",
        cnnlab="the same: Keras' legacy HDF5 file, written by Keras; cnnlab.load_model reads it too", topic=TOPIC)
 def test_save_h5_loads_in_keras(trained, digits, tmp_path):
@@ -232,3 +267,19 @@ def test_reading_a_keras_file_is_bounded(trained, tmp_path):
     (tmp_path / "lstm.keras").write_bytes(buffer.getvalue())
     with pytest.raises(cnnlab.CnnlabError, match="LSTM, which cnnlab has no layer kind for"):
         cnnlab.load_model(tmp_path / "lstm.keras")
+
+
+def test_files_earlier_versions_wrote_under_keras_names_still_load(trained, digits, tmp_path):
+    """cnnlab once wrote its own safetensors files under Keras' names: they still load, and save replaces them."""
+    from cnnlab.runs.model_file import write_model_file, write_weights_file
+
+    model, images = trained["cnn"], digits.x_test[:32]
+    old, weights = tmp_path / "old.keras", tmp_path / "old.weights.h5"
+    write_model_file(old, model.module, model.spec, model.class_names)
+    write_weights_file(weights, model.module)
+    np.testing.assert_allclose(cnnlab.load_model(old).predict(images), model.predict(images), atol=ATOL)
+    other = small_cnn(digits)
+    other.load_weights(weights)
+    np.testing.assert_allclose(other.predict(images), model.predict(images), atol=ATOL)
+    model.save(old)  # cnnlab's own file: replaced, now by Keras' format
+    np.testing.assert_allclose(keras_predict(keras.saving.load_model(old), images), model.predict(images), atol=ATOL)

@@ -3,7 +3,8 @@
 The suffix decides, as in Keras 3: ``.keras`` is Keras 3's zip and ``.h5``/``.hdf5`` Keras' legacy HDF5
 model (written by Keras itself: :mod:`cnnlab.export.keras_file`; read by :mod:`cnnlab.runs.keras_file`),
 ``.weights.h5`` Keras' weights (``save_weights``/``load_weights``). Any other name keeps cnnlab's own
-format (``.cnnlab``: one safetensors file, nothing pickled), as before; ``save_weights`` to a ``.keras``
+format (``.cnnlab``: one safetensors file, nothing pickled), as before (and such a file, which earlier
+versions wrote under Keras' names too, still loads); ``save_weights`` to a ``.keras``
 or a ``.h5`` name that is not ``.weights.h5`` is refused, as Keras 3 refuses it.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnnlab.runs.keras_file import check_keras_name, keras_kind
+from cnnlab.runs.keras_file import check_keras_name, cnnlab_format, keras_kind
 
 
 def save_keras(model, path) -> Path | None:
@@ -34,7 +35,7 @@ def save_keras_weights(model, path) -> Path | None:
 
 def load_keras_weights(module, path) -> bool:
     """``model.load_weights(path)`` from a Keras file (``.weights.h5``, ``.keras``, ``.h5``); False for others."""
-    if keras_kind(path, weights=True) is None:
+    if keras_kind(path, weights=True) is None or cnnlab_format(path):
         return False
     from cnnlab.runs.keras_file import load_keras_weights as load
 
@@ -46,7 +47,7 @@ def read_any_model(path):
     """A :class:`cnnlab.runs.model_file.LoadedModel` from a Keras file, a ``.cnnlab`` file or a run directory."""
     from cnnlab.runs.model_file import read_model
 
-    if keras_kind(path) is not None and not Path(path).is_dir():
+    if keras_kind(path) is not None and not Path(path).is_dir() and not cnnlab_format(path):
         from cnnlab.runs.keras_file import read_keras_model
 
         return read_keras_model(path)

@@ -31,7 +31,15 @@ from cnnlab.errors import CnnlabError
 from cnnlab.files import open_regular
 from cnnlab.formats import check_stored_zip, parse_json
 from cnnlab.net.spec import parse_spec
-from cnnlab.runs.model_file import MAX_MODEL_BYTES, LoadedModel, ModelFileError, _build_for, _names
+from cnnlab.runs.model_file import (
+    FORMAT_FAMILY,
+    MAX_MODEL_BYTES,
+    LoadedModel,
+    ModelFileError,
+    _build_for,
+    _metadata,
+    _names,
+)
 
 MARK_KEY = "cnnlab"  # metadata.json's key / the HDF5 root attribute holding cnnlab's mark
 KERAS_MARK, H5_MARK, WEIGHTS_MARK = "cnnlab-keras/1", "cnnlab-keras-h5/1", "cnnlab-keras-weights/1"
@@ -106,12 +114,27 @@ def generators_kept():
 
 
 def written_by_cnnlab(path, kind: str) -> bool:
-    """Whether ``path`` is a ``kind`` file that cnnlab wrote (its mark says so): one ``save`` may replace."""
-    try:  # any of cnnlab's marks: save("m.weights.h5") may replace the weights save_weights wrote there
+    """Whether ``path`` is a file that cnnlab wrote (its mark says so): one ``save`` may replace. Any of
+    cnnlab's marks: save("m.weights.h5") may replace the weights save_weights wrote there, and a Keras name
+    may hold cnnlab's own safetensors file (earlier versions wrote ``model.save("m.keras")`` so)."""
+    if cnnlab_format(path):
+        return True
+    try:
         with open_regular(path, "Keras file", KerasFileError, links=False) as handle:
             return _mark(handle, path, kind).get("format") in MARKS.values()
     except (CnnlabError, OSError, ValueError, KeyError):  # unreadable, or not one of cnnlab's
         return False
+
+
+def cnnlab_format(path) -> str | None:
+    """The format of a ``.cnnlab`` model or a ``save_weights`` file at ``path`` (cnnlab's safetensors files,
+    which earlier versions wrote under Keras' names too: they are still read as such); None otherwise."""
+    from cnnlab.engine.checkpoint import WEIGHTS_FORMAT
+
+    if not os.path.isfile(path):
+        return None
+    found = str((_metadata(Path(path)) or {}).get("format", ""))
+    return found if found.startswith(FORMAT_FAMILY) or found == WEIGHTS_FORMAT else None
 
 
 def read_keras_model(path, images: int = 1) -> LoadedModel:
