@@ -21,34 +21,21 @@ from pathlib import Path
 
 from cnnlab.engine.callbacks import Monitor
 from cnnlab.engine.config import ConfigError
-from cnnlab.engine.records import METRICS
+from cnnlab.engine.records import METRICS, rises
+from cnnlab.training_callbacks import BackupAndRestore, Callback, LambdaCallback, ReduceLROnPlateau
+
+__all__ = ["BackupAndRestore", "CSVLogger", "Callback", "EarlyStopping", "LambdaCallback", "LearningRateScheduler",
+           "ModelCheckpoint", "ReduceLROnPlateau", "TensorBoard", "TerminateOnNaN"]
 
 LOGGED = (*METRICS, "learning_rate")  # what a ModelCheckpoint filepath may name, besides {epoch}
 MAX_NAME_WIDTH = 255  # a file name's length on every common file system
 MAX_CSV_LOG_BYTES = 64 * 2**20  # an existing log CSVLogger(append=True) continues: a row per epoch is ~100 bytes
 
 
-class Callback:
-    """Base class with Keras' hook names; override the ones you need."""
-
-    def __init__(self):
-        self.model = None
-
-    def set_model(self, model) -> None:
-        self.model = model
-
-    def on_train_begin(self, logs=None): ...
-    def on_train_end(self, logs=None): ...
-    def on_epoch_begin(self, epoch, logs=None): ...
-    def on_epoch_end(self, epoch, logs=None): ...
-    def on_train_batch_begin(self, batch, logs=None): ...
-    def on_train_batch_end(self, batch, logs=None): ...
-
-
 def _mode(monitor: str, mode: str) -> str:
     if mode not in ("auto", "min", "max"):
         raise ConfigError(f"mode must be auto, min or max, got {mode!r}")
-    return mode if mode != "auto" else ("max" if "acc" in monitor else "min")
+    return mode if mode != "auto" else ("max" if rises(monitor) else "min")  # as Keras' metrics say
 
 
 class _Monitor(Callback):
@@ -191,7 +178,7 @@ class CSVLogger(Callback):
             self.keys = sorted(logs)
             if not self.text:
                 writer.writerow(["epoch", *self.keys])
-        writer.writerow([epoch, *(logs.get(k, "") for k in self.keys)])
+        writer.writerow([epoch, *(_cell(logs.get(k, "")) for k in self.keys)])
         self.text += rows.getvalue()
         write_file(self.filename, self.text.encode("utf-8"), root=self.filename.parent)
 
@@ -218,6 +205,13 @@ class LearningRateScheduler(Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["learning_rate"] = self.model.learning_rate
+
+
+def _cell(value) -> str:
+    """A log value as CSVLogger writes it: a per-class score (F1Score(average=None)) as Keras writes one."""
+    if isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) > 0:
+        return f"[{', '.join(str(float(v)) for v in value)}]"
+    return value
 
 
 def _takes_two_arguments(schedule) -> bool:

@@ -8,19 +8,33 @@ learning-rate change reach the loop without the loop knowing about callbacks.
 
 from __future__ import annotations
 
+import numpy as np
+
 from cnnlab.engine.callbacks import TrainingCallback
 from cnnlab.engine.config import ConfigError
 from cnnlab.engine.records import METRICS, EpochRecord, TrainingFacts
 
 
-def keras_logs(record: EpochRecord, accuracy: str = "accuracy") -> dict:
-    """Keras' log keys from an epoch record: loss, accuracy and, with validation, val_loss and val_accuracy,
-    the accuracy named as ``compile(metrics=[...])`` named it (``"acc"``: ``acc`` and ``val_acc``).
+def keras_logs(record: EpochRecord, accuracy: str = "accuracy", scheduled: bool = False) -> dict:
+    """Keras' log keys from an epoch record: loss, accuracy and compile's other metrics, then with validation
+    their ``val_`` twins; the accuracy named as ``compile(metrics=[...])`` named it (``"acc"``: ``acc`` and
+    ``val_acc``); a per-class score (``F1Score(average=None)``) a float32 array, as in Keras.
 
-    As in Keras, ``learning_rate`` is added by the callbacks that change it (LearningRateScheduler).
+    As in Keras, ``learning_rate`` is added by the callbacks that change it (LearningRateScheduler,
+    ReduceLROnPlateau), and here also where fit's ``schedule``/``warmup_epochs`` change it (``scheduled``):
+    its value at the epoch's end.
     """
-    return {key.replace("accuracy", accuracy): record.metric(key) for key in METRICS
-            if record.metric(key) is not None}
+    logs = {}
+    for prefix in ("", "val_"):
+        for key in (f"{prefix}loss", f"{prefix}accuracy", *(k for k in record.scores if k.startswith("val_") ==
+                                                              bool(prefix))):
+            value = record.metric(key)
+            if value is not None:
+                logs[key.replace("accuracy", accuracy) if key in METRICS else key] = \
+                    np.asarray(value, dtype=np.float32) if isinstance(value, list) else value
+    if scheduled:
+        logs["learning_rate"] = record.lr
+    return logs
 
 
 class CallbackBridge(TrainingCallback):
@@ -39,6 +53,7 @@ class CallbackBridge(TrainingCallback):
         # Keras numbers epochs on from initial_epoch: fit(epochs=4, initial_epoch=2) prints "Epoch 3/4".
         self.offset = initial_epoch
         self.logs: list[dict] = []  # each epoch's logs, as the callbacks left them: what History holds
+        self.scheduled, self.resumed = False, 0
 
     @property
     def terminates_on_nan(self) -> bool:
@@ -49,9 +64,11 @@ class CallbackBridge(TrainingCallback):
         and reads the live state; the Keras callbacks begin."""
         self.model._attach(session)
         self.state = session.state
+        self.scheduled = session.state.scheduler is not None  # fit's schedule: learning_rate in the logs
         self.model.stop_training = False
         for callback in self.callbacks:
             callback.on_train_begin({})
+        self.resumed = len(session.state.history)  # epochs BackupAndRestore restored: not this fit's History
 
     def _each(self, hook: str, *args) -> None:
         for callback in self.callbacks:
@@ -79,7 +96,7 @@ class CallbackBridge(TrainingCallback):
         record = record.renumbered(self.offset)
         if self.printer is not None:
             self.printer.on_epoch_end(record, state)
-        logs = keras_logs(record, self.model._compiled.metric)
+        logs = keras_logs(record, self.model._compiled.metric, self.scheduled)
         self._each("on_epoch_end", record.epoch - 1, logs)
         self.logs.append(logs)
         if self.model.stop_training:
@@ -91,8 +108,9 @@ class CallbackBridge(TrainingCallback):
         self.logs.append({"loss": float("nan"), self.model._compiled.metric: float("nan")})
 
     def records(self) -> list[EpochRecord]:
-        """The engine's per-epoch records (times, images per second, learning rate), numbered as Keras."""
-        history = self.state.history if self.state is not None else []
+        """The engine's records of the epochs this fit trained (times, images per second, learning rate),
+        numbered as Keras; after a BackupAndRestore resume, those after the restored ones, as Keras' History."""
+        history = self.state.history[self.resumed:] if self.state is not None else []
         return [record.renumbered(self.offset) for record in history]
 
     def on_train_end(self, state=None) -> None:

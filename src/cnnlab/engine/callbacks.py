@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from cnnlab.engine.records import EpochRecord, TrainingFacts
+from cnnlab.engine.records import EpochRecord, TrainingFacts, rises
 
 if TYPE_CHECKING:
     from cnnlab.engine.loop import TrainState
@@ -82,7 +82,7 @@ class Monitor:
 
     def __init__(self, name: str, mode: str = "auto", min_delta: float = 0.0, best: float | None = None):
         self.name, self.min_delta = name, abs(min_delta)
-        self.mode = mode if mode != "auto" else ("max" if "acc" in name else "min")
+        self.mode = mode if mode != "auto" else ("max" if rises(name) else "min")
         self.best = best if best is not None else (math.inf if self.mode == "min" else -math.inf)
 
     def improves(self, value: float) -> bool:

@@ -7,10 +7,16 @@ Pure Python (no torch), so Keras' callbacks and the presenters import it freely.
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 # An epoch's scores, in Keras' names and order: training loss and accuracy, then validation's.
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+RISING = ("acc", "precision", "recall", "f1_score", "fbeta_score")  # in a log key: higher is better
+
+
+def rises(name: str) -> bool:
+    """Whether a higher ``name`` (a log key: ``"val_precision"``) is better, as Keras' metrics say; else lower."""
+    return any(word in name for word in RISING)
 
 
 @dataclass(frozen=True)
@@ -26,26 +32,33 @@ class EpochRecord:
     train_time: float               # seconds: training alone
     images_per_second: float        # training images per second of train_time
     lr: float                       # the learning rate at the epoch's end
+    # compile's metrics beyond accuracy, by their Keras log keys ("precision", "val_precision"): a number,
+    # or one per class (F1Score(average=None)); empty without them (and then absent from to_dict)
+    scores: dict[str, float | list[float]] = field(default_factory=dict)
 
-    def metric(self, name: str) -> float | None:
-        """A score by its Keras name (``"val_loss"``); None where the epoch has none by that name."""
-        return getattr(self, name) if name in METRICS else None
+    def metric(self, name: str) -> float | list[float] | None:
+        """A score by its Keras name (``"val_loss"``, ``"val_precision"``); None where the epoch has none."""
+        return getattr(self, name) if name in METRICS else self.scores.get(name)
 
     def to_dict(self) -> dict:
-        """The JSON record, its keys in this order (the checkpoint's, history.json's, metrics.csv's)."""
-        return asdict(self)
+        """The JSON record, its keys in this order (the checkpoint's, history.json's, metrics.csv's); ``scores``
+        only where compile asked for metrics beyond accuracy."""
+        record = asdict(self)
+        if not self.scores:
+            del record["scores"]
+        return record
 
     @classmethod
     def from_dict(cls, record: dict) -> EpochRecord:
         """The record :meth:`to_dict` wrote (a checkpoint's, once checked: see ``engine.restore``)."""
-        return cls(**{f.name: record[f.name] for f in fields(cls)})
+        return cls(**{f.name: record[f.name] for f in fields(cls) if f.name in record})
 
     def renumbered(self, offset: int) -> EpochRecord:
         """The same epoch numbered ``offset`` later (Keras numbers ``fit`` epochs on from ``initial_epoch``)."""
         return replace(self, epoch=self.epoch + offset)
 
 
-RECORD_KEYS = frozenset(f.name for f in fields(EpochRecord))
+RECORD_KEYS = frozenset(f.name for f in fields(EpochRecord)) - {"scores"}  # every record has these
 
 
 @dataclass

@@ -121,10 +121,21 @@ def _progress(payload: dict, path: Path, epochs: int | None) -> tuple[int, list[
     if not isinstance(history, list) or len(history) != epoch:
         _fail(path, "history", f"not one record for each of its {epoch} epochs")
     for number, record in enumerate(history, 1):
-        if not isinstance(record, dict) or set(record) != RECORD_KEYS or record["epoch"] != number or not all(
-                value is None or type(value) in (int, float) for value in record.values()):
+        if not isinstance(record, dict) or set(record) - {"scores"} != RECORD_KEYS or record["epoch"] != number \
+                or not all(value is None or type(value) in (int, float) for key, value in record.items()
+                           if key != "scores") or not _scores_fit(record.get("scores", {})):
             _fail(path, "history", f"the record of epoch {number} is damaged")
     return epoch, [EpochRecord.from_dict(record) for record in history]
+
+
+def _scores_fit(scores) -> bool:
+    """A record's compiled metrics: names to a number, or to a list of numbers (one per class)."""
+    def number(value) -> bool:
+        return type(value) in (int, float)
+
+    return isinstance(scores, dict) and all(isinstance(key, str) and (number(value) or isinstance(value, list) and
+                                                                      all(map(number, value)))
+                                            for key, value in scores.items())
 
 
 def _stopping(saved, path: Path) -> tuple[float | None, int, bool]:
