@@ -9,20 +9,13 @@ from cnnlab.net.spec import SpecError
 
 
 class NetworkViews:
-    """Keras' ways of looking at a model: ``layers``, ``get_layer``, ``count_params``, ``summary``;
-    and the network as a spec (``to_yaml``, ``save_spec``). Needs ``self.spec`` and ``self._functional``."""
+    """Keras' ways of looking at a model: ``get_layer``, ``count_params``, ``summary``; and the network as a
+    spec (``to_yaml``, ``save_spec``). Needs ``self.spec``, ``self._functional`` and ``self.layers``
+    (:mod:`cnnlab.api.layer_objects`)."""
 
     @property
     def name(self) -> str:
         return self.spec.name
-
-    @property
-    def layers(self) -> list:
-        """Keras-style layer objects (an ``InputLayer`` first for a graph), with ``output.shape``."""
-        from cnnlab.net.functional import spec_layers
-
-        shape = self.spec.input_shape or self._default_input()
-        return spec_layers(self.spec, shape, with_input=self._functional or not self.spec.is_chain)
 
     def get_layer(self, name: str):
         """The layer called ``name`` (as in Keras)."""

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.config import ConfigError, TrainConfig
 from cnnlab.engine.muon import MuonSGD
 
 KERAS_EPSILON = 1e-7
@@ -70,7 +70,7 @@ def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list:
     with the ``muon`` optimizer, the trainable convolution kernels are a group of Muon steps at
     ``muon_lr`` and ``muon_momentum``. ``lr_scale`` is each group's rate over ``lr`` (schedules and
     ``Model.learning_rate`` keep it)."""
-    named = list(model.named_parameters())
+    named = trainable_parameters(model)
     groups = []
     if config.optimizer == "muon":
         kernels = [param for _, param in named if _takes_muon(param)]
@@ -84,6 +84,37 @@ def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list:
     scale = config.bias_lr_scale
     return groups + [{"params": others, "lr_scale": 1.0, "decay_scale": 1.0},
                      {"params": biases, "lr": config.lr * scale, "lr_scale": scale, "decay_scale": 1 / scale}]
+
+
+def trainable_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+    """The parameters the optimizer steps: a frozen layer's (``trainable`` false) are left out, so they
+    take neither updates nor weight decay. A network with none is refused (Keras would fit it and
+    change nothing)."""
+    named = [(name, param) for name, param in model.named_parameters() if param.requires_grad]
+    if not named and any(True for _ in model.parameters()):
+        raise ConfigError("the network has no trainable weights: every layer with weights is frozen "
+                          "(trainable=False); unfreeze one (layer.trainable = True, or trainable: true in the spec)")
+    if not named:
+        raise ConfigError("the network has no weights to train: add a layer with weights (dense, conv2d)")
+    return named
+
+
+def carry_state(old: torch.optim.Optimizer, new: torch.optim.Optimizer) -> None:
+    """``new`` (the next fit's optimizer) goes on from ``old``: all of its state where both step the same
+    parameters in the same groups; otherwise (a layer frozen or unfrozen between the fits) each group's
+    settings (its learning rate) and the moments of every parameter both step."""
+    def shapes(optimizer):
+        return [[id(param) for param in group["params"]] for group in optimizer.param_groups]
+
+    if shapes(old) == shapes(new):
+        new.load_state_dict(old.state_dict())
+        return
+    for before, after in zip(old.param_groups, new.param_groups):
+        after.update({key: value for key, value in before.items() if key != "params"})
+    for group in new.param_groups:
+        for param in group["params"]:
+            if param in old.state:
+                new.state[param] = old.state[param]
 
 
 def _takes_muon(param: torch.nn.Parameter) -> bool:

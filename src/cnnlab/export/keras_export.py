@@ -79,7 +79,7 @@ def _defaults(layer) -> dict:
 
 def _value(layer, name: str) -> str:
     value = layer[name]
-    if layer.kind == "zeropadding2d":  # ((top, bottom), (left, right)), written as briefly as it allows
+    if layer.kind == "zeropadding2d" and name == "padding":  # ((top, bottom), (left, right)), as briefly as it allows
         (top, bottom), (left, right) = value
         if top == bottom and left == right:
             value = top if top == left else (top, left)

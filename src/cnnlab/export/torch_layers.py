@@ -21,9 +21,10 @@ def module_code(info: LayerInfo, strip_softmax: bool) -> str:
     layer = info.layer
     activation = "linear" if strip_softmax else layer.fields.get("activation", "linear")
     try:
-        return layer.definition.torch_code(info, activation)
+        code = layer.definition.torch_code(info, activation)
     except NotImplementedError:  # the kind's class has no torch_code of its own
         raise ExportError(f"{layer.label}: the PyTorch export has no code for layer kind '{layer.kind}'") from None
+    return code if layer.trainable else f"{code}.requires_grad_(False)"  # Keras' trainable=False
 
 
 def helpers_of(layers: list[LayerInfo]) -> dict[str, str]:

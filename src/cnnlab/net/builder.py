@@ -46,9 +46,28 @@ class SpecModel(nn.Module):
                                     for info in self.info.layers)
         self.is_chain = spec.is_chain
         self.reads, self.frees = _wiring(spec)
+        self.freeze(spec)
         # True until weights are loaded or set from data: data-aware initialisers
         # (cnnlab.engine.data_init) run on a fresh model only, never over trained weights.
         self.fresh = True
+
+    def freeze(self, spec: ModelSpec) -> None:
+        """Take each layer's ``trainable`` from ``spec`` (this network's spec, or the same with other
+        ``trainable`` flags): a frozen layer's parameters take no gradient (the optimizer of the next fit
+        leaves them out), and a frozen kind that runs as in inference (batchnorm) stays in eval mode."""
+        self.spec, self.info = spec, infer(spec, self.info.input_shape)
+        self.inference_blocks = [index for index, layer in enumerate(spec.layers)
+                                 if not layer.trainable and layer.definition.inference_when_frozen]
+        for block, layer in zip(self.blocks, spec.layers):
+            block.requires_grad_(layer.trainable)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        """torch's train/eval, with frozen batchnorms kept in eval mode (Keras 3's rule)."""
+        super().train(mode)
+        for index in getattr(self, "inference_blocks", ()):
+            self.blocks[index].eval()
+        return self
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         self.fresh = False

@@ -10,10 +10,11 @@ Keras' name and argument names. Pure Python: no torch.
 from __future__ import annotations
 
 import itertools
+import weakref
 from typing import Any, ClassVar
 
 from cnnlab.errors import SpecError
-from cnnlab.net.fields import ACTIVATION, shown
+from cnnlab.net.fields import ACTIVATION, Bool, shown
 from cnnlab.net.inference import infer_layer
 from cnnlab.net.registry import LayerKind, get_kind, shape_text
 from cnnlab.net.spec import INPUT, LayerSpec, ModelSpec, assign_names, check_input_count, parse_fields, parse_spec
@@ -22,7 +23,7 @@ from cnnlab.net.spec import INPUT, LayerSpec, ModelSpec, assign_names, check_inp
 KERAS_DEFAULT_ONLY = {
     "data_format": (None, "channels_last"), "kernel_initializer": ("glorot_uniform",),
     "bias_initializer": ("zeros",), "groups": (1,), "noise_shape": (None,), "seed": (None,),
-    "dtype": (None, "float32"), "trainable": (True,), "axis": (-1,),
+    "dtype": (None, "float32"), "axis": (-1,),
 }
 _ORDER = itertools.count()  # creation order of nodes: a topological order of any graph
 
@@ -62,13 +63,45 @@ class Layer:
         kind = self.kind
         self.name = name
         self.input_shape = tuple(input_shape) if input_shape is not None else None
-        self.fields = keras_arguments(kind, args, kwargs, type(self).__name__)
+        self._fields = keras_arguments(kind, args, kwargs, type(self).__name__)
         self.output: KerasTensor | None = None
         self._info = None
+        self._owner: weakref.ref | None = None  # the model this layer belongs to (see ``bind``)
 
     @property
     def kind(self) -> LayerKind:
         return get_kind(self.kind_name)
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The layer's spec fields: its model's spec layer's once it belongs to a model, else its own."""
+        model = self.model
+        return dict(model.spec.layers[_position(model.spec, self.name)].fields) if model is not None else self._fields
+
+    @property
+    def model(self):
+        """The model whose layer this is (``model.layers`` holds it), or None."""
+        return None if self._owner is None else self._owner()
+
+    def bind(self, model, name: str) -> None:
+        """Make this object ``model``'s layer ``name``: from now on it reads and sets that layer of the
+        model's spec (``trainable``), as Keras' layer objects are the model's own. The model holds it."""
+        self._owner, self.name = weakref.ref(model), name
+
+    @property
+    def trainable(self) -> bool:
+        """Keras' ``layer.trainable``: False freezes the layer's weights (a field of its model's spec, so the
+        summary, the next fit, save and the exports see it)."""
+        return self.fields.get("trainable", True)
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        value = Bool().check(python_value(value), f"{type(self).__name__} '{self.name}': trainable")
+        model = self.model
+        if model is None:
+            self._fields["trainable"] = value
+        else:
+            model._set_trainable({self.name: value})
 
     def __call__(self, inputs):
         tensors = tuple(inputs) if isinstance(inputs, (list, tuple)) else (inputs,)
@@ -78,6 +111,11 @@ class Layer:
         if self.output is not None:
             raise SpecError(f"{where}: this layer was called already; cnnlab does not share one layer's "
                             "weights between calls: make a new layer for each call")
+        return self.connect(tensors, where)
+
+    def connect(self, tensors: tuple[KerasTensor, ...], where: str) -> KerasTensor:
+        """Record the layer on ``tensors`` and infer its output (a model reconnects its own layers when its
+        input shape becomes known)."""
         kind = self.kind
         names = tuple(f"input_{i}" for i in range(len(tensors)))
         layer = LayerSpec(kind.name, self.name or kind.prefix, 0, parse_fields(self.fields, kind, where), names)
@@ -148,8 +186,14 @@ def python_value(value: Any) -> Any:
     return value
 
 
+def _position(spec: ModelSpec, name: str) -> int:
+    return next(index for index, layer in enumerate(spec.layers) if layer.name == name)
+
+
 class InputLayer:
     """The model's input as ``model.layers[0]`` of a functional model shows it."""
+
+    trainable = True  # as Keras' InputLayer: no weights, nothing to freeze
 
     def __init__(self, tensor: KerasTensor, name: str = INPUT):
         self.name, self.output = name, tensor
@@ -159,19 +203,6 @@ class InputLayer:
 
     def __repr__(self) -> str:
         return f"<InputLayer name={self.name!r} shape={self.output.shape}>"
-
-
-def spec_layers(spec: ModelSpec, input_shape: tuple[int, ...] | None = None, with_input: bool = False) -> list:
-    """``model.layers``: a layer object per spec layer, called in order when the input shape is known."""
-    layers = [Layer.from_spec(layer) for layer in spec.layers]
-    shape = input_shape or spec.input_shape
-    if shape is None:
-        return layers
-    outputs = {INPUT: Input(shape=tuple(shape))}
-    for layer, layer_spec in zip(layers, spec.layers):
-        tensors = [outputs[name] for name in layer_spec.inputs]
-        outputs[layer_spec.name] = layer(tensors if len(tensors) > 1 else tensors[0])
-    return [InputLayer(outputs[INPUT]), *layers] if with_input else layers
 
 
 _CLASSES: dict[str, type[Layer]] = {}
@@ -211,6 +242,12 @@ def _graph_layers(output: KerasTensor, model_input: KerasTensor) -> list[Layer]:
             found[id(tensor.layer)] = tensor.layer
             stack.extend(tensor.inputs)
     return sorted(found.values(), key=lambda layer: layer.output.order)
+
+
+def graph_layers(inputs, outputs) -> list[Layer]:
+    """The layer objects of the graph from ``inputs`` to ``outputs``, in the order of the spec
+    :func:`functional_spec` makes of it."""
+    return _graph_layers(_single(outputs, "output"), _single(inputs, "input"))
 
 
 def functional_spec(inputs, outputs, name: str | None = None) -> ModelSpec:

@@ -141,4 +141,7 @@ def infer_layer(layer: LayerSpec, shapes: tuple[tuple[int, ...], ...], where: st
     output = tuple(kind.output_shape(layer, shapes, where))
     if min(output, default=1) <= 0:
         raise SpecError(f"{where}: the output shape {shape_text(output)} is empty")
-    return LayerInfo(layer, shapes, output, kind.params(layer, shapes), kind.macs(layer, shapes, output))
+    params = kind.params(layer, shapes)
+    if not layer.trainable:  # Keras: every weight of a frozen layer is non-trainable
+        params = Params(0, params.total, params.formula)
+    return LayerInfo(layer, shapes, output, params, kind.macs(layer, shapes, output))

@@ -34,13 +34,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cnnlab.errors import SpecError
-from cnnlab.net.fields import Field
+from cnnlab.net.fields import Bool, Field
 
 if TYPE_CHECKING:
     from cnnlab.net.inference import LayerInfo
     from cnnlab.net.spec import LayerSpec
 
 Shape = tuple[int, ...]
+
+# Fields every kind has, as every Keras layer has them: ``register`` adds them after a kind's own.
+# ``trainable: false`` freezes the layer (Keras' rule): its weights count as non-trainable, the
+# optimizer leaves them alone, and a frozen batchnorm normalises with its moving statistics.
+COMMON_FIELDS: dict[str, Field] = {"trainable": Field(Bool(), True)}
 
 
 def shape_text(shape: Shape) -> str:
@@ -75,6 +80,7 @@ class LayerKind:
     image_only: ClassVar[bool] = False     # needs (H, W, C) input
     in_keras: ClassVar[bool] = True        # False: keras.layers has no layer of this meaning (cnnlab's own)
     augmentation: ClassVar[bool] = False   # moves, crops or erases pixels in training; never rescales them
+    inference_when_frozen: ClassVar[bool] = False  # trainable false: runs as in inference, also in training
     # Exports. Helper classes the PyTorch file needs for this kind: name -> source, copied in where called.
     torch_helpers: ClassVar[dict[str, str]] = {}
     # (Keras weight name, state-dict key below the layer's module), in the order Keras' set_weights takes them.
@@ -123,7 +129,10 @@ KINDS: dict[str, LayerKind] = {}
 
 
 def register(cls: type[LayerKind]) -> type[LayerKind]:
-    """Class decorator: add a kind to the registry (its name and Keras class must be new)."""
+    """Class decorator: add a kind to the registry (its name and Keras class must be new); the kind's
+    fields gain :data:`COMMON_FIELDS` after its own."""
+    cls.fields = {**cls.fields, **{name: spec_field for name, spec_field in COMMON_FIELDS.items()
+                                   if name not in cls.fields}}
     kind = cls()
     for other in KINDS.values():
         if kind.name == other.name or kind.keras_class == other.keras_class:

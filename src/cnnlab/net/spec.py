@@ -44,6 +44,11 @@ class LayerSpec:
         return self.definition.keras_class
 
     @property
+    def trainable(self) -> bool:
+        """Keras' ``trainable`` (a field every kind has): false freezes the layer's weights."""
+        return self.fields.get("trainable", True)
+
+    @property
     def label(self) -> str:
         """How errors and tables refer to this layer: ``layer 2 'conv2d_1' (conv2d)``."""
         return f"layer {self.index} '{self.name}' ({self.kind})"
@@ -86,7 +91,8 @@ class ModelSpec:
         return ModelSpec(self.name, layers, self.input_shape, self.source, self.warnings)
 
     def to_dict(self) -> dict[str, Any]:
-        """The spec in its file format, every default written out; ``inputs`` only where not implicit."""
+        """The spec in its file format, every default written out but ``trainable: true``; ``inputs`` only
+        where not implicit."""
         out: dict[str, Any] = {"name": self.name}
         if self.input_shape is not None:
             out["input"] = list(self.input_shape)
@@ -94,6 +100,8 @@ class ModelSpec:
         out["layers"] = []
         for layer in self.layers:
             entry = {"kind": layer.kind, "name": layer.name, **_plain(layer.fields)}
+            if layer.trainable:
+                entry.pop("trainable", None)  # every layer has it: only a frozen one says so
             if layer.inputs != (previous,):
                 entry["inputs"] = list(layer.inputs)
             out["layers"].append(entry)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from cnnlab.net.registry import LayerKind, all_kinds
+from cnnlab.net.registry import COMMON_FIELDS, LayerKind, all_kinds
 
 
 def _fields(kind: LayerKind) -> str:
-    parts = [spec_field.describe(name) for name, spec_field in kind.fields.items()]
+    """A kind's own fields (those every kind has, ``trainable``, are said once, under the table)."""
+    parts = [spec_field.describe(name) for name, spec_field in kind.fields.items() if name not in COMMON_FIELDS]
     inputs = "" if kind.max_inputs == 1 else f"{kind.min_inputs}+ `inputs`"
     return ", ".join([*parts, inputs] if inputs else parts) or "—"
 

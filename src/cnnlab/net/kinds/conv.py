@@ -108,11 +108,10 @@ class Conv2D(_Convolution):
     name, keras_class = "conv2d", "Conv2D"
     doc = ("2D convolution: `filters` kernels of size `kernel`, glorot-uniform (or patch_whitening: "
            "whitened from the training data; partial_identity: the first filters pass their input channel "
-           "through), zero bias; `trainable: false` freezes it")
+           "through), zero bias")
     fields = {"filters": Field(PositiveInt()), **_WINDOW,
               "kernel_initializer": Field(Choice(KERNEL_INITIALIZERS), "glorot_uniform",
-                                          cnnlab_values=("patch_whitening", "partial_identity")),
-              "trainable": Field(Bool(), True)}
+                                          cnnlab_values=("patch_whitening", "partial_identity"))}
     keras_args = ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "groups",
                   "activation", "use_bias", "kernel_initializer")
 
@@ -141,7 +140,7 @@ class Conv2D(_Convolution):
         bias = filters if layer["use_bias"] else 0
         count = kh * kw * cin * filters + bias
         formula = f"{kh}*{kw}*{cin}*{filters}" + (f" + {filters}" if bias else "")
-        return Params(count, formula=formula) if layer["trainable"] else Params(0, count, formula)
+        return Params(count, formula=formula)
 
     def macs(self, layer, shapes, output):
         (kh, kw), cin = layer["kernel"], shapes[0][2]
@@ -149,15 +148,13 @@ class Conv2D(_Convolution):
 
     def build(self, info):
         block = self.conv_module(info.layer, info.input_shape, info.layer["filters"])
-        block.requires_grad_(info.layer["trainable"])
         if info.layer["kernel_initializer"] == "patch_whitening":
             block.data_init = "patch_whitening"  # set from the training data before training (engine/data_init.py)
         block.partial_identity = info.layer["kernel_initializer"] == "partial_identity"  # set after glorot
         return block
 
     def torch_code(self, info, activation):
-        code = self.conv_code(info.layer, info.input_shape, info.layer["filters"], activation)
-        return code if info.layer["trainable"] else f"{code}.requires_grad_(False)"  # Keras' trainable=False
+        return self.conv_code(info.layer, info.input_shape, info.layer["filters"], activation)
 
 
 @register

@@ -45,6 +45,16 @@ _WITHOUT_SOURCE = '''def without(module, *names):
         module.register_parameter(name, None)
     return module'''
 
+_FROZEN_NORM_SOURCE = '''def frozen_norm(norm):
+    """Keras 3's frozen BatchNormalization (trainable=False): no gradient, and its moving statistics also
+    in training (train() keeps it in eval mode); its parameter names stay torch's own."""
+    class Frozen(type(norm)):
+        def train(self, mode=True):
+            return super().train(False)
+
+    norm.__class__ = Frozen
+    return norm.requires_grad_(False)'''
+
 
 @register
 class Dense(LayerKind):
@@ -197,7 +207,8 @@ class BatchNormalization(LayerKind):
     fields = {"momentum": Field(Fraction(), 0.99), "epsilon": Field(PositiveFloat(), 1e-3),
               "center": Field(Bool(), True), "scale": Field(Bool(), True)}
     keras_args = ("axis", "momentum", "epsilon", "center", "scale")
-    torch_helpers = {"without": _WITHOUT_SOURCE}
+    inference_when_frozen = True  # Keras 3: a frozen BatchNormalization uses, and keeps, its moving statistics
+    torch_helpers = {"without": _WITHOUT_SOURCE, "frozen_norm": _FROZEN_NORM_SOURCE}
     keras_layout = (("gamma", "weight"), ("beta", "bias"), ("moving_mean", "running_mean"),
                     ("moving_variance", "running_var"))
 
@@ -223,4 +234,5 @@ class BatchNormalization(LayerKind):
         momentum = float(f"{1 - layer['momentum']:.12g}")  # as build: torch's momentum is the new value's share
         module = call(cls, str(info.input_shape[-1]), eps=literal(layer["epsilon"]), momentum=literal(momentum))
         removed = [literal(name) for name, kept in (("weight", layer["scale"]), ("bias", layer["center"])) if not kept]
-        return f"without({module}, {', '.join(removed)})" if removed else module
+        module = f"without({module}, {', '.join(removed)})" if removed else module
+        return module if layer.trainable else f"frozen_norm({module})"

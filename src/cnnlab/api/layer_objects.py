@@ -1,0 +1,135 @@
+"""``model.layers`` as Keras has them: layer objects that belong to the model, the same ones on each call.
+
+A layer object (:class:`cnnlab.net.functional.Layer`) that belongs to a model reads and sets that
+model's spec: ``model.get_layer("dense").trainable = False`` changes the spec's ``trainable`` field,
+which the summary counts, the next ``fit`` trains by (the frozen weights left out of the optimizer),
+``save``/``load_model`` keep and every export writes. The layers a ``Sequential([...])`` or a
+functional graph was made of are its layers (as in Keras, where ``model.layers[1] is dense``); a
+preset, a spec file or a loaded model gets objects made from its spec. No torch here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from cnnlab.net.fields import Bool
+from cnnlab.net.functional import Input, InputLayer, KerasTensor, Layer
+from cnnlab.net.spec import INPUT, ModelSpec
+
+
+@dataclass
+class _Cache:
+    """The objects of one network shape: ``key`` is the spec without its ``trainable`` flags."""
+
+    key: tuple
+    layers: list = field(default_factory=list)
+    input: KerasTensor | None = None
+
+
+class LayerObjects:
+    """The model's side of its layer objects: ``layers``, ``trainable`` and the objects it adopts.
+    Needs ``self.spec``, ``self.module`` (None or a built SpecModel) and ``self._default_input()``."""
+
+    _layer_cache: _Cache | None = None
+    _adopted: tuple = ()  # the user's layer objects the model was made of, in spec order
+
+    @property
+    def layers(self) -> list:
+        """Keras-style layer objects (an ``InputLayer`` first for a graph), with ``output.shape`` where the
+        input shape is known; the same objects on each call, so attributes set on them (``trainable``) stay."""
+        spec = self.spec
+        key = _shape_key(spec, spec.input_shape or self._default_input())
+        if self._layer_cache is None or self._layer_cache.key != key:
+            self._layer_cache = self._make_layers(spec, key)
+        cache = self._layer_cache
+        with_input = cache.input is not None and (self._functional or not spec.is_chain)
+        return [InputLayer(cache.input), *cache.layers] if with_input else list(cache.layers)
+
+    @property
+    def trainable(self) -> bool:
+        """Keras' ``model.trainable``: setting it sets every layer's; reading it, whether any layer trains."""
+        return any(layer.trainable for layer in self.spec.layers)
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        value = Bool().check(value, f"model '{self.spec.name}': trainable")
+        self._set_trainable({layer.name: value for layer in self.spec.layers})
+
+    def _set_trainable(self, flags: dict[str, bool]) -> None:
+        """Set the ``trainable`` field of the layers named in ``flags``; a built network follows at once (its
+        frozen parameters take no gradient; the optimizer of the next fit leaves them out)."""
+        spec = self.spec
+        layers = tuple(layer.replace(trainable=flags[layer.name]) if layer.name in flags else layer
+                       for layer in spec.layers)
+        self.spec = dataclasses.replace(spec, layers=layers)
+        if self.module is not None:
+            self.module.freeze(_same_flags(self.module.spec, layers))
+
+    def _adopt(self, objects: list) -> None:
+        """Make the user's layer objects (in spec order) this model's, where each is free (or already this
+        model's) and all are called (a graph) or none is (a Sequential without its input shape yet)."""
+        objects = [item for item in objects if isinstance(item, Layer)]
+        free = all(item.model in (None, self) for item in objects)
+        called = {item.output is not None for item in objects}
+        if not free or len(objects) != len(self.spec.layers) or len(called) > 1:
+            return  # the model makes objects of its own from its spec
+        for item, layer in zip(objects, self.spec.layers):
+            item.bind(self, layer.name)
+        self._adopted = tuple(objects)
+
+    def _make_layers(self, spec: ModelSpec, key: tuple) -> _Cache:
+        """Objects for the spec's layers: the adopted ones, else the ones made before (by name), else new;
+        connected from one ``Input`` when the input shape is known (a graph's own tensors kept)."""
+        before = {item.name: item for item in (self._layer_cache.layers if self._layer_cache else ())}
+        before.update({item.name: item for item in self._adopted})
+        objects = []
+        for layer in spec.layers:
+            item = before.get(layer.name)
+            if item is None or item.kind_name != layer.kind:
+                item = Layer.from_spec(layer)
+            item.bind(self, layer.name)
+            objects.append(item)
+        shape = key[1]
+        if shape is None:
+            return _Cache(key, objects)
+        graph = _graph_input(objects) if self._functional and objects == list(self._adopted) else None
+        if graph is not None:
+            return _Cache(key, objects, graph)  # a functional model's own graph, as the user made it
+        outputs = {INPUT: Input(shape=tuple(shape))}
+        for item, layer in zip(objects, spec.layers):
+            outputs[layer.name] = item.connect(tuple(outputs[name] for name in layer.inputs), layer.label)
+        return _Cache(key, objects, outputs[INPUT])
+
+
+def _shape_key(spec: ModelSpec, shape) -> tuple:
+    """What the objects' shapes depend on: every layer but its ``trainable`` flag, and the input shape."""
+    layers = tuple((layer.kind, layer.name, layer.inputs,
+                    tuple((k, v) for k, v in layer.fields.items() if k != "trainable")) for layer in spec.layers)
+    return layers, None if shape is None else tuple(shape)
+
+
+def _graph_input(objects: list) -> KerasTensor | None:
+    """The ``Input()`` every object's output comes from, where all were called in one graph; else None."""
+    inputs = set()
+    stack = [item.output for item in objects]
+    seen = set()
+    while stack:
+        tensor = stack.pop()
+        if tensor is None:
+            return None
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        if tensor.layer is None:
+            inputs.add(tensor)
+        else:
+            stack.extend(tensor.inputs)
+    return inputs.pop() if len(inputs) == 1 else None
+
+
+def _same_flags(module_spec: ModelSpec, layers: tuple) -> ModelSpec:
+    """The built network's spec with the ``trainable`` flags of ``layers`` (the model's, by name)."""
+    flags = {layer.name: layer.trainable for layer in layers}
+    return dataclasses.replace(module_spec, layers=tuple(
+        layer.replace(trainable=flags.get(layer.name, layer.trainable)) for layer in module_spec.layers))
