@@ -31,6 +31,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.files import open_regular
 from cnnlab.formats import check_stored_zip, parse_json
 from cnnlab.net.spec import parse_spec
+from cnnlab.runs.keras_weights_store import set_keras_weights
 from cnnlab.runs.model_file import (
     FORMAT_FAMILY,
     MAX_MODEL_BYTES,
@@ -145,7 +146,7 @@ def read_keras_model(path, images: int = 1) -> LoadedModel:
     with _open(path) as handle, _weights_store(handle, path, kind) as (store, mark, config):
         spec = _spec(mark, config, path)
         module = _build_for(spec, path, KerasFileError, images)
-        set_keras_weights(module, store, path)
+        set_keras_weights(module, store)
     classes = _names(mark.get("class_names"))
     outputs = module.info.output_shape[-1]
     if classes is not None and len(classes) != outputs:
@@ -159,7 +160,7 @@ def load_keras_weights(module, path) -> None:
     kind = keras_kind(path, weights=True)
     require(kind, path, "read")
     with _open(path) as handle, _weights_store(handle, path, kind) as (store, _, _):
-        set_keras_weights(module, store, path)
+        set_keras_weights(module, store)
 
 
 def _open(path: Path):
@@ -255,43 +256,3 @@ def _spec(mark: dict, config, path: Path):
     if not isinstance(config, dict):
         raise KerasFileError(f"{path}: has no model configuration; damaged, or not a Keras model file")
     return parse_spec(spec_from_keras_config(config, str(path)), source=str(path))
-
-
-def set_keras_weights(module, store, path: Path) -> None:
-    """Each layer's weights from ``store`` (Keras' arrays by layer name), into cnnlab's torch layout."""
-    import torch
-
-    state = module.state_dict()
-    for index, info in enumerate(module.info.layers):
-        prefix, kind = f"blocks.{index}.", info.layer.definition
-        own = {key[len(prefix):] for key in state if key.startswith(prefix) and not key.endswith("num_batches_tracked")}
-        if not own:
-            continue
-        present = [(name, key) for name, key in kind.keras_layout if key in own]
-        arrays = store.arrays(info.layer.name, [_keras_shape(kind, name, tuple(state[prefix + key].shape), info)
-                                                for name, key in present])
-        for (name, key), array in zip(present, arrays, strict=True):
-            value = _torch_array(kind, name, array, tuple(state[prefix + key].shape), info, path)
-            state[prefix + key] = torch.from_numpy(value)
-    module.load_state_dict(state)
-
-
-def _index(kind, name: str, shape: tuple[int, ...], info) -> np.ndarray:
-    """Where each of Keras' numbers sits in torch's array: the layer kind's conversion applied to indices
-    (every conversion is a rearrangement), so one ``keras_array`` serves both directions."""
-    count = int(np.prod(shape, dtype=np.int64))
-    return np.asarray(kind.keras_array(name, np.arange(count, dtype=np.float64).reshape(shape), info))
-
-
-def _keras_shape(kind, name: str, shape: tuple[int, ...], info) -> tuple[int, ...]:
-    return _index(kind, name, shape, info).shape
-
-
-def _torch_array(kind, name: str, array: np.ndarray, shape: tuple[int, ...], info, path: Path) -> np.ndarray:
-    where = _index(kind, name, shape, info).astype(np.int64).ravel()
-    if not np.array_equal(np.sort(where), np.arange(where.size)):
-        raise KerasFileError(f"{path}: {info.layer.label}'s {name} is not a rearrangement of cnnlab's weights; "
-                             "cannot read it back")
-    flat = np.empty(where.size, np.float32)
-    flat[where] = np.asarray(array, np.float32).ravel()
-    return flat.reshape(shape)

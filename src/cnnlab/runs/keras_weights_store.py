@@ -1,4 +1,4 @@
-"""Keras' weights inside an HDF5 file, by layer name, read only as far as is safe.
+"""Keras' weights inside an HDF5 file, by layer name, read only as far as is safe, and set into cnnlab's module.
 
 Two layouts: Keras 3's (``model.weights.h5`` in a ``.keras`` zip, and ``.weights.h5``): a group
 ``layers/<path>/vars`` per layer, its attribute ``name`` the layer's name, its datasets ``0``, ``1``...
@@ -111,3 +111,43 @@ class LegacyStore:
             if node is None:
                 return None
         return node
+
+
+def set_keras_weights(module, store) -> None:
+    """Each layer's weights from ``store`` (Keras' arrays by layer name), into cnnlab's torch layout."""
+    import torch
+
+    state = module.state_dict()
+    for index, info in enumerate(module.info.layers):
+        prefix, kind = f"blocks.{index}.", info.layer.definition
+        own = {key[len(prefix):] for key in state if key.startswith(prefix) and not key.endswith("num_batches_tracked")}
+        if not own:
+            continue
+        present = [(name, key) for name, key in kind.keras_layout if key in own]
+        arrays = store.arrays(info.layer.name, [_keras_shape(kind, name, tuple(state[prefix + key].shape), info)
+                                                for name, key in present])
+        for (name, key), array in zip(present, arrays, strict=True):
+            value = _torch_array(kind, name, array, tuple(state[prefix + key].shape), info, store.path)
+            state[prefix + key] = torch.from_numpy(value)
+    module.load_state_dict(state)
+
+
+def _index(kind, name: str, shape: tuple[int, ...], info) -> np.ndarray:
+    """Where each of Keras' numbers sits in torch's array: the layer kind's conversion applied to indices
+    (every conversion is a rearrangement), so one ``keras_array`` serves both directions."""
+    count = int(np.prod(shape, dtype=np.int64))
+    return np.asarray(kind.keras_array(name, np.arange(count, dtype=np.float64).reshape(shape), info))
+
+
+def _keras_shape(kind, name: str, shape: tuple[int, ...], info) -> tuple[int, ...]:
+    return _index(kind, name, shape, info).shape
+
+
+def _torch_array(kind, name: str, array: np.ndarray, shape: tuple[int, ...], info, path: Path) -> np.ndarray:
+    where = _index(kind, name, shape, info).astype(np.int64).ravel()
+    if not np.array_equal(np.sort(where), np.arange(where.size)):
+        raise StoreError(f"{path}: {info.layer.label}'s {name} is not a rearrangement of cnnlab's weights; "
+                         "cannot read it back")
+    flat = np.empty(where.size, np.float32)
+    flat[where] = np.asarray(array, np.float32).ravel()
+    return flat.reshape(shape)
