@@ -17,7 +17,7 @@ from cnnlab.engine.loop import TensorData, run_epochs
 from cnnlab.engine.optim import make_optimizer, make_schedule
 from cnnlab.engine.recipes import RECIPES, describe_options, get_recipe
 from cnnlab.engine.session import new_state
-from cnnlab.engine.steps import train_step
+from cnnlab.engine.steps import Objective, train_step
 from test_training import assert_killed_run_resumes_exactly
 
 from fixtures import assert_error_line
@@ -42,7 +42,7 @@ def test_label_smoothing_is_keras_target_mixing():
     targets = F.one_hot(y, classes).float() * (1 - smoothing) + smoothing / classes
     expected = float(-(targets * torch.log_softmax(logits, dim=1)).sum(dim=1).mean())
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    loss, _ = train_step(model, optimizer, None, x, y, label_smoothing=smoothing)
+    loss, _ = train_step(model, optimizer, None, x, y, objective=Objective(label_smoothing=smoothing))
     assert float(loss) == pytest.approx(expected, rel=1e-6)
     plain, _ = train_step(model, optimizer, None, x, y)
     assert float(plain) < float(loss)  # smoothing raises the loss of confident predictions

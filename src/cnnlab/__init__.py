@@ -10,7 +10,7 @@ The pure parts (specs, shape and parameter inference) import without torch:
 
 from __future__ import annotations
 
-from cnnlab import callbacks, layers, optimizers, utils  # as after `import keras` (none imports torch)
+from cnnlab import callbacks, layers, losses, optimizers, utils  # as after `import keras` (none imports torch)
 from cnnlab.api import History, Model, Sequential, load_data, load_model, show_samples
 from cnnlab.errors import CnnlabError
 from cnnlab.net.inference import ModelInfo, infer
@@ -30,5 +30,5 @@ def print_summary(spec, input_shape=None, classes=None) -> None:
 __all__ = [
     "CnnlabError", "History", "Model", "ModelInfo", "ModelSpec", "SpecError", "infer", "load_data", "load_model",
     "Sequential", "callbacks", "layers", "optimizers", "parse_spec", "preset", "print_summary", "resolve_spec",
-    "show_samples", "summarize", "utils", "__version__",
+    "losses", "show_samples", "summarize", "utils", "__version__",
 ]

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cnnlab.engine.config import ConfigError
-from cnnlab.engine.inputs import InputError, Labels
+from cnnlab.engine.inputs import InputError, Labels, check_classes
 
-LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
 METRICS = ("accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy")
 
 
@@ -27,26 +26,48 @@ class Compiled:
         if self.loss == "sparse_categorical_crossentropy" and labels.one_hot_width is not None:
             raise InputError(f"{name}: loss 'sparse_categorical_crossentropy' expects class indices (N,), got "
                              "one-hot rows; use loss='categorical_crossentropy'")
+        if self.loss == "binary_crossentropy" and (labels.one_hot_width is not None or labels.indices.max() > 1):
+            raise InputError(f"{name}: loss 'binary_crossentropy' expects labels 0 or 1 (N,) or (N, 1) for one "
+                             "sigmoid unit; multi-label or one-hot labels are not supported")
+
+    def objective(self, module):
+        """The loss evaluate computes, the one fit trains with (:class:`cnnlab.engine.steps.Objective`)."""
+        from cnnlab.engine.steps import Objective
+
+        return Objective(self.options.get("loss", "crossentropy"), self.options.get("from_logits", False),
+                         self.options.get("label_smoothing", 0.0), getattr(module, "softmax_output", True))
+
+    def check_classes(self, labels: Labels, outputs: int, name: str = "y") -> None:
+        """The labels against the model's ``outputs`` units: classes that fit, or one unit's 0 and 1."""
+        if self.loss != "binary_crossentropy":
+            check_classes(labels, outputs, name)
+
+    def check_outputs(self, outputs: int, spec) -> None:
+        """The network's output against the loss: binary cross-entropy takes one unit (Keras' two-class
+        model); a linear output read as probabilities (``from_logits=False``) is Keras' too, but refused
+        here, as it trains on meaningless values: say ``from_logits=True`` or end in a softmax."""
+        if self.loss == "binary_crossentropy" and outputs != 1:
+            raise InputError(f"loss 'binary_crossentropy': the model has {outputs} outputs; cnnlab supports one "
+                             "sigmoid unit (Dense(1, activation='sigmoid')); for several classes use "
+                             "categorical_crossentropy (multi-label is not supported)")
+        activation = spec.layers[-1].fields.get("activation") if spec is not None else None
+        if self.loss is not None and not self.options.get("from_logits") and activation == "linear":
+            raise InputError(f"loss '{self.loss}' with from_logits=False reads the outputs as probabilities, but "
+                             f"the output layer '{spec.layers[-1].name}' is linear (logits); end it with a "
+                             "softmax/sigmoid activation, or give the loss from_logits=True")
+
 
 
 def compile_options(optimizer="adam", loss=None, metrics=None, **unsupported) -> Compiled:
     """Validate compile()'s arguments (Keras' names) into a :class:`Compiled`."""
-    from cnnlab import optimizers
+    from cnnlab import losses, optimizers
 
     if unsupported:
         key = sorted(unsupported)[0]
         raise ConfigError(f"compile: argument '{key}' is not supported; compile takes optimizer, loss, metrics")
-    return Compiled(optimizers.get(optimizer).options(), _loss(loss), check_metrics(metrics))
-
-
-def _loss(loss) -> str | None:
-    if loss is None:
-        return None
-    name = loss.lower() if isinstance(loss, str) else None
-    if name not in LOSSES:
-        raise ConfigError(f"compile: unsupported loss {loss!r}; cnnlab trains with cross-entropy: "
-                          f"{' or '.join(LOSSES)}")
-    return name
+    chosen = None if loss is None else losses.get(loss)  # a name, a cnnlab.losses function or object
+    options = {**optimizers.get(optimizer).options(), **({} if chosen is None else chosen.options())}
+    return Compiled(options, None if chosen is None else chosen.name, check_metrics(metrics))
 
 
 def check_metrics(metrics) -> str:

@@ -8,16 +8,15 @@ import numpy as np
 
 from cnnlab.api.callback_bridge import CallbackBridge
 from cnnlab.api.history import History
-from cnnlab.api.layer_objects import LayerObjects
 from cnnlab.api.views import NetworkViews
 from cnnlab.engine.config import TrainConfig
-from cnnlab.engine.inputs import InputError, check_classes, check_images, check_labels
+from cnnlab.engine.inputs import InputError, check_images, check_labels
 from cnnlab.net.presets import preset_name
 from cnnlab.net.resolve import fit_spec, resolve_spec
 from cnnlab.net.spec import ModelSpec, SpecError
 
 
-class Model(LayerObjects, NetworkViews):
+class Model(NetworkViews):
     """A network with fit/evaluate/predict: a preset name, spec file, YAML text or list, or a graph
     made with :mod:`cnnlab.layers` as in Keras (``Model(inputs=inp, outputs=out)``).
 
@@ -30,14 +29,12 @@ class Model(LayerObjects, NetworkViews):
                  device: str = "auto", seed: int = 0):
         functional = inputs is not None or outputs is not None
         if functional:  # Keras' Model(inputs, outputs), by position or by name
-            from cnnlab.net.functional import functional_spec, graph_layers
+            from cnnlab.net.functional import functional_spec
 
             model_spec = functional_spec(spec if inputs is None else inputs, outputs, name)
         else:
             model_spec = resolve_spec(spec).renamed(name)
         self._setup(model_spec, functional, init, device, seed)
-        if functional:
-            self._adopt(graph_layers(spec if inputs is None else inputs, outputs))  # the graph's layers are its own
 
     def _setup(self, spec, functional: bool, init: str = "keras", device: str = "auto", seed: int = 0) -> None:
         from cnnlab.api.compiling import Compiled
@@ -88,7 +85,8 @@ class Model(LayerObjects, NetworkViews):
 
     def fit(self, x=None, y=None, batch_size: int | None = None, epochs: int | None = None, verbose=1,
             callbacks=None, validation_split: float | None = None, validation_data=None, shuffle: bool = True,
-            initial_epoch: int = 0, **options) -> History:
+            class_weight=None, sample_weight=None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
+            validation_steps: int | None = None, **options) -> History:
         """Train, with Keras' arguments in Keras' order; returns (and keeps) the History.
 
         Defaults are the experiment's recipe (batch 32, 5 epochs, 20% validation; Keras' own
@@ -96,44 +94,49 @@ class Model(LayerObjects, NetworkViews):
         or 2 (one line per epoch). ``options`` are further :class:`TrainConfig` fields
         (``schedule``, ``split_method``, ``early_stopping``, ``label_smoothing``...); ``recipe="fast"``
         starts from a named recipe (the preset ``fast`` starts from its own). Calling ``fit`` again trains on.
+
+        ``x`` may be a source of batches instead of arrays (a generator, a PyDataset-like object, a torch
+        DataLoader or Dataset, ``image_dataset_from_directory``'s dataset; ``validation_data`` too): see
+        :mod:`cnnlab.api.data_sources`. ``class_weight``/``sample_weight`` weigh each image's loss as Keras does.
         """
+        from cnnlab.api.data_sources import FitData, fit_data
         from cnnlab.engine.memory import check_fit_memory
         from cnnlab.engine.preflight import check_validation_needs
         from cnnlab.engine.recipes import recipe_options
         from cnnlab.engine.session import train_model
         from cnnlab.engine.steps import NonFiniteLossError
 
-        if x is None or y is None:
-            raise InputError("fit: give the images x and the labels y")
-        if not shuffle:
+        data: FitData = fit_data(self, x, y, batch_size, class_weight, sample_weight, steps_per_epoch, self.seed)
+        if not shuffle and not data.streamed:  # a stream is never shuffled by cnnlab: shuffle is then moot, as in Keras
             raise InputError("fit: shuffle=False is not supported (cnnlab always shuffles, seeded)")
+        if validation_split and not data.arrays:
+            raise InputError("fit: validation_split needs arrays (as in Keras); give validation_data for a dataset")
         named = recipe_options(preset_name(self.spec), options.get("recipe"))  # fast's own; homework's are the defaults
-        recipe = {"batch_size": named.get("batch_size", TrainConfig.batch_size) if batch_size is None else batch_size,
+        recipe = {"batch_size": data.batch_size or
+                  (named.get("batch_size", TrainConfig.batch_size) if batch_size is None else batch_size),
                   "epochs": _epochs(named.get("epochs") if epochs is None else epochs, initial_epoch),
-                  "val_split": 0 if validation_data is not None else
+                  "val_split": 0 if validation_data is not None or not data.arrays else
                   named.get("val_split", TrainConfig.val_split) if validation_split is None else validation_split}
         config = _train_config(options, {**named, **self._compiled.options, **recipe, **options, "seed": self.seed,
                                          "device": self.device, "init": self.init})
-        x = self._images(x, "x")
-        labels = check_labels(y, len(x), "y")
-        self._compiled.check_labels(labels, "y")
-
-        validation = self._validation(validation_data, x.shape[1:])
+        labels = data.labels
+        validation = self._validation(validation_data, data.sample_shape, validation_steps)
         check_validation_needs(config, validation)  # the pre-flight: once, before anything is built
-        check_fit_memory(self.spec, self.module, x, labels, config, validation)  # before anything is built
+        check_fit_memory(self.spec, self.module, data.images, labels, config, validation)  # before anything is built
 
         def module():  # built on the first fit, when the data says the input shape and class count
             if self.module is None:
-                self.build(x.shape[1:], labels.class_count() if preset_name(self.spec) else None)
-            check_classes(labels, self._outputs(), "y")
+                self.build(data.sample_shape, labels.class_count() if preset_name(self.spec) else None)
+            self._compiled.check_outputs(self._outputs(), self.spec)
+            self._compiled.check_classes(labels, self._outputs(), "y")
             if validation is not None:
-                check_classes(validation[2], self._outputs(), "validation_data[1]")
+                self._compiled.check_classes(validation[2], self._outputs(), "validation_data[1]")
             return self.module
 
         bridge = CallbackBridge(self, callbacks, _progress(verbose), initial_epoch)
         try:
-            train_model(module, x, labels.indices, config, validation=validation and validation[:2],
-                        callbacks=[bridge])
+            train_model(module, data.x, None if data.streamed else labels.indices, config,
+                        validation=validation and validation[:2], callbacks=[bridge], weights=data.weights)
         except NonFiniteLossError as error:
             if not bridge.terminates_on_nan:
                 raise
@@ -164,17 +167,25 @@ class Model(LayerObjects, NetworkViews):
             raise InputError("the model has no optimizer yet: fit() creates it")
         return self._state
 
-    def _validation(self, data, sample_shape) -> tuple | None:
-        """``validation_data=(x_val, y_val)``, checked as the training data is: ``(x, class indices, Labels)``
-        (the labels are checked against the outputs once the network is built)."""
+    def _validation(self, data, sample_shape, steps=None) -> tuple | None:
+        """``validation_data=(x_val, y_val)`` or a source of batches (read once, ``steps`` batches), checked as the
+        training data is: ``(x, class indices, Labels)`` (the labels are checked against the outputs once the
+        network is built)."""
+        from cnnlab.api.data_sources import evaluation_arrays
+
         if data is None:
             return None
-        if not isinstance(data, (tuple, list)) or len(data) != 2:
-            raise InputError("validation_data: expected a pair (x_val, y_val)")
-        x = self._images(data[0], "validation_data[0]", sample_shape)
-        labels = check_labels(data[1], len(x), "validation_data[1]")
-        self._compiled.check_labels(labels, "validation_data[1]")
-        return x, labels.indices, labels
+        if isinstance(data, (tuple, list)):
+            if len(data) != 2:
+                raise InputError("validation_data: expected a pair (x_val, y_val) or a source of batches "
+                                 "(validation sample weights are not supported)")
+            x = self._images(data[0], "validation_data[0]", sample_shape)
+            labels = check_labels(data[1], len(x), "validation_data[1]")
+            self._compiled.check_labels(labels, "validation_data[1]")
+            return x, labels.indices, labels
+        x, labels = evaluation_arrays(self, data, None, steps, self.seed, None, "validation_data")
+        return self._images(x, "validation_data", sample_shape), labels.indices, labels
+
 
     def _images(self, x, name: str, sample_shape=None):
         """``x`` checked as images for this network (``check_images``); 0..255 floats pass where the network
@@ -193,38 +204,38 @@ class Model(LayerObjects, NetworkViews):
         return self._require_module().info.output_shape[-1]
 
     def _keep_optimizer(self, session) -> None:
-        from cnnlab.engine.optim import carry_state
-
         if self._state is not None:  # keep the optimizer's moments across fit calls, as Keras does
-            carry_state(self._state.optimizer, session.state.optimizer)  # also when layers were (un)frozen
+            session.state.optimizer.load_state_dict(self._state.optimizer.state_dict())
 
     def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose=0, return_dict: bool = False,
-                 tta: str | None = None):
+                 tta: str | None = None, steps: int | None = None):
         """``[loss, accuracy]`` on these images and labels (dropout off), as Keras returns them;
         ``return_dict=True`` gives ``{"loss": ..., "accuracy": ...}``; ``tta="flip"``: see :mod:`cnnlab.engine.tta`.
         Runs in the precision ``fit`` trained in (bf16 only where this machine has bf16 units), as Keras'
         mixed-precision policy does and ``cnnlab evaluate`` does for a run."""
+        from cnnlab.api.data_sources import evaluation_arrays
         from cnnlab.engine.batches import image_batches, labels_to_tensor
         from cnnlab.engine.loop import evaluate_tensors
         from cnnlab.engine.tta import with_tta
 
         _check_verbose(verbose)
         device = self._device()
-        x = self._images(x, "x")
-        labels = check_labels(y, len(x), "y")
-        self._compiled.check_labels(labels, "y")
-        check_classes(labels, self._outputs(), "y")
+        x, labels = evaluation_arrays(self, x, y, steps, self.seed, batch_size)  # a source of batches: read once
+        self._compiled.check_classes(labels, self._outputs(), "y")
         result = evaluate_tensors(with_tta(self._require_module(), tta), image_batches(x, device),
                                   labels_to_tensor(labels.indices, device), _batch_size(batch_size),
-                                  self._inference_precision(device))
+                                  self._inference_precision(device), objective=self._compiled.objective(self.module))
         return result if return_dict else [result["loss"], result["accuracy"]]
 
-    def predict(self, x, batch_size: int | None = None, verbose=0, tta: str | None = None) -> np.ndarray:
+    def predict(self, x, batch_size: int | None = None, verbose=0, tta: str | None = None,
+                steps: int | None = None) -> np.ndarray:
         """Class probabilities ``(N, classes)`` (the final softmax applied, float32); one image may come
         without its batch axis. ``tta="flip"``: the mean over each image and its mirror (:mod:`cnnlab.engine.tta`).
-        Runs in the precision ``fit`` trained in, as :meth:`evaluate` does."""
+        Runs in the precision ``fit`` trained in, as :meth:`evaluate` does. ``x`` may be a source of
+        batches (``steps`` of them: see :mod:`cnnlab.api.data_sources`)."""
         import torch
 
+        from cnnlab.api.data_sources import prediction_images
         from cnnlab.engine.batches import images_to_tensor
         from cnnlab.engine.steps import autocast
         from cnnlab.engine.tta import with_tta
@@ -233,7 +244,7 @@ class Model(LayerObjects, NetworkViews):
         _check_verbose(verbose)
         batch_size = _batch_size(batch_size)
         device = self._device()
-        tensor = images_to_tensor(self._images(x, "x"), device)
+        tensor = images_to_tensor(self._images(prediction_images(self, x, steps, self.seed, batch_size), "x"), device)
         with torch.no_grad(), autocast(device, self._inference_precision(device)):
             parts = [module.probabilities(tensor[i:i + batch_size]) for i in range(0, len(tensor), batch_size)]
         return torch.cat(parts).cpu().numpy()
@@ -323,8 +334,6 @@ class Sequential(Model):
 
         self._items, self._name = list(layers or []), name
         self._setup(sequential_spec(self._items, name) if self._has_layers() else None, False, **options)
-        if self._has_layers():
-            self._adopt(self._items)  # the layers given are the model's own, as in Keras
 
     def _has_layers(self) -> bool:
         """Whether there is a layer beyond a leading ``Input()`` (Keras' Sequential may start with one alone)."""
@@ -342,7 +351,6 @@ class Sequential(Model):
         try:
             if self._has_layers():
                 self.spec = sequential_spec(self._items, self._name)
-                self._adopt(self._items)
         except SpecError:
             self._items = before  # a refused layer is not added
             raise
@@ -389,7 +397,7 @@ def _train_config(options: dict, merged: dict) -> TrainConfig:
     from dataclasses import fields
 
     valid = sorted({f.name for f in fields(TrainConfig)} - {"seed", "device", "init", "val_split", "epochs",
-                                                           "batch_size"})
+                                                           "batch_size", "loss", "from_logits"})
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise InputError(f"fit: unknown argument '{unknown[0]}'; fit takes x, y, batch_size, epochs, verbose, "

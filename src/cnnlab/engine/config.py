@@ -13,6 +13,7 @@ SCHEDULES = ("constant", "cosine", "linear", "onecycle")
 DEVICES = ("auto", "cpu", "cuda")
 INITS = ("keras", "torch")
 PRECISIONS = ("fp32", "bf16", "auto")
+LOSSES = ("crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy")
 MAX_SEED = 2**63 - 1  # torch's seeds are 64-bit; compare adds the seed index to it
 
 
@@ -37,6 +38,8 @@ class TrainConfig:
     warmup_epochs: float = 0.0     # linear warm-up from 0 to lr, before any schedule
     bias_lr_scale: float = 1.0     # the biases' learning rate is lr times this (cnnlab's, from airbench)
     label_smoothing: float = 0.0   # Keras' CategoricalCrossentropy(label_smoothing=...)
+    loss: str = "crossentropy"     # or a Keras loss compile() names (engine/steps.py: Objective)
+    from_logits: bool = False      # Keras' losses' from_logits (not read by "crossentropy")
     ema_momentum: float | None = None  # Keras' use_ema: evaluation and the final weights use the average
     val_split: float = 0.2
     split_method: str = "stratified"
@@ -62,7 +65,7 @@ class TrainConfig:
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
         for name, options in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("device", DEVICES),
-                              ("init", INITS), ("precision", PRECISIONS),
+                              ("init", INITS), ("precision", PRECISIONS), ("loss", LOSSES),
                               ("split_method", ("stratified", "keras"))):
             if getattr(self, name) not in options:
                 raise ConfigError(f"unknown {name} '{getattr(self, name)}'; expected one of {', '.join(options)}")
@@ -142,7 +145,7 @@ _TYPES = {"epochs": (int,), "batch_size": (int,), "lr": _NUMBER, "optimizer": (s
           "deterministic": (bool,), "early_stopping": (str, type(None)), "patience": (int,),
           "eval_batch_size": (int,), "precision": (str,), "warmup_epochs": _NUMBER,
           "label_smoothing": _NUMBER, "bias_lr_scale": _NUMBER, "ema_momentum": (*_NUMBER, type(None)),
-          "recipe": (str, type(None))}
+          "recipe": (str, type(None)), "loss": (str,), "from_logits": (bool,)}
 
 
 def _positive_int(name: str, value) -> None:

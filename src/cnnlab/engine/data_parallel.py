@@ -113,10 +113,11 @@ class DataParallel(SingleProcess):
 
     @torch.no_grad()
     def evaluation_totals(self, model, x: ImageBatches, y: torch.Tensor, batch_size: int,
-                          precision: str) -> tuple[float, int]:
+                          precision: str, objective=None) -> tuple[float, int]:
         """Each rank scores its part of ``x``; the sums are all-reduced, so every rank has the whole set's."""
         lo, hi = shard(len(y), self.rank, self.world)
-        loss_sum, correct = evaluation_sums(model, as_batches(x).part(lo, hi), y[lo:hi], batch_size, precision)
+        loss_sum, correct = evaluation_sums(model, as_batches(x).part(lo, hi), y[lo:hi], batch_size, precision,
+                                            objective)
         packed = torch.stack([loss_sum, correct.double()])  # (2,) this rank's sums
         with distributed.peers_guard():
             dist.all_reduce(packed)

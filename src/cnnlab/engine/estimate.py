@@ -13,7 +13,7 @@ import torch
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.loop import TensorData, TrainState
 from cnnlab.engine.optim import make_optimizer, parameter_groups
-from cnnlab.engine.steps import train_step
+from cnnlab.engine.steps import Objective, train_step
 
 
 def estimate_epoch_seconds(state: TrainState, data: TensorData, config: TrainConfig,
@@ -34,18 +34,19 @@ def estimate_epoch_seconds(state: TrainState, data: TensorData, config: TrainCon
     n, bs = len(data.y_train), max(config.batch_size // processes, 1)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:bs].to(data.x_train.index_device)
     xb, yb = data.x_train.take(order), data.y_train[order]
+    objective = Objective.of(config, model)
     model.train()
     try:
         for _ in range(warmup):
-            train_step(model, optimizer, None, xb, yb, config.precision)
-        times = _step_seconds(lambda: train_step(model, optimizer, None, xb, yb, config.precision), xb.device,
-                              windows * window)
+            train_step(model, optimizer, None, xb, yb, config.precision, objective)
+        times = _step_seconds(lambda: train_step(model, optimizer, None, xb, yb, config.precision, objective),
+                              xb.device, windows * window)
     finally:
         torch.set_rng_state(rng)
     per_step = statistics.median(sum(times[k:k + window]) / window for k in range(0, len(times), window))
     val = 0 if data.y_val is None else len(data.y_val)
     # Validation runs forward only: about a third of a training step's work per image.
-    return per_step * math.ceil(n / (bs * processes)) + per_step / bs * val / processes / 3
+    return per_step * math.ceil(data.train_size / (bs * processes)) + per_step / bs * val / processes / 3
 
 
 def _step_seconds(step: Callable[[], object], device: torch.device, count: int) -> list[float]:

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from cnnlab.engine.batches import ImageBatches, as_batches
 from cnnlab.engine.class_metrics import classification_report  # noqa: F401  (the per-class scores, from here too)
 from cnnlab.engine.memory import evaluation_chunk
-from cnnlab.engine.steps import autocast
+from cnnlab.engine.steps import Objective, autocast
 
 EVAL_BATCH = 1024
 
@@ -49,15 +49,17 @@ def predict_logits(model, x: ImageBatches | torch.Tensor, batch_size: int = EVAL
 
 
 def evaluation_sums(model, x: ImageBatches | torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH,
-                    precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy (float64) and correct count (int64) over ``x``, on its device, in eval mode."""
+                    precision: str = "fp32", objective: Objective | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed loss (float64: cross-entropy, or ``objective``'s, the one training computes) and correct
+    count (int64) over ``x``, on its device, in eval mode."""
     device = as_batches(x).device
+    objective = objective or Objective()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     for start, stop, logits in batch_logits(model, x, batch_size, precision):
         target = y[start:stop]
-        loss_sum += F.cross_entropy(logits, target, reduction="sum").double()
-        correct += (logits.argmax(dim=1) == target).sum()
+        loss_sum += objective.sample_losses(logits, target, training=False).sum().double()
+        correct += objective.hits(logits, target)
     return loss_sum, correct
 
 

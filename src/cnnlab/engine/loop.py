@@ -21,7 +21,7 @@ from cnnlab.engine.batches import ImageBatches, as_batches
 from cnnlab.engine.callbacks import CallbackList, TrainingCallback, built_in
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.records import EpochRecord
-from cnnlab.engine.steps import deterministic_guard, train_step
+from cnnlab.engine.steps import Objective, deterministic_guard, train_step
 from cnnlab.engine.strategy import SingleProcess
 
 
@@ -38,10 +38,32 @@ class TensorData:
     y_train: torch.Tensor
     x_val: ImageBatches | None = None
     y_val: torch.Tensor | None = None
+    w_train: torch.Tensor | None = None  # float32 (N,): each image's weight in the loss (None: all 1)
 
     def __post_init__(self):
         self.x_train = as_batches(self.x_train)
         self.x_val = None if self.x_val is None else as_batches(self.x_val)
+
+    @property
+    def train_size(self) -> int:
+        """Images in one epoch."""
+        return len(self.y_train)
+
+    def steps(self, batch_size: int) -> int:
+        """Steps in one epoch; the last batch may be short (one short batch where the data is smaller)."""
+        return math.ceil(len(self.y_train) / batch_size)
+
+    def epoch_batches(self, state: TrainState, batch_size: int):
+        """One epoch's batches over a seeded shuffle: ``(count, x, y, weights)``, ``count`` the whole batch's
+        size, ``x``/``y``/``weights`` this process's part of it (the strategy's ``part``)."""
+        n = len(self.y_train)
+        # (n,), the same on every process; where the batch source gathers: the device, or the host for a mapped cache
+        order = torch.randperm(n, generator=state.shuffle_generator).to(self.x_train.index_device)
+        for start in range(0, n, batch_size):
+            count = min(batch_size, n - start)  # the whole batch; the last one may be short
+            lo, hi = state.strategy.part(count)
+            idx = order[start + lo:start + hi]  # (hi - lo,) this process's images of the batch
+            yield count, self.x_train.take(idx), self.y_train[idx], None if self.w_train is None else self.w_train[idx]
 
 
 @dataclass
@@ -64,44 +86,43 @@ class TrainState:
 
 def train_epoch(state: TrainState, data: TensorData, config: TrainConfig,
                 callback: TrainingCallback | None = None, progress_every: int = 25) -> dict:
-    """Train one epoch over a seeded shuffle; returns loss and accuracy averaged over the images, as Keras does.
+    """Train one epoch; returns loss and accuracy averaged over the images, as Keras does, and how many.
 
-    The strategy (``state.strategy``) says which part of each batch this process trains on and
-    how the sums are reduced; losses stay on the device and are read every ``progress_every``
-    steps (a sync on a GPU), where a non-finite one is found by its exact step.
+    ``data`` hands out the epoch's batches: :class:`TensorData` over a seeded shuffle, a stream
+    (:class:`cnnlab.engine.streams.StreamData`) in the order its source gives them. The strategy
+    (``state.strategy``) says which part of each batch this process trains on and how the sums
+    are reduced; losses stay on the device and are read every ``progress_every`` steps (a sync
+    on a GPU), where a non-finite one is found by its exact step.
     """
-    strategy, n, bs = state.strategy, len(data.y_train), config.batch_size
-    steps = math.ceil(n / bs)
-    # (n,), the same on every process; where the batch source gathers: the device, or the host for a mapped cache
-    order = torch.randperm(n, generator=state.shuffle_generator).to(data.x_train.index_device)
+    strategy, steps = state.strategy, data.steps(config.batch_size)
+    objective = Objective.of(config, state.model)
     sums = strategy.new_sums(steps, data.x_train.device)
-    forward, checked, totals = strategy.forward_module(state.model), 0, (0.0, 0)
+    forward, checked, totals, counts = strategy.forward_module(state.model), 0, (0.0, 0), []
     forward.train()
     with strategy.guard():
-        for step in range(steps):
-            count = min(bs, n - step * bs)  # the whole batch; the last one may be short
-            lo, hi = strategy.part(count)
-            idx = order[step * bs + lo:step * bs + hi]  # (hi - lo,) this process's images of the batch
-            loss, hits = train_step(forward, state.optimizer, state.scheduler, data.x_train.take(idx),
-                                    data.y_train[idx], config.precision, config.label_smoothing, state.average,
-                                    strategy.divisor(count))
-            strategy.add(sums, step, loss, hits, len(idx))
+        for step, (count, xb, yb, wb) in enumerate(data.epoch_batches(state, config.batch_size)):
+            loss, hits = train_step(forward, state.optimizer, state.scheduler, xb, yb, config.precision, objective,
+                                    state.average, strategy.divisor(count), wb)
+            strategy.add(sums, step, loss, hits, len(yb))
+            counts.append(count)  # known on the host: no sync
             if (step + 1) % progress_every == 0 or step + 1 == steps:
-                counts = [min(bs, n - s * bs) for s in range(checked, step + 1)]
-                totals = strategy.totals(sums, checked, step + 1, counts, state.epoch + 1)
+                totals = strategy.totals(sums, checked, step + 1, counts[checked:], state.epoch + 1)
                 checked = step + 1
                 if callback is not None:
-                    seen = min(checked * bs, n)
+                    seen = sum(counts)
                     callback.on_progress(checked, steps, totals[0] / seen, totals[1] / seen)
         strategy.end_epoch()
-    return {"loss": totals[0] / n, "accuracy": totals[1] / n}
+    n = sum(counts)
+    return {"loss": totals[0] / n, "accuracy": totals[1] / n, "images": n}
 
 
 def evaluate_tensors(model, x: ImageBatches | torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
-                     precision: str = "fp32", strategy: SingleProcess | None = None) -> dict:
-    """Mean cross-entropy and accuracy over ``x``, in eval mode (dropout off), over every process's part."""
+                     precision: str = "fp32", strategy: SingleProcess | None = None,
+                     objective: Objective | None = None) -> dict:
+    """Mean loss (cross-entropy, or ``objective``'s) and accuracy over ``x``, in eval mode (dropout off),
+    over every process's part."""
     loss_sum, correct = (strategy or SingleProcess()).evaluation_totals(model, as_batches(x), y, batch_size,
-                                                                          precision)
+                                                                          precision, objective)
     count = max(len(y), 1)
     return {"loss": loss_sum / count, "accuracy": correct / count}
 
@@ -113,7 +134,7 @@ def _validate(state: TrainState, data: TensorData, config: TrainConfig) -> tuple
     weights = state.average.applied(state.model) if state.average is not None else contextlib.nullcontext()
     with weights:  # several processes: each scores its part of the validation set, and the sums are added
         val = evaluate_tensors(state.model, data.x_val, data.y_val, config.eval_batch_size, config.precision,
-                               state.strategy)
+                               state.strategy, Objective.of(config, state.model))
     return val["loss"], val["accuracy"]
 
 
@@ -127,7 +148,7 @@ def run_epochs(state: TrainState, data: TensorData, config: TrainConfig,
     saves its checkpoint there; see :mod:`cnnlab.engine.callbacks`).
     """
     hooks = CallbackList([*built_in(config), *callbacks])
-    steps = math.ceil(len(data.y_train) / config.batch_size)
+    steps = data.steps(config.batch_size)
     while state.epoch < config.epochs and not state.stopped_early:
         hooks.on_epoch_begin(state.epoch + 1, config.epochs, steps)
         start = time.perf_counter()
@@ -140,7 +161,7 @@ def run_epochs(state: TrainState, data: TensorData, config: TrainConfig,
         val_loss, val_accuracy = _validate(state, data, config)
         seconds = time.perf_counter() - start
         record = EpochRecord(state.epoch + 1, scores["loss"], scores["accuracy"], val_loss, val_accuracy,
-                             seconds, train_seconds, len(data.y_train) / train_seconds,
+                             seconds, train_seconds, scores["images"] / train_seconds,
                              state.optimizer.param_groups[0]["lr"])
         state.epoch += 1
         state.history.append(record)

@@ -7,7 +7,6 @@ tensors on the device, a fresh state, and the checks made before the first step.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,6 +26,7 @@ from cnnlab.engine.loop import TensorData, TrainState, run_epochs
 from cnnlab.engine.optim import make_optimizer, make_schedule, parameter_groups
 from cnnlab.engine.precision import session_precision
 from cnnlab.engine.records import TrainingFacts
+from cnnlab.engine.streams import BatchStream, StreamData
 
 if TYPE_CHECKING:
     from cnnlab.data.split import Split
@@ -41,17 +41,22 @@ def new_state(model: torch.nn.Module, config: TrainConfig, steps_per_epoch: int)
                       average=average)
 
 
-def prepare(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, config: TrainConfig,
-            validation: tuple[np.ndarray, np.ndarray] | None = None, class_names: list[str] | None = None):
+def prepare(model: torch.nn.Module, x: np.ndarray | BatchStream, y: np.ndarray | None, config: TrainConfig,
+            validation: tuple[np.ndarray, np.ndarray] | None = None, class_names: list[str] | None = None,
+            weights: np.ndarray | None = None):
     """Split, move to the device, and make a fresh state: ``(state, tensor data, split or None)``.
 
     ``validation`` given explicitly wins over ``config.val_split``. The pixels stay compact
     (uint8 stays uint8; a memory-mapped array stays mapped) and the split only indexes them:
-    nothing is copied per part (see :mod:`cnnlab.engine.batches`).
+    nothing is copied per part (see :mod:`cnnlab.engine.batches`). ``weights`` ``(N,)``: each
+    image's weight in the training loss (split with it; validation is unweighted). ``x`` a
+    :class:`~cnnlab.engine.streams.BatchStream`: its batches as they come (``y`` None, no split).
     """
     from cnnlab.data.split import split_labels
 
     device = resolve_device(config.device)
+    if isinstance(x, BatchStream):
+        return (*_placed(model, StreamData(x, device), config, validation, device, x.steps), None)
     labels = class_indices(y)
     images = image_batches(x, device)  # every row; the parts below index them
     split = None
@@ -60,8 +65,17 @@ def prepare(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, config: TrainC
         split = split_labels(labels, names, config.val_split, config.split_method, config.seed)
         validation = (images.rows(split.val_idx), labels[split.val_idx])
         images, labels = images.rows(split.train_idx), labels[split.train_idx]
-    config.validate(train_size=len(labels))
+        weights = None if weights is None else np.asarray(weights)[split.train_idx]
     data = TensorData(images, labels_to_tensor(labels, device))
+    if weights is not None:
+        data.w_train = torch.from_numpy(np.asarray(weights, dtype=np.float32)).to(device)
+    return (*_placed(model, data, config, validation, device, data.steps(config.batch_size)), split)
+
+
+def _placed(model, data, config: TrainConfig, validation, device, steps: int):
+    """``(state, data)``: the validation arrays added to ``data``, the model moved to ``device`` and
+    initialised from the data where it asks, and a fresh state for ``steps`` steps an epoch."""
+    config.validate()  # a batch larger than the data trains one short batch, as in Keras (the CLI refuses it)
     if validation is not None:
         data.x_val = image_batches(validation[0], device)
         data.y_val = labels_to_tensor(validation[1], device)
@@ -69,7 +83,7 @@ def prepare(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, config: TrainC
     if data.x_train.ndim == 4:
         model.to(memory_format=torch.channels_last)
     initialise_from_data(model, data.x_train)  # a fresh model's data-aware layers (patch whitening)
-    return new_state(model, config, math.ceil(len(labels) / config.batch_size)), data, split
+    return new_state(model, config, steps), data
 
 
 def rescaled_twice(spec, x, which: str = "") -> str | None:
@@ -106,7 +120,8 @@ class Session:
 
 def open_session(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndarray, config: TrainConfig, *,
                  validation: tuple[np.ndarray, np.ndarray] | None = None,
-                 class_names: list[str] | None = None, callback: TrainingCallback | None = None) -> Session:
+                 class_names: list[str] | None = None, callback: TrainingCallback | None = None,
+                 weights: np.ndarray | None = None) -> Session:
     """Seed, build the model, split and move the data, make a fresh state, and choose the precision.
 
     Seeding comes before ``build`` so the initial weights depend on the seed alone, and
@@ -116,7 +131,7 @@ def open_session(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndar
     """
     seed_everything(config.seed)
     set_deterministic(config.deterministic)
-    state, tensors, split = prepare(build(), x, y, config, validation, class_names)
+    state, tensors, split = prepare(build(), x, y, config, validation, class_names, weights)
     spec = getattr(state.model, "spec", None)
     note = rescaled_twice(spec, x) or (validation is not None and rescaled_twice(spec, validation[0], "validation "))
     if note and callback is not None:
@@ -128,22 +143,24 @@ def open_session(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndar
 
 def train_model(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndarray, config: TrainConfig, *,
                 validation: tuple[np.ndarray, np.ndarray] | None = None, class_names: list[str] | None = None,
-                callbacks: Sequence[TrainingCallback] = ()) -> Session:
+                callbacks: Sequence[TrainingCallback] = (), weights: np.ndarray | None = None) -> Session:
     """Train from start to end: :func:`open_session`, then the epochs, with one list of callbacks.
 
     Each callback's :meth:`~cnnlab.engine.callbacks.TrainingCallback.on_session` runs first (a
     run's recorder restores its checkpoint there, ``Model.fit`` keeps its optimizer's moments);
     then, when epochs remain, :meth:`~cnnlab.engine.callbacks.TrainingCallback.on_train_begin`
     with the facts (an epoch's time estimate, where a callback wants it); then the epochs
-    (:func:`cnnlab.engine.loop.run_epochs`) and ``on_train_end``.
+    (:func:`cnnlab.engine.loop.run_epochs`) and ``on_train_end``. ``weights``: each image's weight in
+    the training loss (see :func:`prepare`).
     """
     from cnnlab.engine import distributed
     from cnnlab.engine.estimate import estimate_epoch_seconds
 
     hooks = CallbackList(callbacks)
-    session = open_session(build, x, y, config, validation=validation, class_names=class_names, callback=hooks)
+    session = open_session(build, x, y, config, validation=validation, class_names=class_names, callback=hooks,
+                           weights=weights)
     state, tensors, config = session.state, session.tensors, session.config
-    facts = TrainingFacts(len(tensors.y_train), config.batch_size, config.epochs)
+    facts = TrainingFacts(tensors.train_size, config.batch_size, config.epochs)
     hooks.on_session(session, facts)
     if state.epoch < config.epochs:
         if hooks.wants_estimate:

@@ -8,6 +8,8 @@ which passes the loss's divisor down.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch.nn import functional as F
 
@@ -42,18 +44,97 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def train_step(model, optimizer, scheduler, xb, yb, precision: str = "fp32", label_smoothing: float = 0.0,
-               average: WeightAverage | None = None, divisor: float | None = None):
+EPSILON = 1e-7  # Keras' backend.epsilon(): the clip of probabilities in its cross-entropies
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The loss, in the one place it is computed: for training (:func:`train_step`) and for every
+    evaluation (:func:`cnnlab.engine.evaluation.evaluation_sums`).
+
+    ``loss``: ``"crossentropy"`` (cnnlab's recipe: softmax cross-entropy on the network's logits,
+    its validation loss unsmoothed) or Keras' ``"categorical_crossentropy"`` /
+    ``"sparse_categorical_crossentropy"`` (the same for the engine, which holds class indices) /
+    ``"binary_crossentropy"`` (one sigmoid unit, labels 0 or 1). Keras' losses compute on
+    what Keras' model would output (``softmax_output``: the network's final softmax, which
+    cnnlab's forward leaves out) with Keras' ``from_logits`` and ``label_smoothing``,
+    in training and evaluation alike.
+    """
+
+    loss: str = "crossentropy"
+    from_logits: bool = False
+    label_smoothing: float = 0.0
+    softmax_output: bool = True  # the network ends in a softmax, which forward() leaves out
+
+    @classmethod
+    def of(cls, config, model) -> Objective:
+        """The objective ``config`` (a TrainConfig) asks for, on ``model``'s outputs."""
+        return cls(config.loss, config.from_logits, config.label_smoothing,
+                   getattr(model, "softmax_output", True))
+
+    @property
+    def keras(self) -> bool:
+        return self.loss != "crossentropy"
+
+    def sample_losses(self, outputs: torch.Tensor, target: torch.Tensor, training: bool = True) -> torch.Tensor:
+        """Each image's loss ``(B,)`` from the network's float32 outputs ``(B, K)`` and class indices ``(B,)``."""
+        smoothing = self.label_smoothing if training or self.keras else 0.0  # cnnlab's val_loss: unsmoothed
+        if self.loss == "binary_crossentropy":
+            return self._binary(outputs, target)
+        if not self.keras or (self.softmax_output and not self.from_logits) or \
+                (self.from_logits and not self.softmax_output):
+            # Keras' probabilities softmax(z) taken in the stable log form (Keras clips them at 1e-7),
+            # or logits given as logits: the plain cross-entropy on the outputs.
+            return F.cross_entropy(outputs, target, reduction="none", label_smoothing=smoothing)
+        if self.from_logits:  # a softmax output called logits: Keras takes the log-softmax of its probabilities
+            log_p = F.log_softmax(torch.softmax(outputs, dim=1), dim=1)
+        else:  # outputs that are not a softmax, read as probabilities: Keras normalises them to sum 1 and clips
+            p = outputs / outputs.sum(dim=1, keepdim=True)
+            log_p = p.clamp(EPSILON, 1 - EPSILON).log()
+        picked = log_p.gather(1, target[:, None])[:, 0]
+        return -(1 - smoothing) * picked - smoothing / outputs.shape[1] * log_p.sum(dim=1)
+
+    def _binary(self, outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Keras' binary cross-entropy of one unit ``(B, 1)``, the labels smoothed towards 0.5."""
+        output = torch.softmax(outputs, dim=1) if self.softmax_output else outputs
+        labels = target.to(output.dtype)[:, None] * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+        if self.from_logits:
+            losses = F.binary_cross_entropy_with_logits(output, labels, reduction="none")
+        else:
+            losses = F.binary_cross_entropy(output.clamp(EPSILON, 1 - EPSILON), labels, reduction="none")
+        return losses.mean(dim=1)
+
+    def hits(self, outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """How many images are classified right (int64, on the device): the top class, or for one
+        binary unit its side of 0.5 (of 0 for logits), as Keras' binary accuracy."""
+        if self.loss == "binary_crossentropy":
+            threshold = 0.0 if self.from_logits else 0.5
+            return ((outputs[:, 0] > threshold).long() == target).sum()
+        return (outputs.argmax(dim=1) == target).sum()
+
+
+def reduce_losses(losses: torch.Tensor, weights: torch.Tensor | None, divisor: float | None) -> torch.Tensor:
+    """The batch's loss from each image's ``(B,)``: Keras' ``sum_over_batch_size`` of the losses times
+    their weights (``sample_weight``, ``class_weight``), the mean without weights; summed where
+    ``divisor`` is given (the strategy divides; see :func:`train_step`)."""
+    weighted = losses if weights is None else losses * weights
+    return weighted.mean() if divisor is None else weighted.sum()
+
+
+def train_step(model, optimizer, scheduler, xb, yb, precision: str = "fp32", objective: Objective | None = None,
+               average: WeightAverage | None = None, divisor: float | None = None,
+               weights: torch.Tensor | None = None):
     """One optimisation step; returns the batch's loss and correct count (on the device).
 
     ``divisor`` None: the loss is the batch mean (one process). Else the summed loss divided
     by ``divisor`` is backpropagated and the sum returned (several processes, each holding
-    part of the batch: see :class:`cnnlab.engine.data_parallel.DataParallel`).
+    part of the batch: see :class:`cnnlab.engine.data_parallel.DataParallel`). ``weights``
+    ``(B,)``: each image's weight in the loss (Keras' ``sample_weight``; None: all 1).
     """
-    reduction = "mean" if divisor is None else "sum"
+    objective = objective or Objective()
     with autocast(xb.device, precision):
-        logits = model(xb).float()  # (images, classes)
-        loss = F.cross_entropy(logits, yb, reduction=reduction, label_smoothing=label_smoothing)
+        outputs = model(xb).float()  # (images, classes)
+        loss = reduce_losses(objective.sample_losses(outputs, yb), weights, divisor)
     optimizer.zero_grad(set_to_none=True)
     (loss if divisor is None else loss / divisor).backward()
     optimizer.step()
@@ -61,4 +142,4 @@ def train_step(model, optimizer, scheduler, xb, yb, precision: str = "fp32", lab
         scheduler.step()
     if average is not None:
         average.update(model)  # DDP's wrapper yields the model's own parameters, in order
-    return loss.detach(), (logits.detach().argmax(dim=1) == yb).sum()
+    return loss.detach(), objective.hits(outputs.detach(), yb)

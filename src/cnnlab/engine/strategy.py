@@ -77,9 +77,9 @@ class SingleProcess:
         """After the last step: nothing to synchronise."""
 
     def evaluation_totals(self, model, x: ImageBatches, y: torch.Tensor, batch_size: int,
-                          precision: str) -> tuple[float, int]:
-        """Summed loss and correct count over the whole of ``x``."""
-        loss_sum, correct = evaluation_sums(model, x, y, batch_size, precision)
+                          precision: str, objective=None) -> tuple[float, int]:
+        """Summed loss (``objective``'s: see :func:`evaluation_sums`) and correct count over the whole of ``x``."""
+        loss_sum, correct = evaluation_sums(model, x, y, batch_size, precision, objective)
         return float(loss_sum), int(correct)
 
     def reseed(self, epoch: int = 0) -> None:
