@@ -8,6 +8,7 @@ import numpy as np
 
 from cnnlab.api.callback_bridge import CallbackBridge
 from cnnlab.api.history import History
+from cnnlab.api.layer_objects import LayerObjects
 from cnnlab.api.views import NetworkViews
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.inputs import InputError, check_images, check_labels
@@ -16,7 +17,7 @@ from cnnlab.net.resolve import fit_spec, resolve_spec
 from cnnlab.net.spec import ModelSpec, SpecError
 
 
-class Model(NetworkViews):
+class Model(LayerObjects, NetworkViews):
     """A network with fit/evaluate/predict: a preset name, spec file, YAML text or list, or a graph
     made with :mod:`cnnlab.layers` as in Keras (``Model(inputs=inp, outputs=out)``).
 
@@ -29,12 +30,14 @@ class Model(NetworkViews):
                  device: str = "auto", seed: int = 0):
         functional = inputs is not None or outputs is not None
         if functional:  # Keras' Model(inputs, outputs), by position or by name
-            from cnnlab.net.functional import functional_spec
+            from cnnlab.net.functional import functional_spec, graph_layers
 
             model_spec = functional_spec(spec if inputs is None else inputs, outputs, name)
         else:
             model_spec = resolve_spec(spec).renamed(name)
         self._setup(model_spec, functional, init, device, seed)
+        if functional:
+            self._adopt(graph_layers(spec if inputs is None else inputs, outputs))  # the graph's layers are its own
 
     def _setup(self, spec, functional: bool, init: str = "keras", device: str = "auto", seed: int = 0) -> None:
         from cnnlab.api.compiling import Compiled
@@ -204,8 +207,10 @@ class Model(NetworkViews):
         return self._require_module().info.output_shape[-1]
 
     def _keep_optimizer(self, session) -> None:
+        from cnnlab.engine.optim import carry_state
+
         if self._state is not None:  # keep the optimizer's moments across fit calls, as Keras does
-            session.state.optimizer.load_state_dict(self._state.optimizer.state_dict())
+            carry_state(self._state.optimizer, session.state.optimizer)  # also when layers were (un)frozen
 
     def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose=0, return_dict: bool = False,
                  tta: str | None = None, steps: int | None = None):
@@ -334,6 +339,8 @@ class Sequential(Model):
 
         self._items, self._name = list(layers or []), name
         self._setup(sequential_spec(self._items, name) if self._has_layers() else None, False, **options)
+        if self._has_layers():
+            self._adopt(self._items)  # the layers given are the model's own, as in Keras
 
     def _has_layers(self) -> bool:
         """Whether there is a layer beyond a leading ``Input()`` (Keras' Sequential may start with one alone)."""
@@ -351,6 +358,7 @@ class Sequential(Model):
         try:
             if self._has_layers():
                 self.spec = sequential_spec(self._items, self._name)
+                self._adopt(self._items)
         except SpecError:
             self._items = before  # a refused layer is not added
             raise
