@@ -283,3 +283,26 @@ def test_files_earlier_versions_wrote_under_keras_names_still_load(trained, digi
     np.testing.assert_allclose(other.predict(images), model.predict(images), atol=ATOL)
     model.save(old)  # cnnlab's own file: replaced, now by Keras' format
     np.testing.assert_allclose(keras_predict(keras.saving.load_model(old), images), model.predict(images), atol=ATOL)
+
+
+def test_hdf5_links_to_other_files_are_refused(trained, digits, tmp_path):
+    """An HDF5 weights file is followed only through hard links to its own plain datasets: an external link,
+    or a dataset whose numbers live in another file, is refused before anything is read from there."""
+    import h5py
+
+    model = trained["cnn"]
+    path = model.save_weights(tmp_path / "w.weights.h5")
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(10, dtype=np.float32).tobytes())
+    linked, external = tmp_path / "linked.weights.h5", tmp_path / "external.weights.h5"
+    for target in (linked, external):
+        target.write_bytes(path.read_bytes())
+    with h5py.File(linked, "r+") as handle:
+        del handle["layers/dense"]
+        handle["layers/dense"] = h5py.ExternalLink(str(path), "layers/dense")
+    with h5py.File(external, "r+") as handle:
+        del handle["layers/dense/vars/1"]
+        handle["layers/dense/vars"].create_dataset("1", (10,), np.float32, external=[(str(secret), 0, 40)])
+    for hostile, why in ((linked, "link to elsewhere"), (external, "in another file")):
+        with pytest.raises(cnnlab.CnnlabError, match=why):
+            small_cnn(digits).load_weights(hostile)
