@@ -9,6 +9,7 @@ from cnnlab.cli import (
     compare_commands,
     completion_commands,
     data_commands,
+    explain_commands,
     export_commands,
     model_commands,
     train_commands,
@@ -17,7 +18,8 @@ from cnnlab.errors import CnnlabError, without_reprs
 from cnnlab.version import __version__
 
 # ``completion`` comes last and apart: it is handed the finished parser, whose script it prints
-COMMAND_MODULES = [model_commands, data_commands, train_commands, compare_commands, export_commands]
+COMMAND_MODULES = [model_commands, data_commands, train_commands, compare_commands, export_commands,
+                   explain_commands]
 
 
 class Parser(argparse.ArgumentParser):

@@ -16,8 +16,9 @@ See docs/explain.md for what each method shows and how to read the sanity checks
 
 from __future__ import annotations
 
+from cnnlab.explain.explanation import EXPLAIN_METHODS, Explanation, explain_images
 from cnnlab.explain.features import feature_maps, filters
-from cnnlab.explain.figures import overlay
+from cnnlab.explain.figures import feature_grid, overlay
 from cnnlab.explain.gradcam import grad_cam
 from cnnlab.explain.methods import MAP_METHODS
 from cnnlab.explain.saliency import SALIENCY_METHODS, saliency
@@ -29,5 +30,7 @@ from cnnlab.explain.sanity import (
     randomisation_test,
 )
 
-__all__ = ["DeletionResult", "MAP_METHODS", "RandomisationResult", "RandomisationStep", "SALIENCY_METHODS",
-           "deletion_score", "feature_maps", "filters", "grad_cam", "overlay", "randomisation_test", "saliency"]
+__all__ = ["DeletionResult", "EXPLAIN_METHODS", "Explanation", "MAP_METHODS", "RandomisationResult",
+           "RandomisationStep", "SALIENCY_METHODS",
+           "deletion_score", "explain_images", "feature_grid", "feature_maps", "filters", "grad_cam", "overlay",
+           "randomisation_test", "saliency"]

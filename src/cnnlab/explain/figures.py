@@ -68,3 +68,25 @@ def _displayable(images, maps) -> tuple[np.ndarray, np.ndarray]:
     if pictures.dtype == np.uint8 or values.max(initial=0) > 1.5:
         values = values / 255
     return np.clip(values, 0, 1), np.clip(heat, 0, 1)
+
+
+def feature_grid(maps, *, title: str | None = None, limit: int = 32, columns: int = 8):
+    """One image's feature maps ``(h, w, channels)`` (as :func:`feature_maps` gives them, one row) or a
+    convolution's kernels for one input channel ``(kh, kw, filters)``: the first ``limit`` channels side by
+    side, each scaled to its own range (bright: high). A Figure made without pyplot, as :func:`overlay`'s."""
+    values = np.asarray(maps, dtype=np.float32)
+    if values.ndim != 3 or not np.isfinite(values).all():
+        raise InputError(f"feature_grid: expected finite maps (height, width, channels), got shape {values.shape}")
+    count = min(values.shape[-1], limit)
+    cols = max(1, min(count, columns))
+    rows = -(-count // cols)
+    fig, axes = subplots(rows, cols, figsize=(1.2 * cols, 1.25 * rows + (0.4 if title else 0.1)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for channel, ax in zip(range(count), axes.flat):
+        ax.imshow(values[..., channel], cmap="viridis", interpolation="nearest")
+        ax.set_title(str(channel), fontsize=7)
+    if title:
+        fig.suptitle(plain(title), fontsize=9)
+    fig.tight_layout()
+    return fig

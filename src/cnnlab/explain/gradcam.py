@@ -52,8 +52,8 @@ def gradcam_layer(module, layer) -> int:
         convolutions = [i for i, info in enumerate(module.info.layers) if info.layer.kind in CONVOLUTIONS]
         if not convolutions:
             raise InputError(f"grad_cam: the network '{module.spec.name}' has no convolution layer, and Grad-CAM "
-                             "weighs a convolution's feature maps; use saliency() (gradient or "
-                             "integrated_gradients), which works on any network")
+                             "weighs a convolution's feature maps; use saliency (gradient, integrated_gradients or "
+                             "smoothgrad; cnnlab explain --method saliency), which works on any network")
         return convolutions[-1]
     index = layer_index(module, layer, "grad_cam")
     shape = module.info.layers[index].output_shape

@@ -74,15 +74,16 @@ class SaliencyOptions:
 def saliency_maps(module, x: torch.Tensor, classes: torch.Tensor | None, options: SaliencyOptions,
                   batch_size: int = 64) -> torch.Tensor:
     """The maps of ``options.method`` for the network inputs ``x``, scaled into [0, 1]."""
-    generator = torch.Generator().manual_seed(options.seed)  # one stream over the batches, on the CPU
+    done = [0]  # images before this batch: smoothgrad's noise is drawn per image, whatever the batches
 
     def compute(batch: torch.Tensor, chosen: torch.Tensor | None) -> torch.Tensor:
         chosen = predicted(module, batch) if chosen is None else chosen  # decided on the image itself
+        start, done[0] = done[0], done[0] + len(batch)
         if options.method == "gradient":
             return per_pixel(input_gradient(module, batch, chosen))
         if options.method == "integrated_gradients":
             return per_pixel(integrated_gradients(module, batch, chosen, options.steps), signed=True)
-        return smoothgrad(module, batch, chosen, options, generator)
+        return smoothgrad(module, batch, chosen, options, range(start, done[0]))
 
     with evaluating(module):
         return scaled_to_max(in_batches(x, classes, compute, batch_size))
@@ -105,14 +106,22 @@ def integrated_gradients(module, x: torch.Tensor, classes: torch.Tensor, steps: 
 
 
 def smoothgrad(module, x: torch.Tensor, classes: torch.Tensor, options: SaliencyOptions,
-               generator: torch.Generator) -> torch.Tensor:
-    """The mean of the gradient maps of ``samples`` noisy copies of ``x``."""
+               positions: range) -> torch.Tensor:
+    """The mean of the gradient maps of ``samples`` noisy copies of ``x``; image ``positions[i]``'s noise comes
+    from a generator of its own, seeded from ``options.seed`` and its position (the same in any batch size)."""
     spread = (x.flatten(1).amax(dim=1) - x.flatten(1).amin(dim=1)).reshape(-1, *[1] * (x.dim() - 1))
+    noise = torch.stack([torch.randn((options.samples, *x.shape[1:]), generator=_generator(options.seed, position))
+                         for position in positions], dim=1).to(x.device)  # (samples, N, ...)
     total = torch.zeros(x.shape[:1] + x.shape[2:] if x.dim() == 4 else x.shape, device=x.device)
-    for _ in range(options.samples):
-        noise = torch.randn(x.shape, generator=generator).to(x.device) * spread * options.noise
-        total += per_pixel(input_gradient(module, x + noise, classes))
+    for sample in noise:
+        total += per_pixel(input_gradient(module, x + sample * spread * options.noise, classes))
     return total / options.samples
+
+
+def _generator(seed: int, position: int) -> torch.Generator:
+    """A CPU generator for one image: its seed mixed from ``seed`` and the image's position by numpy's
+    SeedSequence (never the global generators)."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, position]).generate_state(1)[0]))
 
 
 def per_pixel(values: torch.Tensor, signed: bool = False) -> torch.Tensor:

@@ -5,8 +5,9 @@ Petsiuk et al., *RISE*, 2018, for the deletion curve).
   one after another from the output down (cascading), as a fresh model's are, and the maps after each step are
   compared with the trained model's by Spearman's rank correlation. A map that explains the network changes;
   one that stays (edges, the image itself) does not depend on what the network learnt.
-* :func:`deletion_score`: the predicted class's probability as the most salient pixels are removed first,
-  against removing random pixels: a map that points at what the prediction uses makes it fall faster.
+* :func:`deletion_score`: the explained class's probability (the predicted one by default) as the most salient
+  pixels are removed first, against removing random pixels: a map that points at what the prediction uses makes
+  it fall faster.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class RandomisationResult:
 
 @dataclass(frozen=True)
 class DeletionResult:
-    """The deletion check of one map method: the predicted class's mean probability as pixels are removed."""
+    """The deletion check of one map method: the explained class's mean probability as pixels are removed."""
 
     method: str
     images: int
@@ -107,9 +108,9 @@ class DeletionResult:
         upto = f"up to {self.fractions[-1]:.0%} of the pixels"
         drops = f"{self.salient_drop:.2f} on average ({upto}), against {self.random_drop:.2f} for random pixels"
         if self.points_at_evidence:
-            return (f"removing the most salient pixels first lowers the predicted class's probability by {drops}: "
+            return (f"removing the most salient pixels first lowers the explained class's probability by {drops}: "
                     "the map points at pixels the prediction uses")
-        return (f"removing the most salient pixels lowers the predicted class's probability by {drops}: "
+        return (f"removing the most salient pixels lowers the explained class's probability by {drops}: "
                 "the map does not single out what the prediction uses")
 
     def to_dict(self) -> dict:
@@ -187,8 +188,8 @@ def rank_correlation(first: np.ndarray, second: np.ndarray) -> float | None:
 def deletion_score(model, images, method="gradcam", class_index=None, layer=None, *, maps=None,
                    fractions=(0.05, 0.1, 0.2, 0.3, 0.5), repeats: int = 3, baseline: float = 0.0,
                    seed: int = 0) -> DeletionResult:
-    """The predicted class's probability as the most salient pixels are removed (set to ``baseline`` in the
-    network's input, 0: black), against as many random pixels removed.
+    """The explained class's probability (the predicted one by default) as the most salient pixels are removed
+    (set to ``baseline`` in the network's input, 0: black), against as many random pixels removed.
 
     Args:
         model: a :class:`cnnlab.Model`, a run folder or a ``.cnnlab`` file.
@@ -205,8 +206,9 @@ def deletion_score(model, images, method="gradcam", class_index=None, layer=None
     module = model.module
     fractions = _checked_fractions(fractions)
     with evaluating(module):
-        label = predicted(module, x)
-        name, values = _maps_for(model, x, maps, method, class_index, layer)
+        chosen = chosen_classes(class_index, len(x), model)
+        label = predicted(module, x) if chosen is None else chosen  # the class the maps explain
+        name, values = _maps_for(model, x, maps, method, label, layer)
         rng = np.random.default_rng(seed)
         salient = _deletion_curve(module, x, label, _order(values, rng), fractions, baseline)
         shuffled = [_deletion_curve(module, x, label, _order(rng.random(values.shape), rng), fractions, baseline)
@@ -226,7 +228,7 @@ def _checked_fractions(fractions) -> list[float]:
     return values
 
 
-def _maps_for(model, x: torch.Tensor, maps, method, class_index, layer) -> tuple[str, np.ndarray]:
+def _maps_for(model, x: torch.Tensor, maps, method, classes: torch.Tensor, layer) -> tuple[str, np.ndarray]:
     """``(method's name, maps (N, P))``: the ones given, checked, or computed."""
     from cnnlab.engine.inputs import InputError
 
@@ -237,7 +239,7 @@ def _maps_for(model, x: torch.Tensor, maps, method, class_index, layer) -> tuple
             raise InputError(f"maps: expected finite maps of shape {expected} (one per image), got {values.shape}")
         return "given maps", values.reshape(len(x), -1)
     name, make = map_maker(model, method, layer)
-    return name, to_numpy(make(model.module, x, chosen_classes(class_index, len(x), model))).reshape(len(x), -1)
+    return name, to_numpy(make(model.module, x, classes)).reshape(len(x), -1)
 
 
 def _order(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:

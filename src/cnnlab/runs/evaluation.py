@@ -133,6 +133,12 @@ def _check_top(top, classes: int | None) -> None:
         raise RunError(f"--top must be a whole number from 1 to {upper}, got {top!r}"[:200])
 
 
+def read_image_files(paths: list[str | Path], input_shape: tuple[int, ...], size=None) -> np.ndarray:
+    """Image files decoded for a network of ``input_shape`` as ``predict`` reads them (``cnnlab explain`` too),
+    resized to ``size`` where the run's images were."""
+    return _read_images(paths, input_shape, size)
+
+
 def _read_images(paths: list[str | Path], input_shape: tuple[int, ...], size) -> np.ndarray:
     """The files decoded as the training data was (channels, resize); a wrong size is an error.
 
