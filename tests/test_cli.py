@@ -14,7 +14,8 @@ from cnnlab.net.presets import preset
 
 from fixtures import assert_error_line
 
-RESULT_COMMANDS = {"models", "summary", "train", "evaluate", "predict", "compare", "data info", "export"}
+RESULT_COMMANDS = {"models", "summary", "train", "evaluate", "predict", "compare", "data info", "export",
+                   "explain"}
 OTHER_COMMANDS = {"data show": "writes an image", "completion": "prints a shell script"}
 
 
