@@ -89,6 +89,19 @@ def test_fit_on_a_pydataset_trains_as_keras(batch):
     assert source.ended == 2 and len(history.history["loss"]) == 2 and "val_loss" not in history.history
 
 
+@habit("steps_per_epoch below a PyDataset's length", keras="fit(MyPyDataset(...), steps_per_epoch=2, epochs=3)",
+       cnnlab="the same batches as Keras: an epoch goes on where the last one stopped, and is cut short where "
+              "the pass ends", topic="Data")
+def test_steps_per_epoch_continues_a_pass_as_keras(batch):
+    x, y = batch
+    ours, theirs = pair()
+    source = Batches(x, y, 16)  # 3 batches a pass
+    history = ours.fit(source, steps_per_epoch=2, epochs=3, verbose=0)
+    theirs.fit(KerasBatches(x, y, 16), steps_per_epoch=2, epochs=3, verbose=0, shuffle=False)
+    assert_same_weights(ours, theirs)  # epochs of batches (0, 1), (2), (0, 1), as Keras runs them
+    assert len(history.history["loss"]) == 3 and source.ended == 3
+
+
 @habit("fit on a generator with steps_per_epoch", keras="fit(gen(), steps_per_epoch=3, epochs=2, "
        "validation_data=val_gen(), validation_steps=2)",
        cnnlab="the same batches and weights as Keras; validation batches read once (validation_steps of them) "

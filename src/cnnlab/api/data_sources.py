@@ -132,25 +132,27 @@ class SourceReader:
 
 
 def batch_iterator(x, steps: int | None, seed: int, batch_size: int | None, name: str):
-    """``(a new iterator per epoch, steps per epoch)`` for a source of batches; refuses what is not one."""
+    """``(passes, steps, length)`` for a source of batches: ``passes`` yields a new iterator of its batches
+    per pass (a generator's is the generator itself), ``steps`` per epoch (``steps`` given, else the
+    source's length) and ``length`` the batches in a pass (None: a generator). Refuses what is not one."""
     import torch
 
     if isinstance(x, (str, bytes, dict)):  # iterable, but no batches
         raise InputError(f"{name}: expected a pair (x, y) of arrays or a source of batches, got {type(x).__name__}")
     if isinstance(x, torch.utils.data.DataLoader):
-        return iter(lambda: iter(x), None), _steps(steps, x, name)  # Keras' torch adapter: len(loader) steps
+        return iter(lambda: iter(x), None), _steps(steps, x, name), len(x)  # Keras' torch adapter: len(loader)
     if isinstance(x, torch.utils.data.Dataset) and hasattr(x, "__len__"):
         loader = torch.utils.data.DataLoader(x, batch_size=batch_size or 32, shuffle=True,
                                              generator=torch.Generator().manual_seed(seed))
-        return iter(lambda: iter(loader), None), _steps(steps, loader, name)
+        return iter(lambda: iter(loader), None), _steps(steps, loader, name), len(loader)
     if hasattr(x, "__getitem__") and hasattr(x, "__len__"):  # keras.utils.PyDataset: batch i is x[i]
-        return iter(lambda: _indexed(x), None), _steps(steps, x, name)
+        return iter(lambda: _indexed(x), None), _steps(steps, x, name), len(x)
     if hasattr(x, "__next__") or hasattr(x, "__iter__"):  # a generator: one stream through every epoch
         if steps is None:
             raise InputError(f"{name}: a generator has no length; give steps_per_epoch (and validation_steps for "
                              "validation data), as Keras needs for an endless generator")
         stream = iter(x)
-        return iter(lambda: stream, None), _steps(steps, None, name)
+        return iter(lambda: stream, None), _steps(steps, None, name), None
     raise InputError(f"{name}: expected arrays, a generator of (x, y) batches, a PyDataset-like object, a torch "
                      f"DataLoader or Dataset, or image_dataset_from_directory's dataset; got {type(x).__name__}")
 
@@ -174,8 +176,8 @@ def _steps(steps, sized, name: str) -> int:
 def read_all(reader: SourceReader, x, steps, seed: int, batch_size) -> tuple[np.ndarray, Labels]:
     """Every batch of one pass (``steps`` of them, or the source's length) as arrays: validation data,
     evaluate's. Batches keep the order the source gives them."""
-    epochs, count = batch_iterator(x, steps, seed, batch_size, reader.name)
-    source = next(epochs)
+    passes, count, length = batch_iterator(x, steps, seed, batch_size, reader.name)
+    source, count = next(passes), count if length is None else min(count, length)  # one pass at most, as Keras
     images, labels = [], []
     for step in range(count):
         item = next(source, None)
@@ -193,25 +195,30 @@ def training_stream(reader: SourceReader, x, steps, seed: int, batch_size, class
     """A :class:`BatchStream` over ``x`` (its first batch read: it sizes the network) and that batch's labels.
 
     Each later batch is checked on the host as it comes, against the model's ``outputs()`` too."""
-    epochs, count = batch_iterator(x, steps, seed, batch_size, reader.name)
-    first_epoch = next(epochs)
-    item = next(first_epoch, None)
+    passes, count, length = batch_iterator(x, steps, seed, batch_size, reader.name)
+    first_pass = next(passes)
+    item = next(first_pass, None)
     if item is None:
         raise InputError(f"{reader.name}: the source gave no batch")
     images, labels, weights = reader.batch(item, 0, class_weight)
+    started = []
 
-    def epoch() -> Iterator:
-        source = first_epoch if state["epoch"] == 0 else next(epochs)
-        state["epoch"] += 1
-        for step, batch in enumerate(source, start=1 if state["epoch"] == 1 else 0):
+    def checked(source, start: int) -> Iterator:
+        for step, batch in enumerate(source, start=start):
             batch_images, batch_labels, batch_weights = reader.batch(batch, step, class_weight)
             outputs(batch_labels, f"{reader.name} (batch {step + 1})")  # the labels against the model's outputs
             yield batch_images, batch_labels.indices, batch_weights
 
-    state = {"epoch": 0}
-    first = (images, labels.indices, weights)
+    def new_pass() -> Iterator:  # decided when called, not when first read
+        source, start = (next(passes), 0) if started else (first_pass, 1)  # the first pass has its first batch read
+        started.append(True)
+        return checked(source, start)
+
     end = getattr(x, "on_epoch_end", None)  # a PyDataset's: called after each epoch, as Keras calls it
-    return BatchStream(epoch, count, first, len(labels.indices), reader.name, end if callable(end) else None), labels
+    # Keras keeps a pass going into the next epoch where steps_per_epoch is given (a generator needs it)
+    stream = BatchStream(new_pass, count, (images, labels.indices, weights), len(labels.indices), reader.name,
+                         length, steps is not None, end if callable(end) else None)
+    return stream, labels
 
 
 def fit_data(model, x, y, batch_size, class_weight, sample_weight, steps_per_epoch, seed: int) -> FitData:
@@ -291,8 +298,9 @@ def prediction_images(model, x, steps, seed: int, batch_size) -> np.ndarray:
     if is_folder_dataset(x):  # its own order (it may shuffle), as Keras predicts on it
         parts = [batch[0] if isinstance(batch, tuple) else batch for batch in x]
         return np.concatenate(parts if raw else [part.astype(np.uint8) for part in parts])  # whole 0..255 values
-    epochs, count = batch_iterator(x, steps, seed, batch_size, "x")
-    source, parts = next(epochs), []
+    passes, count, length = batch_iterator(x, steps, seed, batch_size, "x")
+    source, parts = next(passes), []
+    count = count if length is None else min(count, length)
     for step in range(count):
         item = next(source, None)
         if item is None:

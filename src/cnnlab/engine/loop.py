@@ -111,6 +111,8 @@ def train_epoch(state: TrainState, data: TensorData, config: TrainConfig,
                 if callback is not None:
                     seen = sum(counts)
                     callback.on_progress(checked, steps, totals[0] / seen, totals[1] / seen)
+        if checked < len(counts):  # a stream's epoch cut short where its source's pass ended, as Keras cuts it
+            totals = strategy.totals(sums, checked, len(counts), counts[checked:], state.epoch + 1)
         strategy.end_epoch()
     n = sum(counts)
     return {"loss": totals[0] / n, "accuracy": totals[1] / n, "images": n}

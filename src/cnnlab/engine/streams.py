@@ -32,33 +32,48 @@ class StreamError(CnnlabError, ValueError):
 
 @dataclass
 class BatchStream:
-    """``steps`` batches per epoch from ``epoch()``, a new iterator of :data:`HostBatch` each epoch
-    (a generator's iterator goes on where the last epoch stopped, as in Keras); ``first`` is the
-    source's first batch, read already (it sized the network), and handed out again first."""
+    """``steps`` batches an epoch, from passes over a source: ``new_pass()`` starts one (an iterator of
+    :data:`HostBatch`; a generator's pass is the generator itself, which goes on).
 
-    epoch: Callable[[], Iterator[HostBatch]]
+    As Keras' epoch iterator: with ``keep`` (``steps_per_epoch`` given, or a generator) a pass goes on
+    into the next epoch, and a new one starts once it is spent (``length``: the batches in a pass of a
+    source that has a length; None for a generator); an epoch that reaches the end of a pass is cut
+    short there. Without ``keep`` every epoch is one new pass. ``first`` is the first pass's first
+    batch, read already (it sized the network), and handed out first.
+    """
+
+    new_pass: Callable[[], Iterator[HostBatch]]
     steps: int
     first: HostBatch
     batch_size: int  # the first batch's size: what the time estimate and the facts go by
     what: str = "x"  # the argument it came from, for the error when it runs out
+    length: int | None = None
+    keep: bool = False
     on_epoch_end: Callable[[], object] | None = None  # a PyDataset's, called after each epoch's last batch
 
     def __post_init__(self):
         self._pending: HostBatch | None = self.first
+        self._pass: Iterator[HostBatch] | None = None
+        self._seen = 0  # batches taken from the current pass
 
     def batches(self) -> Iterator[HostBatch]:
-        """The next epoch's ``steps`` batches; the first epoch starts with the batch read ahead."""
-        source = self.epoch()
+        """The next epoch's batches: ``steps`` of them, fewer where a pass of a sized source ends first;
+        a generator that ends is an error naming ``steps_per_epoch``."""
+        if self._pass is None or not self.keep:
+            self._pass, self._seen = self.new_pass(), 0
         for step in range(self.steps):
-            if self._pending is not None:
-                batch, self._pending = self._pending, None
-            else:
-                batch = next(source, None)
+            if self.length is not None and self._seen >= self.length:
+                break  # the pass is spent: the epoch ends here (Keras warns and does the same)
+            batch = self._pending if self._pending is not None else next(self._pass, None)
+            self._pending = None
             if batch is None:
                 raise StreamError(f"{self.what}: the data ran out after {step} of {self.steps} batches of an "
                                   f"epoch; give steps_per_epoch (and epochs) it can supply, or a source that "
                                   f"repeats")
+            self._seen += 1
             yield batch
+        if self.length is not None and self._seen >= self.length:
+            self._pass = None  # the next epoch starts a new pass
 
 
 class StreamData:
