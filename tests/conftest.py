@@ -20,6 +20,17 @@ def isolated_cache(tmp_path_factory):
         os.environ["CNNLAB_CACHE"] = previous
 
 
+@pytest.fixture(autouse=True)
+def repeatable_seeds(monkeypatch):
+    """Models made without ``seed=`` draw their seeds from a stream seeded per test (as after
+    ``cnnlab.utils.set_random_seed``, without seeding the global generators), so every test repeats."""
+    import random
+
+    from cnnlab.engine import seeds
+
+    monkeypatch.setattr(seeds, "_stream", random.Random(0))
+
+
 # ---------------------------------------------------------------- golden files
 
 GOLDEN = Path(__file__).parent / "golden"

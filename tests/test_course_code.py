@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "course_keras.py"
-# README "Coming from Keras": digits, seed 0, measured on an AMD EPYC (AVX-512 BF16). CPUs with other
+# README "Coming from Keras": digits, seed=0, measured on an AMD EPYC (AVX-512 BF16). CPUs with other
 # vector units sum in another order (an Intel Xeon gave the CNN 0.9340 / 0.8944), so allow a few images.
 DOCUMENTED = {"mlp": {"val_accuracy": 0.9549, "test_accuracy": 0.8833, "params": 178_058},
               "cnn": {"val_accuracy": 0.9271, "test_accuracy": 0.8917, "params": 357_610}}

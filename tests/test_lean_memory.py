@@ -60,7 +60,7 @@ def test_uint8_stays_uint8_shared_and_floats_stay_float():
 
 def test_uint8_and_float_inputs_train_identically():
     data = cnnlab.load_data("digits")
-    runs = [cnnlab.Model("mlp", device="cpu").fit(x, data.y_train, epochs=1, verbose=0).history
+    runs = [cnnlab.Model("mlp", device="cpu", seed=0).fit(x, data.y_train, epochs=1, verbose=0).history
             for x in (data.x_train, to_float(data.x_train))]
     assert runs[0] == runs[1]
 
@@ -71,7 +71,7 @@ def test_a_mapped_cache_trains_as_the_arrays_in_memory(tmp_path):
     assert isinstance(arrays["x_train"], np.memmap) and np.array_equal(arrays["x_train"], data.x_train)
     _, tensors, _ = prepare(torch.nn.Linear(1, 1), arrays["x_train"], data.y_train, TrainConfig(device="cpu"))
     assert isinstance(tensors.x_train, MappedImages) and isinstance(tensors.x_val, MappedImages)
-    runs = [cnnlab.Model("mlp", device="cpu").fit(x, data.y_train, epochs=1, verbose=0).history
+    runs = [cnnlab.Model("mlp", device="cpu", seed=0).fit(x, data.y_train, epochs=1, verbose=0).history
             for x in (data.x_train, arrays["x_train"])]
     assert runs[0] == runs[1]
 

@@ -27,6 +27,9 @@ def test_notebook_runs_and_shows_the_experiment(tmp_path):
     assert "Total params: 178,058" in text                        # the MLP's summary on 8x8x1 digits
     assert "<pre>Model: &quot;cnn&quot;" in text                    # the model's HTML repr is its summary
     assert "image/png" in str([o.get("data", {}).keys() for c in notebook.cells for o in c.get("outputs", [])])
+    assert text.count(" ━━━━━━━━━━━━━━━━━━━━ ") >= 2 and " - accuracy: " in text   # evaluate's Keras line, twice
+    assert "widgets" not in notebook.metadata, "progress widgets' state was saved in the notebook"
+    assert len(nbformat.writes(notebook)) < 60_000  # the results and two pictures (111 KB with widget state)
     for name in ("mlp", "cnn"):
         line = next(line for line in text.splitlines() if line.startswith(f"{name}: test accuracy"))
         assert float(line.split()[3].rstrip(",")) > 0.7

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlab.engine.inputs import InputError
+from cnnlab.engine.seeds import set_random_seed as set_random_seed  # Keras' name: makes everything after it repeat
 
 
 def to_categorical(y, num_classes: int | None = None, dtype: str = "float32") -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Where and how reproducibly training runs: the device, the seeds, deterministic algorithms.
+"""Where and how reproducibly training runs: the device and deterministic algorithms (seeds: seeds.py).
 
 A leaf of the engine: every other engine module may import it, it imports none of them
 but the distributed helpers (under torchrun, CUDA is the GPU of LOCAL_RANK).
@@ -7,9 +7,7 @@ but the distributed helpers (under torchrun, CUDA is the GPU of LOCAL_RANK).
 from __future__ import annotations
 
 import os
-import random
 
-import numpy as np
 import torch
 
 from cnnlab.engine.config import ConfigError
@@ -26,13 +24,6 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ConfigError(f"unknown device '{name}'; expected auto, cpu or cuda")
     return local_device(torch.device(name))  # under torchrun, CUDA is the GPU of LOCAL_RANK
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA), numpy and Python's random."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def set_deterministic(enabled: bool) -> None:

@@ -15,7 +15,9 @@ threads wait (``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT`` or, for LLVM's and Intel's
 ``KMP_BLOCKTIME``); beside busy neighbours fewer threads (``--threads``) help most.
 
 The runtime reads these variables once, when torch loads it: they have to be in the
-environment before ``import torch``; this module imports torch only when asked to set
+environment before ``import torch``. So ``import cnnlab`` sets the same short spin
+(:func:`spin_on_import`), for ``fit`` from Python and notebooks, when torch is not loaded
+yet, and says what to do when it is; this module imports torch only when asked to set
 a thread count.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 
@@ -32,6 +35,13 @@ from cnnlab.errors import CnnlabError
 # and Intel's OpenMP the first and last), and cnnlab leaves them alone.
 WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 SHORT_SPIN = {"GOMP_SPINCOUNT": "3000"}  # spin about 3000 turns, then sleep: see the measurements above
+# Said once by `import cnnlab` when torch came first and the user chose no wait: too late to set it.
+TOO_LATE = ("torch was imported before cnnlab, so its OpenMP threads keep their default wait: each spins "
+            "300,000 turns before sleeping, which made fit 3-4x slower on a machine with any other load. "
+            "Import cnnlab before torch, or set GOMP_SPINCOUNT=3000 (OMP_WAIT_POLICY=PASSIVE on a shared "
+            "machine) in the environment before Python starts; any of OMP_WAIT_POLICY, GOMP_SPINCOUNT or "
+            "KMP_BLOCKTIME set is kept as you chose it, and this note is not shown")
+_spin_set_on_import = False  # whether `import cnnlab` put SHORT_SPIN in os.environ (the user chose no wait)
 # Variables that size a BLAS or OpenMP pool when it starts; a worker process gets them set to its share.
 POOL_SIZE_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # The most torch threads per core: a few more threads than cores can fill a core while one waits; many more
@@ -75,11 +85,18 @@ def threads_per_job(jobs: int, cores: int | None = None) -> int:
     return max(1, (cores or available_cores()) // jobs)
 
 
+def users_wait(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The wait variables the user set in ``environ`` (default: this process's); not the short spin
+    that ``import cnnlab`` set (:func:`spin_on_import`)."""
+    environ = os.environ if environ is None else environ
+    chosen = {name: environ[name] for name in WAIT_VARIABLES if environ.get(name)}
+    return {} if _spin_set_on_import and chosen == SHORT_SPIN else chosen
+
+
 def wait_variables(device: str = "cpu", environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """How OpenMP threads should wait in a process starting now: the variables the user set in ``environ``
     (default: this process's) if any, else on the CPU the short spin; on a GPU, only the user's."""
-    environ = os.environ if environ is None else environ
-    chosen = {name: environ[name] for name in WAIT_VARIABLES if environ.get(name)}
+    chosen = users_wait(environ)
     return chosen if chosen or device == "cuda" else dict(SHORT_SPIN)
 
 
@@ -87,13 +104,33 @@ def prefer_short_spin(device: str = "cpu", environ: MutableMapping[str, str] | N
     """Put the short spin in ``environ`` (default: this process's) unless the user chose a wait; True when set.
 
     It takes effect only where torch has not loaded yet (this process at the command
-    line's start, a fresh worker process).
+    line's start, a fresh worker process). On a GPU (``device="cuda"``) the short spin that
+    ``import cnnlab`` set is taken back: the command line leaves a GPU run's wait to the user.
     """
     environ = os.environ if environ is None else environ
-    if device == "cuda" or any(environ.get(name) for name in WAIT_VARIABLES):
+    if users_wait(environ):
+        return False
+    if device == "cuda":
+        for name in SHORT_SPIN:
+            environ.pop(name, None)  # import cnnlab's, if any: the user set none (users_wait)
         return False
     environ.update(SHORT_SPIN)
     return True
+
+
+def spin_on_import() -> None:
+    """What ``import cnnlab`` does, so that ``fit`` from Python or a notebook runs as fast as the command
+    line: the short spin put in this process's environment while torch is not loaded yet (its OpenMP
+    runtime reads it when torch loads), unless the user chose how threads wait; when torch came first,
+    a warning, once, saying what to do."""
+    global _spin_set_on_import
+    if users_wait():
+        return
+    if torch_loaded():
+        warnings.warn(TOO_LATE, RuntimeWarning, stacklevel=3)
+        return
+    os.environ.update(SHORT_SPIN)
+    _spin_set_on_import = True
 
 
 def describe_wait(environ: Mapping[str, str] | None = None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,8 @@ class Picture(Figure):
 
     Figures are made without pyplot, so cnnlab never switches the user's backend and a
     notebook does not draw a figure twice (once as the cell's value, once at the cell's end).
+    One made for pyplot (:func:`subplots` with ``pyplot=True``) leaves pyplot's figures when
+    Jupyter shows it as a cell's value, so the cell's end does not draw it again.
     """
 
     def _repr_png_(self) -> bytes:
@@ -54,16 +57,28 @@ class Picture(Figure):
         self.savefig(buffer, format="png", dpi=100)
         return buffer.getvalue()
 
+    def _ipython_display_(self) -> None:
+        # Before the inline backend's own Figure printer (which would not know to leave pyplot).
+        from IPython.display import display
 
-def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **options):
-    """``(figure, axes)`` as ``pyplot.subplots`` gives them, on a :class:`Picture`."""
-    fig = Picture(figsize=figsize)
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None and self.canvas.manager is not None:  # one of pyplot's figures
+            pyplot.close(self)  # shown now: not again when the cell ends
+        display({"image/png": self._repr_png_(), "text/plain": repr(self)}, raw=True)
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], pyplot: bool = False, **options):
+    """``(figure, axes)`` as ``pyplot.subplots`` gives them, on a :class:`Picture`. ``pyplot=True``: one
+    of pyplot's figures, so that ``plt.show()`` draws it, where the user imported pyplot (it is never
+    imported here: the backend stays the user's)."""
+    plt = sys.modules.get("matplotlib.pyplot") if pyplot else None
+    fig = Picture(figsize=figsize) if plt is None else plt.figure(figsize=figsize, FigureClass=Picture)
     return fig, fig.subplots(nrows, ncols, **options)
 
 
 def sample_grid(images: np.ndarray, labels: np.ndarray, class_names: list[str], n: int = 10,
-                seed: int = 0, title: str | None = None):
-    """A matplotlib Figure of ``n`` random images titled with their class names."""
+                seed: int = 0, title: str | None = None, pyplot: bool = False):
+    """A matplotlib Figure of ``n`` random images titled with their class names (``pyplot``: see :func:`subplots`)."""
     check_sample_options(n, seed)
     if not len(images):
         raise FigureError("no images to show in this part of the dataset")
@@ -71,7 +86,7 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, class_names: list[str], 
     picks = rng.choice(len(images), size=min(n, len(images)), replace=False)
     cols = min(len(picks), 5)
     rows = -(-len(picks) // cols)
-    fig, axes = subplots(rows, cols, figsize=(1.8 * cols, 1.9 * rows + 0.4), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(1.8 * cols, 1.9 * rows + 0.4), squeeze=False, pyplot=pyplot)
     for ax in axes.flat:
         ax.axis("off")
     for ax, index in zip(axes.flat, picks):

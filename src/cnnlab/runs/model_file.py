@@ -165,6 +165,7 @@ def load_run(run_dir) -> tuple[object, dict]:
 def _build_for(spec: ModelSpec, weights: Path, error, images: int):
     """The network ``spec`` declares, built only once its weights fit in ``weights`` and in memory."""
     from cnnlab.engine.memory import check_build_memory
+    from cnnlab.engine.seeds import run_generators
     from cnnlab.net.builder import build_model
     from cnnlab.net.inference import BYTES_PER_FLOAT
     from cnnlab.net.resolve import summarize
@@ -175,7 +176,8 @@ def _build_for(spec: ModelSpec, weights: Path, error, images: int):
         raise error(f"{weights}: the network it declares has {info.total_params:,} parameters "
                     f"({info.total_params * BYTES_PER_FLOAT:,} bytes) but the file holds {held:,} bytes; damaged")
     check_build_memory(info, "cpu", images)
-    return build_model(spec)
+    with run_generators(0):  # the initial weights are replaced by the file's; the user's generators untouched
+        return build_model(spec)
 
 
 def _load_weights(module, path: Path) -> None:
