@@ -152,8 +152,10 @@ def test_changing_trainable_between_fits_takes_effect_at_the_next_fit(digits):
     steps = int(model._state.optimizer.state[head]["step"])
     before = weights(model)
     model.get_layer("dense").trainable = True
+    model.learning_rate = 5e-4  # set between the fits: the next fit's optimizer goes on from it
     model.fit(digits.x_train, digits.y_train, epochs=1, validation_split=0, verbose=0)
     assert {"blocks.1.linear.weight", "blocks.3.linear.weight"} <= changed(before, model)
+    assert model.learning_rate == 5e-4
     assert int(model._state.optimizer.state[head]["step"]) == 2 * steps  # the head's moments were kept
     assert int(model._state.optimizer.state[model.module.blocks[1].linear.weight]["step"]) == steps
 
@@ -295,3 +297,31 @@ def test_keras_counts_the_same_frozen_layers(which):
 def test_a_layer_object_refuses_a_non_boolean_trainable():
     with pytest.raises(SpecError, match="Conv2D 'c': trainable: expected true or false"):
         Conv2D(4, 3, name="c").trainable = 1
+
+
+def test_cnnlab_train_on_a_spec_file_keeps_the_frozen_layer(tmp_path):
+    import yaml
+
+    from cnnlab.cli.main import main
+
+    (tmp_path / "frozen.yaml").write_text(yaml.safe_dump(FROZEN_SPEC))
+    assert main(["train", str(tmp_path / "frozen.yaml"), "--dataset", "digits", "--epochs", "1", "--quiet",
+                 "--out", str(tmp_path), "--name", "r"]) == 0
+    model = cnnlab.load_model(tmp_path / "r")
+    assert [layer.trainable for layer in model.layers] == [True, False, True]
+    assert "Non-trainable params: 1,040" in model.summary_text()
+
+
+@habit("save('m.keras') with a frozen layer", keras="the .keras file keeps trainable=False",
+       cnnlab="the same: Keras reads the layer as frozen, and cnnlab.load_model reads it back frozen", topic=TOPIC)
+def test_a_keras_file_keeps_the_frozen_layer(digits, tmp_path):
+    keras = pytest.importorskip("keras_oracle").keras
+    model = mlp(digits, seed=9)
+    model.get_layer("dense").trainable = False
+    model.fit(digits.x_train, digits.y_train, epochs=1, verbose=0)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    theirs = keras.saving.load_model(path)
+    assert [layer.name for layer in theirs.layers if not layer.trainable] == ["dense"]
+    ours = cnnlab.load_model(path)
+    assert [layer.name for layer in ours.layers if not layer.trainable] == ["dense"]

@@ -101,16 +101,18 @@ def trainable_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Par
 
 def carry_state(old: torch.optim.Optimizer, new: torch.optim.Optimizer) -> None:
     """``new`` (the next fit's optimizer) goes on from ``old``: all of its state where both step the same
-    parameters in the same groups; otherwise (a layer frozen or unfrozen between the fits) each group's
-    settings (its learning rate) and the moments of every parameter both step."""
+    parameters in the same groups; otherwise (a layer frozen or unfrozen between the fits) the moments of
+    every parameter both step, and each group's learning rate where the groups are the same kinds."""
     def shapes(optimizer):
         return [[id(param) for param in group["params"]] for group in optimizer.param_groups]
 
     if shapes(old) == shapes(new):
         new.load_state_dict(old.state_dict())
         return
-    for before, after in zip(old.param_groups, new.param_groups):
-        after.update({key: value for key, value in before.items() if key != "params"})
+    kinds = [[group.get("muon", False) for group in optimizer.param_groups] for optimizer in (old, new)]
+    if kinds[0] == kinds[1]:  # the same groups (muon, others, biases), other members
+        for before, after in zip(old.param_groups, new.param_groups):
+            after["lr"] = before["lr"]
     for group in new.param_groups:
         for param in group["params"]:
             if param in old.state:
