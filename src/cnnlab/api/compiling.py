@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from cnnlab.engine.config import ConfigError
 from cnnlab.engine.inputs import InputError, Labels, check_classes
 
-METRICS = ("accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy")
-
 
 @dataclass(frozen=True)
 class Compiled:
@@ -17,6 +15,7 @@ class Compiled:
     options: dict = field(default_factory=dict)
     loss: str | None = None
     metric: str = "accuracy"  # the accuracy's name in the logs and History, as given: tf.keras' "acc" stays "acc"
+    metrics: tuple = ()  # the other metrics (cnnlab.engine.metric_counts), counted each epoch, logged by name
 
     def check_labels(self, labels: Labels, name: str = "y") -> None:
         """Keras refuses labels that do not match the loss's format; so does cnnlab, saying which to use."""
@@ -57,7 +56,6 @@ class Compiled:
                              "softmax/sigmoid activation, or give the loss from_logits=True")
 
 
-
 def compile_options(optimizer="adam", loss=None, metrics=None, **unsupported) -> Compiled:
     """Validate compile()'s arguments (Keras' names) into a :class:`Compiled`."""
     from cnnlab import losses, optimizers
@@ -67,15 +65,27 @@ def compile_options(optimizer="adam", loss=None, metrics=None, **unsupported) ->
         raise ConfigError(f"compile: argument '{key}' is not supported; compile takes optimizer, loss, metrics")
     chosen = None if loss is None else losses.get(loss)  # a name, a cnnlab.losses function or object
     options = {**optimizers.get(optimizer).options(), **({} if chosen is None else chosen.options())}
-    return Compiled(options, None if chosen is None else chosen.name, check_metrics(metrics))
+    return Compiled(options, None if chosen is None else chosen.name, *check_metrics(metrics))
 
 
-def check_metrics(metrics) -> str:
-    """Accuracy is the metric cnnlab reports; anything else is refused by name. Returns the name its
-    logs take, as Keras names them after the metric given (``"acc"`` gives ``acc`` and ``val_acc``)."""
-    names = [metrics] if isinstance(metrics, str) else list(metrics or [])
-    for metric in names:
-        if not isinstance(metric, str) or metric.lower() not in METRICS:
-            raise ConfigError(f"compile: unsupported metric {metric!r}; cnnlab reports loss and accuracy "
-                              "(metrics=['accuracy'])")
-    return names[0] if names else "accuracy"
+def check_metrics(metrics) -> tuple[str, tuple]:
+    """``compile(metrics=[...])``: Keras' strings, metric functions or :mod:`cnnlab.metrics` objects.
+
+    Returns the accuracy's log name, as Keras names it after the metric given (``"acc"`` gives ``acc`` and
+    ``val_acc``; cnnlab always reports an accuracy: ``"accuracy"`` where none is given), and what the
+    engine counts for the others, each logged under its name (``precision``, ``val_precision``).
+    """
+    from cnnlab import metrics as keras_metrics
+
+    given = list(metrics) if isinstance(metrics, (list, tuple)) else [] if metrics is None else [metrics]
+    objects = [keras_metrics.get(metric) for metric in given]
+    names = [metric.name for metric in objects]
+    twice = next((name for name in names if names.count(name) > 1 or name in ("loss", "learning_rate")), None)
+    if twice is not None:
+        raise ConfigError(f"compile: {twice!r} would be logged twice; give the metric another name (name=...)")
+    accuracies = [metric.name for metric in objects if metric.counted() is None]
+    if len(accuracies) > 1:
+        raise ConfigError(f"compile: {' and '.join(map(repr, accuracies))} are the same accuracy; cnnlab logs it "
+                          "once: give one of them")
+    counted = tuple(metric.counted() for metric in objects if metric.counted() is not None)
+    return (accuracies[0] if accuracies else "accuracy"), counted

@@ -24,15 +24,10 @@ class Model(LayerObjects, NetworkViews):
     Images are ``(N, H, W, C)``: uint8 (scaled to [0, 1]) or float; labels are class
     indices or one-hot rows. The torch module is built on the first ``fit`` (or
     ``build``), when the input shape and class count are known.
-
-    ``seed``: the initial weights, dropout, shuffling and validation split follow from it
-    (``seed=0`` gives ``cnnlab train``'s numbers); without one, a new seed is drawn, so
-    runs differ as in Keras (:func:`cnnlab.utils.set_random_seed` makes them repeat), and
-    kept in ``model.seed``. Python's, numpy's and torch's global generators are left as they were.
     """
 
     def __init__(self, spec="cnn", outputs=None, *, inputs=None, name: str | None = None, init: str = "keras",
-                 device: str = "auto", seed: int | None = None):
+                 device: str = "auto", seed: int = 0):
         functional = inputs is not None or outputs is not None
         if functional:  # Keras' Model(inputs, outputs), by position or by name
             from cnnlab.net.functional import functional_spec, graph_layers
@@ -44,14 +39,11 @@ class Model(LayerObjects, NetworkViews):
         if functional:
             self._adopt(graph_layers(spec if inputs is None else inputs, outputs))  # the graph's layers are its own
 
-    def _setup(self, spec, functional: bool, init: str = "keras", device: str = "auto",
-               seed: int | None = None) -> None:
+    def _setup(self, spec, functional: bool, init: str = "keras", device: str = "auto", seed: int = 0) -> None:
         from cnnlab.api.compiling import Compiled
-        from cnnlab.engine.seeds import model_seed
 
         self._spec, self._functional, self._compiled = spec, functional, Compiled()
-        # Without a seed, a new one (runs differ, as in Keras); kept here, so Model(seed=model.seed) repeats the run.
-        self.init, self.device, self.seed = init, device, model_seed(seed)
+        self.init, self.device, self.seed = init, device, seed
         self.module = None
         self.class_names: list[str] | None = None  # known for models loaded from runs or files
         self.history: History | None = None
@@ -70,19 +62,19 @@ class Model(LayerObjects, NetworkViews):
         self._spec = value
 
     def build(self, input_shape: tuple[int, ...], num_classes: int | None = None):
-        """Build the torch module (initialised from ``self.seed``, Keras initialisation by default).
+        """Build the torch module (seeded, Keras initialisation by default).
 
         A preset's head takes ``num_classes``; a user's network keeps its own output units.
         """
+        from cnnlab.engine.device import seed_everything
         from cnnlab.engine.memory import check_build_memory
-        from cnnlab.engine.seeds import run_generators
         from cnnlab.net.builder import build_model
         from cnnlab.net.resolve import summarize
 
         self.spec = fit_spec(self.spec, input_shape, num_classes)
         check_build_memory(summarize(self.spec), "cpu")  # a network too big is refused before it is allocated
-        with run_generators(self.seed):  # the user's generators are given back as they were
-            self.module = build_model(self.spec, init=self.init)
+        seed_everything(self.seed)
+        self.module = build_model(self.spec, init=self.init)
         return self.module
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **unsupported) -> None:
@@ -147,13 +139,14 @@ class Model(LayerObjects, NetworkViews):
         bridge = CallbackBridge(self, callbacks, _progress(verbose), initial_epoch)
         try:
             train_model(module, data.x, None if data.streamed else labels.indices, config,
-                        validation=validation and validation[:2], callbacks=[bridge], weights=data.weights)
+                        validation=validation and validation[:2], callbacks=[bridge], metrics=self._compiled.metrics,
+                        weights=data.weights)
         except NonFiniteLossError as error:
             if not bridge.terminates_on_nan:
                 raise
             bridge.on_invalid_loss(error)
             bridge.on_train_end()  # TerminateOnNaN: training ends there, as Keras ends it
-        self.history = History([record.to_dict() for record in bridge.records()], bridge.logs, seed=self.seed)
+        self.history = History([record.to_dict() for record in bridge.records()], bridge.logs)
         return self.history
 
     def _attach(self, session) -> None:
@@ -220,16 +213,13 @@ class Model(LayerObjects, NetworkViews):
         if self._state is not None:  # keep the optimizer's moments across fit calls, as Keras does
             carry_state(self._state.optimizer, session.state.optimizer)  # also when layers were (un)frozen
 
-    def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose="auto", return_dict: bool = False,
+    def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose=0, return_dict: bool = False,
                  tta: str | None = None, steps: int | None = None):
-        """``[loss, accuracy]`` on these images and labels (dropout off), as Keras returns them;
-        ``return_dict=True`` gives ``{"loss": ..., "accuracy": ...}``; ``tta="flip"``: see :mod:`cnnlab.engine.tta`.
+        """``[loss, accuracy, *compile's other metrics]`` on these images and labels (dropout off), as Keras
+        returns them; ``return_dict=True`` gives ``{"loss": ..., "accuracy": ...}`` (compile's names);
+        ``tta="flip"``: see :mod:`cnnlab.engine.tta`.
         Runs in the precision ``fit`` trained in (bf16 only where this machine has bf16 units), as Keras'
-        mixed-precision policy does and ``cnnlab evaluate`` does for a run. ``verbose`` "auto" (Keras'
-        default) or 1 prints Keras' line (``12/12 ━━━━ 0s 2ms/step - accuracy: ... - loss: ...``), 2 its
-        plain form, 0 nothing."""
-        import time
-
+        mixed-precision policy does and ``cnnlab evaluate`` does for a run."""
         from cnnlab.api.data_sources import evaluation_arrays
         from cnnlab.engine.batches import image_batches, labels_to_tensor
         from cnnlab.engine.loop import evaluate_tensors
@@ -239,12 +229,14 @@ class Model(LayerObjects, NetworkViews):
         device = self._device()
         x, labels = evaluation_arrays(self, x, y, steps, self.seed, batch_size)  # a source of batches: read once
         self._compiled.check_classes(labels, self._outputs(), "y")
-        started = time.perf_counter()
         result = evaluate_tensors(with_tta(self._require_module(), tta), image_batches(x, device),
                                   labels_to_tensor(labels.indices, device), _batch_size(batch_size),
-                                  self._inference_precision(device), objective=self._compiled.objective(self.module))
-        _say_evaluation(result, verbose, -(-len(x) // _batch_size(batch_size)), time.perf_counter() - started)
-        return result if return_dict else [result["loss"], result["accuracy"]]
+                                  self._inference_precision(device), objective=self._compiled.objective(self.module),
+                                  metrics=self._compiled.metrics)
+        scores = {name: np.asarray(value, np.float32) if isinstance(value, list) else value  # per class: an array
+                  for name, value in result["scores"].items()}
+        logs = {"loss": result["loss"], self._compiled.metric: result["accuracy"], **scores}
+        return logs if return_dict else list(logs.values())  # Keras' order: loss, then compile's metrics
 
     def predict(self, x, batch_size: int | None = None, verbose=0, tta: str | None = None,
                 steps: int | None = None) -> np.ndarray:
@@ -403,15 +395,6 @@ def _check_verbose(verbose) -> None:
     if verbose not in (0, 1, 2, "auto") or isinstance(verbose, bool):
         raise InputError(f"verbose must be 0 (silent), 1 (progress bar), 2 (one line per epoch) or 'auto', "
                          f"got {verbose!r}")
-
-
-def _say_evaluation(logs: dict, verbose, steps: int, seconds: float) -> None:
-    """evaluate's one line on stdout, as Keras prints it (verbose "auto" or 1: with its bar; 2: without)."""
-    from cnnlab.presenters.keras_progress import evaluation_line
-
-    if verbose != 0:
-        scalars = {name: float(value) for name, value in logs.items() if np.ndim(value) == 0}  # not per-class rows
-        print(evaluation_line(scalars, steps, seconds, bar=verbose != 2), flush=True)
 
 
 def _progress(verbose):

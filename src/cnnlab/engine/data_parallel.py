@@ -113,15 +113,23 @@ class DataParallel(SingleProcess):
 
     @torch.no_grad()
     def evaluation_totals(self, model, x: ImageBatches, y: torch.Tensor, batch_size: int,
-                          precision: str, objective=None) -> tuple[float, int]:
-        """Each rank scores its part of ``x``; the sums are all-reduced, so every rank has the whole set's."""
+                          precision: str, objective=None, tally=None) -> tuple[float, int]:
+        """Each rank scores its part of ``x``; the sums are all-reduced, so every rank has the whole set's
+        (``tally``'s counts are this rank's: :meth:`reduce_counts` adds them up when they are read)."""
         lo, hi = shard(len(y), self.rank, self.world)
         loss_sum, correct = evaluation_sums(model, as_batches(x).part(lo, hi), y[lo:hi], batch_size, precision,
-                                            objective)
+                                            objective, tally)
         packed = torch.stack([loss_sum, correct.double()])  # (2,) this rank's sums
         with distributed.peers_guard():
             dist.all_reduce(packed)
         return float(packed[0]), int(packed[1])
+
+    def reduce_counts(self, counts: torch.Tensor) -> torch.Tensor:
+        """The compiled metrics' counts summed over the ranks (one collective, at an epoch's end)."""
+        counts = counts.clone()
+        with distributed.peers_guard():
+            dist.all_reduce(counts)
+        return counts
 
 
 def parallelize(state: TrainState, config: TrainConfig) -> None:

@@ -49,9 +49,11 @@ def predict_logits(model, x: ImageBatches | torch.Tensor, batch_size: int = EVAL
 
 
 def evaluation_sums(model, x: ImageBatches | torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH,
-                    precision: str = "fp32", objective: Objective | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                    precision: str = "fp32", objective: Objective | None = None,
+                    tally=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed loss (float64: cross-entropy, or ``objective``'s, the one training computes) and correct
-    count (int64) over ``x``, on its device, in eval mode."""
+    count (int64) over ``x``, on its device, in eval mode; ``tally`` (a
+    :class:`~cnnlab.engine.metric_counts.MetricTally`) counts the compiled metrics on the way."""
     device = as_batches(x).device
     objective = objective or Objective()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -60,6 +62,8 @@ def evaluation_sums(model, x: ImageBatches | torch.Tensor, y: torch.Tensor, batc
         target = y[start:stop]
         loss_sum += objective.sample_losses(logits, target, training=False).sum().double()
         correct += objective.hits(logits, target)
+        if tally is not None:
+            tally.add(logits, target)
     return loss_sum, correct
 
 

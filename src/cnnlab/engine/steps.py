@@ -123,13 +123,14 @@ def reduce_losses(losses: torch.Tensor, weights: torch.Tensor | None, divisor: f
 
 def train_step(model, optimizer, scheduler, xb, yb, precision: str = "fp32", objective: Objective | None = None,
                average: WeightAverage | None = None, divisor: float | None = None,
-               weights: torch.Tensor | None = None):
+               weights: torch.Tensor | None = None, tally=None):
     """One optimisation step; returns the batch's loss and correct count (on the device).
 
     ``divisor`` None: the loss is the batch mean (one process). Else the summed loss divided
     by ``divisor`` is backpropagated and the sum returned (several processes, each holding
     part of the batch: see :class:`cnnlab.engine.data_parallel.DataParallel`). ``weights``
-    ``(B,)``: each image's weight in the loss (Keras' ``sample_weight``; None: all 1).
+    ``(B,)``: each image's weight in the loss (Keras' ``sample_weight``; None: all 1). ``tally``: the
+    compiled metrics' counts (:class:`cnnlab.engine.metric_counts.MetricTally`), added to on the device.
     """
     objective = objective or Objective()
     with autocast(xb.device, precision):
@@ -142,4 +143,6 @@ def train_step(model, optimizer, scheduler, xb, yb, precision: str = "fp32", obj
         scheduler.step()
     if average is not None:
         average.update(model)  # DDP's wrapper yields the model's own parameters, in order
+    if tally is not None:
+        tally.add(outputs.detach(), yb)
     return loss.detach(), objective.hits(outputs.detach(), yb)

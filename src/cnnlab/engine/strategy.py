@@ -77,10 +77,15 @@ class SingleProcess:
         """After the last step: nothing to synchronise."""
 
     def evaluation_totals(self, model, x: ImageBatches, y: torch.Tensor, batch_size: int,
-                          precision: str, objective=None) -> tuple[float, int]:
-        """Summed loss (``objective``'s: see :func:`evaluation_sums`) and correct count over the whole of ``x``."""
-        loss_sum, correct = evaluation_sums(model, x, y, batch_size, precision, objective)
+                          precision: str, objective=None, tally=None) -> tuple[float, int]:
+        """Summed loss (``objective``'s: see :func:`evaluation_sums`) and correct count over the whole of ``x``
+        (``tally``: the compiled metrics, counted on the way)."""
+        loss_sum, correct = evaluation_sums(model, x, y, batch_size, precision, objective, tally)
         return float(loss_sum), int(correct)
+
+    def reduce_counts(self, counts: torch.Tensor) -> torch.Tensor:
+        """The compiled metrics' counts over every process: one process's own."""
+        return counts
 
     def reseed(self, epoch: int = 0) -> None:
         """After a resume with another number of processes: one process keeps the run's own stream."""
