@@ -156,13 +156,21 @@ def randomisation_test(model, images, method="gradcam", class_index=None, layer=
 
 
 def _fresh_network(module, seed: int):
-    """A network of the same spec, initialised as a fresh model is, from ``seed``, on ``module``'s device."""
-    from cnnlab.net.builder import build_model
+    """A copy of ``module`` initialised as a fresh model is (torch's defaults, then Keras' glorot kernels and zero
+    biases, as ``build_model`` does), from ``seed``."""
+    from cnnlab.net.builder import keras_init
+    from cnnlab.net.torch_ops import partial_identity_init
 
-    with torch.random.fork_rng(devices=[]):  # the caller's torch generator is given back as it was
-        torch.manual_seed(seed)
-        fresh = build_model(module.spec, module.info.input_shape)
-    return fresh.to(next(module.parameters()).device)
+    device = next(module.parameters()).device
+    fresh = copy.deepcopy(module).to("cpu")  # drawn on the CPU: the same weights on any device
+    with torch.random.fork_rng(devices=[]), torch.no_grad():  # the CPU generator is given back as it was
+        torch.default_generator.manual_seed(seed)  # the CPU's alone (torch.manual_seed would seed CUDA's too)
+        for part in fresh.modules():
+            if hasattr(part, "reset_parameters"):
+                part.reset_parameters()
+        keras_init(fresh)
+        partial_identity_init(fresh)
+    return fresh.to(device)
 
 
 def _copy_parameters(source: torch.nn.Module, target: torch.nn.Module) -> None:
