@@ -325,3 +325,13 @@ def test_a_keras_file_keeps_the_frozen_layer(digits, tmp_path):
     assert [layer.name for layer in theirs.layers if not layer.trainable] == ["dense"]
     ours = cnnlab.load_model(path)
     assert [layer.name for layer in ours.layers if not layer.trainable] == ["dense"]
+
+
+def test_the_presets_keep_the_digests_of_earlier_runs():
+    """`trainable` became a field of every kind; a comparison's run folders (named by the spec's digest)
+    made before must still be found, so a digest reads a conv2d's `trainable: true` as it was written."""
+    from cnnlab.net.presets import preset
+    from cnnlab.runs.records import spec_digest
+
+    assert {name: spec_digest(preset(name))[:12] for name in ("mlp", "cnn", "fast")} == {
+        "mlp": "c235881ddaeb", "cnn": "4dc842866550", "fast": "6d6c670830f9"}
