@@ -4,7 +4,7 @@
 >>> data = cnnlab.load_data("digits")
 >>> model = cnnlab.Model("cnn")
 >>> history = model.fit(data.x_train, data.y_train, epochs=3, verbose=0)
->>> loss, accuracy = model.evaluate(data.x_test, data.y_test)
+>>> loss, accuracy = model.evaluate(data.x_test, data.y_test, verbose=0)  # 0: without Keras' printed line
 >>> accuracy > 0.8
 True
 """
