@@ -71,6 +71,9 @@ def keras_twin(model):
 @habit("freeze a layer of a built model, then fit", keras="model.get_layer('dense').trainable = False; fit(...)",
        cnnlab="the same: the frozen kernel keeps its values (as in Keras), the others train; the summary counts "
               "it as non-trainable, as Keras does", topic=TOPIC)
+@habit("count what trains", keras="len(model.trainable_weights), layer.non_trainable_weights",
+       cnnlab="the same lists, as numpy arrays (Keras gives variables: len and .shape read the same)",
+       status=DIFFERS, topic=TOPIC)
 def test_a_frozen_layer_keeps_its_weights_as_in_keras(digits):
     keras = pytest.importorskip("keras_oracle").keras
     model = mlp(digits, seed=3)
@@ -81,6 +84,10 @@ def test_a_frozen_layer_keeps_its_weights_as_in_keras(digits):
     lines = []
     twin.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
     assert footer(model.summary_text()) == footer("\n".join(lines))  # Total, Trainable, Non-trainable params
+    for ours, theirs in ((model, twin), (model.get_layer("dense"), twin.get_layer("dense")),
+                         (model.get_layer("batch_normalization"), twin.get_layer("batch_normalization"))):
+        assert [w.shape for w in ours.trainable_weights] == [tuple(w.shape) for w in theirs.trainable_weights]
+        assert [w.shape for w in ours.non_trainable_weights] == [tuple(w.shape) for w in theirs.non_trainable_weights]
 
     before, kernel = weights(model), twin.get_layer("dense").get_weights()[0].copy()
     head = twin.get_layer("dense_1").get_weights()[0].copy()

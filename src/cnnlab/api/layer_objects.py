@@ -56,6 +56,30 @@ class LayerObjects:
         value = Bool().check(value, f"model '{self.spec.name}': trainable")
         self._set_trainable({layer.name: value for layer in self.spec.layers})
 
+    @property
+    def trainable_weights(self) -> list:
+        """Keras' ``model.trainable_weights``: the weights that train, as numpy arrays in Keras' order and layouts
+        (Keras gives variables; ``len`` and ``.shape`` read the same); ``[]`` until the network is built."""
+        return self._weight_values(True)
+
+    @property
+    def non_trainable_weights(self) -> list:
+        """Keras' ``model.non_trainable_weights``: a frozen layer's weights and the batchnorm statistics."""
+        return self._weight_values(False)
+
+    def _weight_values(self, trainable: bool, layers: list[str] | None = None) -> list:
+        """The values of the weights of ``layers`` (all, in Keras' order, by default) that train, or do not."""
+        from cnnlab.api.weights import read_weights, weight_slots
+        from cnnlab.export.keras_weights import keras_order
+        from cnnlab.net.presets import preset_name
+
+        if self.module is None and (self._spec is None or self._spec.input_shape is None or preset_name(self._spec)):
+            return []  # unbuilt, as Keras' model without its input shape
+        module = self._require_module()
+        state = module.state_dict(keep_vars=True)  # parameters, and buffers (batchnorm's statistics) that never train
+        slots = weight_slots(module, keras_order(module.spec) if layers is None else layers)
+        return read_weights(module, [slot for slot in slots if state[slot.key].requires_grad == trainable])
+
     def _set_trainable(self, flags: dict[str, bool]) -> None:
         """Set the ``trainable`` field of the layers named in ``flags``; a built network follows at once (its
         frozen parameters take no gradient; the optimizer of the next fit leaves them out)."""

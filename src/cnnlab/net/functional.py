@@ -103,6 +103,18 @@ class Layer:
         else:
             model._set_trainable({self.name: value})
 
+    @property
+    def trainable_weights(self) -> list:
+        """Keras' ``layer.trainable_weights``: its weights that train (numpy arrays in Keras' layouts)."""
+        model = self.model
+        return [] if model is None else model._weight_values(True, [self.name])
+
+    @property
+    def non_trainable_weights(self) -> list:
+        """Keras' ``layer.non_trainable_weights``: all its weights when frozen, else batchnorm's statistics."""
+        model = self.model
+        return [] if model is None else model._weight_values(False, [self.name])
+
     def __call__(self, inputs):
         tensors = tuple(inputs) if isinstance(inputs, (list, tuple)) else (inputs,)
         where = f"{type(self).__name__}" + (f" '{self.name}'" if self.name else "")
