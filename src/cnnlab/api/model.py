@@ -7,9 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.api.callback_bridge import CallbackBridge
+from cnnlab.api.features import share_blocks, shared_sources
 from cnnlab.api.history import History
 from cnnlab.api.layer_objects import LayerObjects
+from cnnlab.api.model_object import ModelObject, channels_last
 from cnnlab.api.views import NetworkViews
+from cnnlab.api.weights import WeightsMixin
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.inputs import InputError, check_images, check_labels
 from cnnlab.net.presets import preset_name
@@ -17,7 +20,7 @@ from cnnlab.net.resolve import fit_spec, resolve_spec
 from cnnlab.net.spec import ModelSpec, SpecError
 
 
-class Model(LayerObjects, NetworkViews):
+class Model(ModelObject, WeightsMixin, LayerObjects, NetworkViews):
     """A network with fit/evaluate/predict: a preset name, spec file, YAML text or list, or a graph
     made with :mod:`cnnlab.layers` as in Keras (``Model(inputs=inp, outputs=out)``).
 
@@ -37,7 +40,9 @@ class Model(LayerObjects, NetworkViews):
             model_spec = resolve_spec(spec).renamed(name)
         self._setup(model_spec, functional, init, device, seed)
         if functional:
-            self._adopt(graph_layers(spec if inputs is None else inputs, outputs))  # the graph's layers are its own
+            graph = graph_layers(spec if inputs is None else inputs, outputs)
+            self._adopt(graph)  # the graph's layers are its own
+            self._shared = shared_sources(self, graph)  # another model's layers: built with its weights (features.py)
 
     def _setup(self, spec, functional: bool, init: str = "keras", device: str = "auto", seed: int = 0) -> None:
         from cnnlab.api.compiling import Compiled
@@ -75,6 +80,7 @@ class Model(LayerObjects, NetworkViews):
         check_build_memory(summarize(self.spec), "cpu")  # a network too big is refused before it is allocated
         seed_everything(self.seed)
         self.module = build_model(self.spec, init=self.init)
+        share_blocks(self)  # a feature model runs the trained blocks of the model its layers came from
         return self.module
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **unsupported) -> None:
@@ -258,7 +264,7 @@ class Model(LayerObjects, NetworkViews):
         tensor = images_to_tensor(self._images(prediction_images(self, x, steps, self.seed, batch_size), "x"), device)
         with torch.no_grad(), autocast(device, self._inference_precision(device)):
             parts = [module.probabilities(tensor[i:i + batch_size]) for i in range(0, len(tensor), batch_size)]
-        return torch.cat(parts).cpu().numpy()
+        return channels_last(torch.cat(parts)).cpu().numpy()  # a feature model's maps: (N, H, W, C), as Keras
 
     def _inference_precision(self, device) -> str:
         """The precision fit trained in, as ``cnnlab evaluate`` uses a run's: fp32 where bf16 would be slow here."""
@@ -318,7 +324,10 @@ class Model(LayerObjects, NetworkViews):
         return self.module
 
     def _device(self):
-        return next(self._require_module().parameters()).device
+        import torch
+
+        module = self._require_module()  # a network without weights (a feature model of a flatten) runs on the CPU
+        return next((param.device for param in module.parameters()), torch.device("cpu"))
 
 
 def load_model(path, **options) -> Model:

@@ -51,8 +51,10 @@ class ModelOptimizer:
         """The current rate: the live optimizer's after a fit (callbacks and schedules move it), else the
         one the next fit starts from."""
         state = self._model._state
-        value = state.optimizer.param_groups[0]["lr"] if state is not None else self._options()["lr"]
-        return LearningRate(value, self)
+        if state is None:
+            return LearningRate(self._options()["lr"], self)
+        group = state.optimizer.param_groups[0]  # each group runs at lr times its scale (muon's, the biases')
+        return LearningRate(group["lr"] / group.get("lr_scale", 1.0), self)
 
     @learning_rate.setter
     def learning_rate(self, value) -> None:

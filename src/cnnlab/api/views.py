@@ -59,12 +59,12 @@ class NetworkViews:
         """Print the Keras-style summary (needs an input shape: from the spec or a fit)."""
         print(self.summary_text(), end="")
 
-    def summary_text(self) -> str:
-        """The Keras-style summary table as text."""
+    def summary_text(self, line_length: int | None = None) -> str:
+        """The Keras-style summary table as text (``line_length``: the table's width, as Keras' argument)."""
         from cnnlab.net.resolve import summarize
         from cnnlab.presenters.summary_table import format_summary
 
-        return format_summary(summarize(self.spec))
+        return format_summary(summarize(self.spec), line_length=line_length)
 
     def __repr__(self) -> str:
         try:

@@ -147,6 +147,30 @@ class Layer:
             raise SpecError(f"{type(self).__name__} '{self.name}': not built yet (its input shape is unknown)")
         return self._info.params
 
+    def get_weights(self) -> list:
+        """Keras' ``layer.get_weights()``: numpy arrays in Keras' order and layouts (a conv kernel
+        ``(kh, kw, in, out)``, a dense kernel ``(in, out)``, then the bias); read from its model's network
+        (``[]`` for a layer of no model, or before the model knows its input shape)."""
+        model = self._weights_owner("get_weights")
+        return [] if model is None else model.layer_weights(self.name)
+
+    def set_weights(self, weights) -> None:
+        """Keras' ``layer.set_weights(arrays)``: the arrays ``get_weights`` gives, written into its model's
+        network; a wrong count or shape is refused, naming the layer and the expected shape."""
+        model = self._weights_owner("set_weights")
+        if model is None:
+            raise SpecError(f"{type(self).__name__} '{self.name}': set_weights: the layer belongs to no model "
+                            "yet, so it has no weights; make the model first (Model(inputs, outputs))")
+        model.set_layer_weights(self.name, weights)
+
+    def _weights_owner(self, what: str):
+        """The model holding this layer's weights; a layer whose model is gone (it only held it weakly) says so."""
+        model = self.model
+        if model is None and self._owner is not None:
+            raise SpecError(f"{type(self).__name__} '{self.name}': {what}: the model this layer belonged to no "
+                            "longer exists, and its weights went with it; keep the model in a variable")
+        return model
+
     def get_config(self) -> dict[str, Any]:
         """The layer's arguments, Keras' names, every default written out."""
         fields = parse_fields(self.fields, self.kind, type(self).__name__)
