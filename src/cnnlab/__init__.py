@@ -10,14 +10,21 @@ The pure parts (specs, shape and parameter inference) import without torch:
 
 from __future__ import annotations
 
-from cnnlab import callbacks, layers, losses, metrics, optimizers, utils  # as after `import keras` (none imports torch)
-from cnnlab.api import History, Model, Sequential, load_data, load_model, show_samples
-from cnnlab.errors import CnnlabError
-from cnnlab.net.inference import ModelInfo, infer
-from cnnlab.net.presets import preset
-from cnnlab.net.resolve import resolve_spec, summarize
-from cnnlab.net.spec import ModelSpec, SpecError, parse_spec
-from cnnlab.version import __version__
+from cnnlab.engine.threads import spin_on_import
+
+# First, before anything below could load torch: the command line's OpenMP wait (a short spin), so that
+# fit from Python or a notebook is as fast as `cnnlab train` on a busy machine; a note if torch came first.
+spin_on_import()
+
+# As after `import keras` (none imports torch):
+from cnnlab import callbacks, layers, losses, metrics, optimizers, utils  # noqa: E402
+from cnnlab.api import History, Model, Sequential, load_data, load_model, show_samples  # noqa: E402
+from cnnlab.errors import CnnlabError  # noqa: E402
+from cnnlab.net.inference import ModelInfo, infer  # noqa: E402
+from cnnlab.net.presets import preset  # noqa: E402
+from cnnlab.net.resolve import resolve_spec, summarize  # noqa: E402
+from cnnlab.net.spec import ModelSpec, SpecError, parse_spec  # noqa: E402
+from cnnlab.version import __version__  # noqa: E402
 
 
 def print_summary(spec, input_shape=None, classes=None) -> None:

@@ -10,10 +10,12 @@ class History:
 
     ``history`` holds each epoch's logs as Keras' callbacks saw them (loss, accuracy, and
     val_loss / val_accuracy when there is validation; learning_rate where a scheduler set
-    it); ``records`` add the times, images per second and learning rate of every epoch.
+    it); ``records`` add the times, images per second and learning rate of every epoch. ``seed``
+    is the seed the run drew from (cnnlab's addition): ``Model(seed=history.seed)`` repeats it.
     """
 
-    def __init__(self, records: list[dict], logs: list[dict] | None = None):
+    def __init__(self, records: list[dict], logs: list[dict] | None = None, seed: int | None = None):
+        self.seed = seed
         self.records = [dict(r) for r in records]
         self.logs = [dict(r) for r in (logs if logs is not None else records)]
         self.epoch = [r["epoch"] - 1 for r in self.records]

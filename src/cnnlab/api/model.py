@@ -27,10 +27,15 @@ class Model(ModelObject, WeightsMixin, LayerObjects, NetworkViews):
     Images are ``(N, H, W, C)``: uint8 (scaled to [0, 1]) or float; labels are class
     indices or one-hot rows. The torch module is built on the first ``fit`` (or
     ``build``), when the input shape and class count are known.
+
+    ``seed``: the initial weights, dropout, shuffling and validation split follow from it
+    (``seed=0`` gives ``cnnlab train``'s numbers); without one, a new seed is drawn, so
+    runs differ as in Keras (:func:`cnnlab.utils.set_random_seed` makes them repeat), and
+    kept in ``model.seed``. Python's, numpy's and torch's global generators are left as they were.
     """
 
     def __init__(self, spec="cnn", outputs=None, *, inputs=None, name: str | None = None, init: str = "keras",
-                 device: str = "auto", seed: int = 0):
+                 device: str = "auto", seed: int | None = None):
         functional = inputs is not None or outputs is not None
         if functional:  # Keras' Model(inputs, outputs), by position or by name
             from cnnlab.net.functional import functional_spec, graph_layers
@@ -44,11 +49,14 @@ class Model(ModelObject, WeightsMixin, LayerObjects, NetworkViews):
             self._adopt(graph)  # the graph's layers are its own
             self._shared = shared_sources(self, graph)  # another model's layers: built with its weights (features.py)
 
-    def _setup(self, spec, functional: bool, init: str = "keras", device: str = "auto", seed: int = 0) -> None:
+    def _setup(self, spec, functional: bool, init: str = "keras", device: str = "auto",
+               seed: int | None = None) -> None:
         from cnnlab.api.compiling import Compiled
+        from cnnlab.engine.seeds import model_seed
 
         self._spec, self._functional, self._compiled = spec, functional, Compiled()
-        self.init, self.device, self.seed = init, device, seed
+        # Without a seed, a new one (runs differ, as in Keras); kept here, so Model(seed=model.seed) repeats the run.
+        self.init, self.device, self.seed = init, device, model_seed(seed)
         self.module = None
         self.class_names: list[str] | None = None  # known for models loaded from runs or files
         self.history: History | None = None
@@ -67,19 +75,19 @@ class Model(ModelObject, WeightsMixin, LayerObjects, NetworkViews):
         self._spec = value
 
     def build(self, input_shape: tuple[int, ...], num_classes: int | None = None):
-        """Build the torch module (seeded, Keras initialisation by default).
+        """Build the torch module (initialised from ``self.seed``, Keras initialisation by default).
 
         A preset's head takes ``num_classes``; a user's network keeps its own output units.
         """
-        from cnnlab.engine.device import seed_everything
         from cnnlab.engine.memory import check_build_memory
+        from cnnlab.engine.seeds import run_generators
         from cnnlab.net.builder import build_model
         from cnnlab.net.resolve import summarize
 
         self.spec = fit_spec(self.spec, input_shape, num_classes)
         check_build_memory(summarize(self.spec), "cpu")  # a network too big is refused before it is allocated
-        seed_everything(self.seed)
-        self.module = build_model(self.spec, init=self.init)
+        with run_generators(self.seed):  # the user's generators are given back as they were
+            self.module = build_model(self.spec, init=self.init)
         share_blocks(self)  # a feature model runs the trained blocks of the model its layers came from
         return self.module
 
@@ -152,7 +160,7 @@ class Model(ModelObject, WeightsMixin, LayerObjects, NetworkViews):
                 raise
             bridge.on_invalid_loss(error)
             bridge.on_train_end()  # TerminateOnNaN: training ends there, as Keras ends it
-        self.history = History([record.to_dict() for record in bridge.records()], bridge.logs)
+        self.history = History([record.to_dict() for record in bridge.records()], bridge.logs, seed=self.seed)
         return self.history
 
     def _attach(self, session) -> None:
@@ -219,13 +227,17 @@ class Model(ModelObject, WeightsMixin, LayerObjects, NetworkViews):
         if self._state is not None:  # keep the optimizer's moments across fit calls, as Keras does
             carry_state(self._state.optimizer, session.state.optimizer)  # also when layers were (un)frozen
 
-    def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose=0, return_dict: bool = False,
+    def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose="auto", return_dict: bool = False,
                  tta: str | None = None, steps: int | None = None):
         """``[loss, accuracy, *compile's other metrics]`` on these images and labels (dropout off), as Keras
         returns them; ``return_dict=True`` gives ``{"loss": ..., "accuracy": ...}`` (compile's names);
         ``tta="flip"``: see :mod:`cnnlab.engine.tta`.
         Runs in the precision ``fit`` trained in (bf16 only where this machine has bf16 units), as Keras'
-        mixed-precision policy does and ``cnnlab evaluate`` does for a run."""
+        mixed-precision policy does and ``cnnlab evaluate`` does for a run. ``verbose`` "auto" (Keras'
+        default) or 1 prints Keras' line (``12/12 ━━━━ 0s 2ms/step - accuracy: ... - loss: ...``), 2 its
+        plain form, 0 nothing."""
+        import time
+
         from cnnlab.api.data_sources import evaluation_arrays
         from cnnlab.engine.batches import image_batches, labels_to_tensor
         from cnnlab.engine.loop import evaluate_tensors
@@ -235,6 +247,7 @@ class Model(ModelObject, WeightsMixin, LayerObjects, NetworkViews):
         device = self._device()
         x, labels = evaluation_arrays(self, x, y, steps, self.seed, batch_size)  # a source of batches: read once
         self._compiled.check_classes(labels, self._outputs(), "y")
+        started = time.perf_counter()
         result = evaluate_tensors(with_tta(self._require_module(), tta), image_batches(x, device),
                                   labels_to_tensor(labels.indices, device), _batch_size(batch_size),
                                   self._inference_precision(device), objective=self._compiled.objective(self.module),
@@ -242,6 +255,7 @@ class Model(ModelObject, WeightsMixin, LayerObjects, NetworkViews):
         scores = {name: np.asarray(value, np.float32) if isinstance(value, list) else value  # per class: an array
                   for name, value in result["scores"].items()}
         logs = {"loss": result["loss"], self._compiled.metric: result["accuracy"], **scores}
+        _say_evaluation(logs, verbose, -(-len(x) // _batch_size(batch_size)), time.perf_counter() - started)
         return logs if return_dict else list(logs.values())  # Keras' order: loss, then compile's metrics
 
     def predict(self, x, batch_size: int | None = None, verbose=0, tta: str | None = None,
@@ -404,6 +418,15 @@ def _check_verbose(verbose) -> None:
     if verbose not in (0, 1, 2, "auto") or isinstance(verbose, bool):
         raise InputError(f"verbose must be 0 (silent), 1 (progress bar), 2 (one line per epoch) or 'auto', "
                          f"got {verbose!r}")
+
+
+def _say_evaluation(logs: dict, verbose, steps: int, seconds: float) -> None:
+    """evaluate's one line on stdout, as Keras prints it (verbose "auto" or 1: with its bar; 2: without)."""
+    from cnnlab.presenters.keras_progress import evaluation_line
+
+    if verbose != 0:
+        scalars = {name: float(value) for name, value in logs.items() if np.ndim(value) == 0}  # not per-class rows
+        print(evaluation_line(scalars, steps, seconds, bar=verbose != 2), flush=True)
 
 
 def _progress(verbose):

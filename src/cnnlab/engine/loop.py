@@ -20,6 +20,7 @@ from cnnlab.engine.averaging import WeightAverage
 from cnnlab.engine.batches import ImageBatches, as_batches
 from cnnlab.engine.callbacks import CallbackList, TrainingCallback, built_in
 from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.metric_counts import tally_for
 from cnnlab.engine.records import EpochRecord
 from cnnlab.engine.steps import Objective, deterministic_guard, train_step
 from cnnlab.engine.strategy import SingleProcess
@@ -82,6 +83,8 @@ class TrainState:
     average: WeightAverage | None = None  # ema_momentum: the weights' moving average
     # Not checkpointed: how many processes train this model (cnnlab.engine.data_parallel.DataParallel under torchrun).
     strategy: SingleProcess = field(default_factory=SingleProcess)
+    # Not checkpointed: compile's metrics beyond accuracy (cnnlab.engine.metric_counts), counted every epoch.
+    metrics: tuple = ()
 
 
 def train_epoch(state: TrainState, data: TensorData, config: TrainConfig,
@@ -98,11 +101,12 @@ def train_epoch(state: TrainState, data: TensorData, config: TrainConfig,
     objective = Objective.of(config, state.model)
     sums = strategy.new_sums(steps, data.x_train.device)
     forward, checked, totals, counts = strategy.forward_module(state.model), 0, (0.0, 0), []
+    tally = tally_for(state.model, state.metrics, data.x_train.device)  # counted on the device, read at the end
     forward.train()
     with strategy.guard():
         for step, (count, xb, yb, wb) in enumerate(data.epoch_batches(state, config.batch_size)):
             loss, hits = train_step(forward, state.optimizer, state.scheduler, xb, yb, config.precision, objective,
-                                    state.average, strategy.divisor(count), wb)
+                                    state.average, strategy.divisor(count), wb, tally)
             strategy.add(sums, step, loss, hits, len(yb))
             counts.append(count)  # known on the host: no sync
             if (step + 1) % progress_every == 0 or step + 1 == steps:
@@ -115,29 +119,33 @@ def train_epoch(state: TrainState, data: TensorData, config: TrainConfig,
             totals = strategy.totals(sums, checked, len(counts), counts[checked:], state.epoch + 1)
         strategy.end_epoch()
     n = sum(counts)
-    return {"loss": totals[0] / n, "accuracy": totals[1] / n, "images": n}
+    scores = tally.values(strategy.reduce_counts) if tally is not None else {}
+    return {"loss": totals[0] / n, "accuracy": totals[1] / n, "images": n, "scores": scores}
 
 
 def evaluate_tensors(model, x: ImageBatches | torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
                      precision: str = "fp32", strategy: SingleProcess | None = None,
-                     objective: Objective | None = None) -> dict:
+                     objective: Objective | None = None, metrics=()) -> dict:
     """Mean loss (cross-entropy, or ``objective``'s) and accuracy over ``x``, in eval mode (dropout off),
-    over every process's part."""
-    loss_sum, correct = (strategy or SingleProcess()).evaluation_totals(model, as_batches(x), y, batch_size,
-                                                                          precision, objective)
+    over every process's part; ``scores``: the values of ``metrics`` (compile's, by name)."""
+    strategy = strategy or SingleProcess()
+    tally = tally_for(model, metrics, as_batches(x).device)
+    loss_sum, correct = strategy.evaluation_totals(model, as_batches(x), y, batch_size, precision, objective, tally)
     count = max(len(y), 1)
-    return {"loss": loss_sum / count, "accuracy": correct / count}
+    scores = tally.values(strategy.reduce_counts) if tally is not None else {}
+    return {"loss": loss_sum / count, "accuracy": correct / count, "scores": scores}
 
 
-def _validate(state: TrainState, data: TensorData, config: TrainConfig) -> tuple[float | None, float | None]:
-    """val_loss and val_accuracy (None without validation data), of the averaged weights if any."""
+def _validate(state: TrainState, data: TensorData, config: TrainConfig) -> tuple[float | None, float | None, dict]:
+    """val_loss and val_accuracy (None without validation data) and the compiled metrics' scores, of the
+    averaged weights if any."""
     if data.x_val is None or not len(data.y_val):
-        return None, None
+        return None, None, {}
     weights = state.average.applied(state.model) if state.average is not None else contextlib.nullcontext()
     with weights:  # several processes: each scores its part of the validation set, and the sums are added
         val = evaluate_tensors(state.model, data.x_val, data.y_val, config.eval_batch_size, config.precision,
-                               state.strategy, Objective.of(config, state.model))
-    return val["loss"], val["accuracy"]
+                               state.strategy, Objective.of(config, state.model), state.metrics)
+    return val["loss"], val["accuracy"], val["scores"]
 
 
 def run_epochs(state: TrainState, data: TensorData, config: TrainConfig,
@@ -160,11 +168,12 @@ def run_epochs(state: TrainState, data: TensorData, config: TrainConfig,
             deterministic_guard(exc)
             raise
         train_seconds = time.perf_counter() - start
-        val_loss, val_accuracy = _validate(state, data, config)
+        val_loss, val_accuracy, val_scores = _validate(state, data, config)
         seconds = time.perf_counter() - start
         record = EpochRecord(state.epoch + 1, scores["loss"], scores["accuracy"], val_loss, val_accuracy,
                              seconds, train_seconds, scores["images"] / train_seconds,
-                             state.optimizer.param_groups[0]["lr"])
+                             state.optimizer.param_groups[0]["lr"],
+                             {**scores["scores"], **{f"val_{name}": value for name, value in val_scores.items()}})
         state.epoch += 1
         state.history.append(record)
         hooks.on_epoch_end(record, state)

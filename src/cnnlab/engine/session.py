@@ -20,12 +20,13 @@ from cnnlab.engine.callbacks import CallbackList, TrainingCallback
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.data_init import initialise_from_data
 from cnnlab.engine.data_parallel import parallelize
-from cnnlab.engine.device import resolve_device, seed_everything, set_deterministic
+from cnnlab.engine.device import resolve_device, set_deterministic
 from cnnlab.engine.heap import retained_heap
 from cnnlab.engine.loop import TensorData, TrainState, run_epochs
 from cnnlab.engine.optim import make_optimizer, make_schedule, parameter_groups
 from cnnlab.engine.precision import session_precision
 from cnnlab.engine.records import TrainingFacts
+from cnnlab.engine.seeds import run_generators
 from cnnlab.engine.streams import BatchStream, StreamData
 
 if TYPE_CHECKING:
@@ -122,14 +123,14 @@ def open_session(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndar
                  validation: tuple[np.ndarray, np.ndarray] | None = None,
                  class_names: list[str] | None = None, callback: TrainingCallback | None = None,
                  weights: np.ndarray | None = None) -> Session:
-    """Seed, build the model, split and move the data, make a fresh state, and choose the precision.
+    """Build the model, split and move the data, make a fresh state, and choose the precision.
 
-    Seeding comes before ``build`` so the initial weights depend on the seed alone, and
-    the dropout draws then follow from it. ``build`` returns a new module, or one that
+    Run inside :func:`~cnnlab.engine.seeds.run_generators` (as :func:`train_model` runs it),
+    which seeds before ``build``: the initial weights depend on the seed alone, and the
+    dropout draws then follow from it. ``build`` returns a new module, or one that
     is already trained (``Model.fit`` called again trains on from where it stopped). The
     caller has run the pre-flight (:mod:`cnnlab.engine.preflight`) before.
     """
-    seed_everything(config.seed)
     set_deterministic(config.deterministic)
     state, tensors, split = prepare(build(), x, y, config, validation, class_names, weights)
     spec = getattr(state.model, "spec", None)
@@ -152,9 +153,15 @@ def train_model(build: Callable[[], torch.nn.Module], x: np.ndarray, y: np.ndarr
     run's recorder restores its checkpoint there, ``Model.fit`` keeps its optimizer's moments);
     then, when epochs remain, :meth:`~cnnlab.engine.callbacks.TrainingCallback.on_train_begin`
     with the facts (an epoch's time estimate, where a callback wants it); then the epochs
-    (:func:`cnnlab.engine.loop.run_epochs`) and ``on_train_end``. ``weights``: each image's weight in
-    the training loss (see :func:`prepare`).
+    (:func:`cnnlab.engine.loop.run_epochs`) and ``on_train_end``. The run draws from the global
+    generators seeded with ``config.seed`` and gives them back as they were (:func:`run_generators`).
+    ``weights``: each image's weight in the training loss (see :func:`prepare`).
     """
+    with run_generators(config.seed):
+        return _train(build, x, y, config, validation, class_names, callbacks, metrics, weights)
+
+
+def _train(build, x, y, config: TrainConfig, validation, class_names, callbacks, metrics=(), weights=None) -> Session:
     from cnnlab.engine import distributed
     from cnnlab.engine.estimate import estimate_epoch_seconds
 
