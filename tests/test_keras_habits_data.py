@@ -83,10 +83,40 @@ def test_fit_on_a_pydataset_trains_as_keras(batch):
     x, y = batch
     ours, theirs = pair()
     source = Batches(x, y, 16)
-    history = ours.fit(source, epochs=2, verbose=0)
+    history = ours.fit(source, epochs=2, verbose=0, shuffle=False)  # in its order; Keras' default shuffles it
     theirs.fit(KerasBatches(x, y, 16), epochs=2, verbose=0, shuffle=False)
     assert_same_weights(ours, theirs)
     assert source.ended == 2 and len(history.history["loss"]) == 2 and "val_loss" not in history.history
+
+
+class Logged(Batches):
+    """Batches that note which batch each epoch asked for."""
+
+    def __init__(self, x, y, size):
+        super().__init__(x, y, size)
+        self.asked = []
+
+    def __getitem__(self, index):
+        self.asked.append(index)
+        return super().__getitem__(index)
+
+
+@habit("a PyDataset's batch order with fit's shuffle", keras="fit(MyPyDataset(...)) shuffles the batch order each "
+       "epoch (shuffle=True, the default); shuffle=False keeps it", cnnlab="the same, drawn from the model's seed "
+       "(never Python's global random): a seeded run repeats", status=DIFFERS, topic="Data")
+def test_a_pydataset_batch_order_is_shuffled_as_keras_shuffles_it(batch):
+    x, y = batch
+
+    def orders(shuffle):
+        source = Logged(x, y, 6)  # 8 batches a pass
+        pair()[0].fit(source, epochs=3, verbose=0, shuffle=shuffle)
+        return [source.asked[i:i + 8] for i in range(0, 24, 8)]
+
+    shuffled = orders(True)
+    assert all(sorted(order) == list(range(8)) for order in shuffled)
+    assert shuffled[0] != list(range(8)) and shuffled[0] != shuffled[1]
+    assert orders(True) == shuffled  # the model's seed: the same orders again
+    assert orders(False) == [list(range(8))] * 3
 
 
 @habit("steps_per_epoch below a PyDataset's length", keras="fit(MyPyDataset(...), steps_per_epoch=2, epochs=3)",
@@ -96,7 +126,7 @@ def test_steps_per_epoch_continues_a_pass_as_keras(batch):
     x, y = batch
     ours, theirs = pair()
     source = Batches(x, y, 16)  # 3 batches a pass
-    history = ours.fit(source, steps_per_epoch=2, epochs=3, verbose=0)
+    history = ours.fit(source, steps_per_epoch=2, epochs=3, verbose=0, shuffle=False)
     theirs.fit(KerasBatches(x, y, 16), steps_per_epoch=2, epochs=3, verbose=0, shuffle=False)
     assert_same_weights(ours, theirs)  # epochs of batches (0, 1), (2), (0, 1), as Keras runs them
     assert len(history.history["loss"]) == 3 and source.ended == 3

@@ -10,8 +10,10 @@ from the model's seed), and ``image_dataset_from_directory``'s dataset. Here eac
   dataset (its uint8 images): cnnlab's seeded shuffle and exact resume hold for them; or
 * a :class:`~cnnlab.engine.streams.BatchStream`: batches taken in the order the source gives
   them, each checked as arrays are (:func:`check_images`, :func:`check_labels`, the loss's label
-  format, the model's outputs). cnnlab cannot shuffle a stream (as in Keras, that is the
-  source's job) nor replay it: a generator's next epoch goes on where the last one stopped.
+  format, the model's outputs). A PyDataset's batch order is shuffled each epoch, as Keras'
+  ``fit(shuffle=True)`` shuffles it (from the model's seed); a generator's or a DataLoader's
+  order is the source's own (as in Keras), and a generator's next epoch goes on where the last
+  one stopped.
 
 Validation data and ``evaluate``/``predict`` from a source are read once into arrays
 (``validation_steps`` / ``steps`` batches), and then scored as arrays are.
@@ -131,42 +133,51 @@ class SourceReader:
         return images, labels, weights_for(labels.indices, class_weight, sample_weight, f"{where} sample_weight")
 
 
-def batch_iterator(x, steps: int | None, seed: int, batch_size: int | None, name: str):
-    """``(passes, steps, length)`` for a source of batches: ``passes`` yields a new iterator of its batches
-    per pass (a generator's is the generator itself), ``steps`` per epoch (``steps`` given, else the
-    source's length) and ``length`` the batches in a pass (None: a generator). Refuses what is not one."""
+def batch_iterator(x, steps: int | None, seed: int, batch_size: int | None, name: str, shuffle: bool = False):
+    """``(new_pass, steps, length)`` for a source of batches: ``new_pass(key)`` starts a pass over its
+    batches (a generator's is the generator itself, which goes on), ``steps`` per epoch (``steps`` given,
+    else the source's length) and ``length`` the batches in a pass (None: a generator). With ``shuffle``,
+    a PyDataset's batch order and a torch Dataset's samples are shuffled in each pass, as Keras' fit
+    shuffles a PyDataset, from cnnlab's own generator (``seed`` and the pass's ``key``). Refuses what
+    is not a source of batches."""
     import torch
 
     if isinstance(x, (str, bytes, dict)):  # iterable, but no batches
         raise InputError(f"{name}: expected a pair (x, y) of arrays or a source of batches, got {type(x).__name__}")
-    if isinstance(x, torch.utils.data.DataLoader):
-        return iter(lambda: iter(x), None), _steps(steps, x, name), len(x)  # Keras' torch adapter: len(loader)
+    if isinstance(x, torch.utils.data.DataLoader):  # shuffled (or not) by its own sampler, as Keras leaves it
+        return lambda key: iter(x), _steps(steps, len(x), name), len(x)
+
     if isinstance(x, torch.utils.data.Dataset) and hasattr(x, "__len__"):
-        loader = torch.utils.data.DataLoader(x, batch_size=batch_size or 32, shuffle=True,
-                                             generator=torch.Generator().manual_seed(seed))
-        return iter(lambda: iter(loader), None), _steps(steps, loader, name), len(loader)
+        def loader(key: int):
+            generator = torch.Generator().manual_seed(_pass_seed(seed, key))
+            return iter(torch.utils.data.DataLoader(x, batch_size=batch_size or 32, shuffle=shuffle,
+                                                    generator=generator))
+        batches = -(-len(x) // (batch_size or 32))
+        return loader, _steps(steps, batches, name), batches
     if hasattr(x, "__getitem__") and hasattr(x, "__len__"):  # keras.utils.PyDataset: batch i is x[i]
-        return iter(lambda: _indexed(x), None), _steps(steps, x, name), len(x)
+        def indexed(key: int):
+            order = np.random.default_rng(_pass_seed(seed, key)).permutation(len(x)) if shuffle else range(len(x))
+            return (x[int(index)] for index in order)
+        return indexed, _steps(steps, len(x), name), len(x)
     if hasattr(x, "__next__") or hasattr(x, "__iter__"):  # a generator: one stream through every epoch
         if steps is None:
             raise InputError(f"{name}: a generator has no length; give steps_per_epoch (and validation_steps for "
                              "validation data), as Keras needs for an endless generator")
         stream = iter(x)
-        return iter(lambda: stream, None), _steps(steps, None, name), None
+        return lambda key: stream, _steps(steps, None, name), None
     raise InputError(f"{name}: expected arrays, a generator of (x, y) batches, a PyDataset-like object, a torch "
                      f"DataLoader or Dataset, or image_dataset_from_directory's dataset; got {type(x).__name__}")
 
 
-def _indexed(source) -> Iterator:
-    """A PyDataset's batches in order (its ``on_epoch_end``: see :func:`training_stream`)."""
-    for index in range(len(source)):
-        yield source[index]
+def _pass_seed(seed: int, key: int) -> int:
+    """A pass's own seed, from the run's seed and the epoch it starts in (a resumed epoch draws the same)."""
+    return int(np.random.SeedSequence([seed % 2**63, key]).generate_state(1, np.uint64)[0] % 2**63)
 
 
-def _steps(steps, sized, name: str) -> int:
-    """``steps`` given (a positive integer), else the source's length."""
+def _steps(steps, length: int | None, name: str) -> int:
+    """``steps`` given (a positive integer), else the source's ``length`` in batches."""
     if steps is None:
-        steps = len(sized)
+        steps = length
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise InputError(f"{name}: steps must be a positive integer (steps_per_epoch / validation_steps), "
                          f"got {steps!r}")
@@ -176,8 +187,8 @@ def _steps(steps, sized, name: str) -> int:
 def read_all(reader: SourceReader, x, steps, seed: int, batch_size) -> tuple[np.ndarray, Labels]:
     """Every batch of one pass (``steps`` of them, or the source's length) as arrays: validation data,
     evaluate's. Batches keep the order the source gives them."""
-    passes, count, length = batch_iterator(x, steps, seed, batch_size, reader.name)
-    source, count = next(passes), count if length is None else min(count, length)  # one pass at most, as Keras
+    new_pass, count, length = batch_iterator(x, steps, seed, batch_size, reader.name)
+    source, count = new_pass(0), count if length is None else min(count, length)  # one pass at most, as Keras
     images, labels = [], []
     for step in range(count):
         item = next(source, None)
@@ -190,18 +201,17 @@ def read_all(reader: SourceReader, x, steps, seed: int, batch_size) -> tuple[np.
     return np.concatenate(images), Labels(np.concatenate([label.indices for label in labels]), widths.pop())
 
 
-def training_stream(reader: SourceReader, x, steps, seed: int, batch_size, class_weight,
-                    outputs) -> tuple[BatchStream, Labels]:
+def training_stream(reader: SourceReader, x, steps, seed: int, batch_size, class_weight, outputs,
+                    shuffle: bool = True) -> tuple[BatchStream, Labels]:
     """A :class:`BatchStream` over ``x`` (its first batch read: it sizes the network) and that batch's labels.
 
     Each later batch is checked on the host as it comes, against the model's ``outputs()`` too."""
-    passes, count, length = batch_iterator(x, steps, seed, batch_size, reader.name)
-    first_pass = next(passes)
+    new_pass, count, length = batch_iterator(x, steps, seed, batch_size, reader.name, shuffle)
+    first_pass = new_pass(0)
     item = next(first_pass, None)
     if item is None:
         raise InputError(f"{reader.name}: the source gave no batch")
     images, labels, weights = reader.batch(item, 0, class_weight)
-    started = []
 
     def checked(source, start: int) -> Iterator:
         for step, batch in enumerate(source, start=start):
@@ -209,21 +219,17 @@ def training_stream(reader: SourceReader, x, steps, seed: int, batch_size, class
             outputs(batch_labels, f"{reader.name} (batch {step + 1})")  # the labels against the model's outputs
             yield batch_images, batch_labels.indices, batch_weights
 
-    def new_pass() -> Iterator:  # decided when called, not when first read
-        source, start = (next(passes), 0) if started else (first_pass, 1)  # the first pass has its first batch read
-        started.append(True)
-        return checked(source, start)
-
     end = getattr(x, "on_epoch_end", None)  # a PyDataset's: called after each epoch, as Keras calls it
     # Keras keeps a pass going into the next epoch where steps_per_epoch is given (a generator needs it)
-    stream = BatchStream(new_pass, count, (images, labels.indices, weights), len(labels.indices), reader.name,
-                         length, steps is not None, end if callable(end) else None)
+    stream = BatchStream(lambda key: checked(new_pass(key), 0), count, (images, labels.indices, weights),
+                         checked(first_pass, 1), reader.name, length, steps is not None, end if callable(end) else None)
     return stream, labels
 
 
-def fit_data(model, x, y, batch_size, class_weight, sample_weight, steps_per_epoch, seed: int) -> FitData:
+def fit_data(model, x, y, batch_size, class_weight, sample_weight, steps_per_epoch, seed: int,
+             shuffle: bool = True) -> FitData:
     """fit's ``x`` (and ``y``, weights) as :class:`FitData`: arrays checked as before, a folder's dataset as
-    its arrays, any other source as a stream of checked batches."""
+    its arrays, any other source as a stream of checked batches (``shuffle``: see :func:`batch_iterator`)."""
     from cnnlab.net.kinds.core import expects_raw_pixels
 
     if x is None:
@@ -253,7 +259,8 @@ def fit_data(model, x, y, batch_size, class_weight, sample_weight, steps_per_epo
         raise InputError("fit: sample_weight cannot be given with a source of batches; yield (x, y, sample_weight)")
     reader = SourceReader(lambda images, labels, name: checked_batch(model, images, labels, name), "x")
     stream, labels = training_stream(reader, x, steps_per_epoch, seed, batch_size, class_weight,
-                                     lambda labels, name: model._compiled.check_classes(labels, model._outputs(), name))
+                                     lambda labels, name: model._compiled.check_classes(labels, model._outputs(), name),
+                                     shuffle)
     width = labels.one_hot_width or (len(x.class_names) if hasattr(x, "class_names") else None)
     return FitData(stream, Labels(labels.indices, width))
 
@@ -298,8 +305,8 @@ def prediction_images(model, x, steps, seed: int, batch_size) -> np.ndarray:
     if is_folder_dataset(x):  # its own order (it may shuffle), as Keras predicts on it
         parts = [batch[0] if isinstance(batch, tuple) else batch for batch in x]
         return np.concatenate(parts if raw else [part.astype(np.uint8) for part in parts])  # whole 0..255 values
-    passes, count, length = batch_iterator(x, steps, seed, batch_size, "x")
-    source, parts = next(passes), []
+    new_pass, count, length = batch_iterator(x, steps, seed, batch_size, "x")
+    source, parts = new_pass(0), []
     count = count if length is None else min(count, length)
     for step in range(count):
         item = next(source, None)

@@ -123,8 +123,9 @@ class Model(ModelObject, WeightsMixin, LayerObjects, NetworkViews):
         from cnnlab.engine.session import train_model
         from cnnlab.engine.steps import NonFiniteLossError
 
-        data: FitData = fit_data(self, x, y, batch_size, class_weight, sample_weight, steps_per_epoch, self.seed)
-        if not shuffle and not data.streamed:  # a stream is never shuffled by cnnlab: shuffle is then moot, as in Keras
+        data: FitData = fit_data(self, x, y, batch_size, class_weight, sample_weight, steps_per_epoch, self.seed,
+                                 shuffle)
+        if not shuffle and not data.streamed:  # a stream's own order is kept with shuffle=False, as in Keras
             raise InputError("fit: shuffle=False is not supported (cnnlab always shuffles, seeded)")
         if validation_split and not data.arrays:
             raise InputError("fit: validation_split needs arrays (as in Keras); give validation_data for a dataset")

@@ -3,7 +3,8 @@
 The epoch loop (:func:`cnnlab.engine.loop.train_epoch`) asks its data for an epoch's batches;
 :class:`cnnlab.engine.loop.TensorData` draws them from arrays over a seeded shuffle, a
 :class:`StreamData` takes them from a :class:`BatchStream` in the order the source gives
-them: cnnlab cannot shuffle a stream (as in Keras, that is the source's job), nor rewind it.
+them (a PyDataset's batch order is shuffled by the adapter, as Keras' fit shuffles it); a stream cannot be
+rewound.
 
 A :class:`BatchStream` (made by :mod:`cnnlab.api.data_sources`, which checks each batch as
 ``fit`` checks arrays) yields host arrays: images ``(B, H, W, C)`` or ``(B, D)`` as
@@ -32,20 +33,20 @@ class StreamError(CnnlabError, ValueError):
 
 @dataclass
 class BatchStream:
-    """``steps`` batches an epoch, from passes over a source: ``new_pass()`` starts one (an iterator of
-    :data:`HostBatch`; a generator's pass is the generator itself, which goes on).
+    """``steps`` batches an epoch, from passes over a source: ``new_pass(epoch)`` starts one in that epoch
+    (an iterator of :data:`HostBatch`; a generator's pass is the generator itself, which goes on).
 
     As Keras' epoch iterator: with ``keep`` (``steps_per_epoch`` given, or a generator) a pass goes on
     into the next epoch, and a new one starts once it is spent (``length``: the batches in a pass of a
     source that has a length; None for a generator); an epoch that reaches the end of a pass is cut
-    short there. Without ``keep`` every epoch is one new pass. ``first`` is the first pass's first
-    batch, read already (it sized the network), and handed out first.
+    short there. Without ``keep`` every epoch is one new pass. ``first`` is the first batch of epoch
+    0's pass, read already (it sized the network), and ``rest`` that pass after it.
     """
 
-    new_pass: Callable[[], Iterator[HostBatch]]
+    new_pass: Callable[[int], Iterator[HostBatch]]
     steps: int
     first: HostBatch
-    batch_size: int  # the first batch's size: what the time estimate and the facts go by
+    rest: Iterator[HostBatch]
     what: str = "x"  # the argument it came from, for the error when it runs out
     length: int | None = None
     keep: bool = False
@@ -56,11 +57,20 @@ class BatchStream:
         self._pass: Iterator[HostBatch] | None = None
         self._seen = 0  # batches taken from the current pass
 
-    def batches(self) -> Iterator[HostBatch]:
-        """The next epoch's batches: ``steps`` of them, fewer where a pass of a sized source ends first;
-        a generator that ends is an error naming ``steps_per_epoch``."""
+    @property
+    def batch_size(self) -> int:
+        """The first batch's size: what the time estimate and the facts go by."""
+        return len(self.first[1])
+
+    def batches(self, epoch: int = 0) -> Iterator[HostBatch]:
+        """Epoch ``epoch``'s batches (0 the first): ``steps`` of them, fewer where a pass of a sized source
+        ends first; a generator that ends is an error naming ``steps_per_epoch``."""
         if self._pass is None or not self.keep:
-            self._pass, self._seen = self.new_pass(), 0
+            if self.rest is not None and epoch == 0:  # the pass whose first batch was read ahead
+                self._pass = self.rest
+            else:
+                self._pass, self._pending = self.new_pass(epoch), None
+            self.rest, self._seen = None, 0
         for step in range(self.steps):
             if self.length is not None and self._seen >= self.length:
                 break  # the pass is spent: the epoch ends here (Keras warns and does the same)
@@ -105,7 +115,7 @@ class StreamData:
     def epoch_batches(self, state, batch_size: int):
         """``(count, x, y, weights)`` per batch, as :meth:`cnnlab.engine.loop.TensorData.epoch_batches`
         gives them: ``count`` the batch's size, the rest this process's part of it, on the device."""
-        for images, labels, weights in self.stream.batches():
+        for images, labels, weights in self.stream.batches(state.epoch):
             count = len(labels)
             lo, hi = state.strategy.part(count)
             x = DeviceImages(compact_pixels(images[lo:hi]).to(self.device, non_blocking=True)).slice(0, hi - lo)
