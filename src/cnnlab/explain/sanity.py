@@ -31,6 +31,7 @@ from cnnlab.explain.network import (
 )
 
 THRESHOLD = 0.5  # below it, the randomised network's maps rank the pixels unlike the trained one's
+MARGIN = 0.05    # how much more (in probability) salient pixels must take away than random ones
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,9 @@ class DeletionResult:
 
     @property
     def points_at_evidence(self) -> bool:
-        """Whether removing the salient pixels hurts the prediction more than removing random ones."""
-        return self.salient_drop > self.random_drop + 0.01
+        """Whether removing the salient pixels lowers the probability more than removing random ones, by more
+        than :data:`MARGIN`."""
+        return self.salient_drop > self.random_drop + MARGIN
 
     @property
     def verdict(self) -> str:
@@ -111,7 +113,7 @@ class DeletionResult:
             return (f"removing the most salient pixels first lowers the explained class's probability by {drops}: "
                     "the map points at pixels the prediction uses")
         return (f"removing the most salient pixels lowers the explained class's probability by {drops}: "
-                "the map does not single out what the prediction uses")
+                "hardly more, so the map does not single out what the prediction uses")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "salient_drop": self.salient_drop, "random_drop": self.random_drop,
@@ -164,7 +166,9 @@ def _fresh_network(module, seed: int):
     device = next(module.parameters()).device
     fresh = copy.deepcopy(module).to("cpu")  # drawn on the CPU: the same weights on any device
     with torch.random.fork_rng(devices=[]), torch.no_grad():  # the CPU generator is given back as it was
-        torch.default_generator.manual_seed(seed)  # the CPU's alone (torch.manual_seed would seed CUDA's too)
+        # The CPU's generator alone (torch.manual_seed would seed CUDA's too), from a seed mixed from ``seed``:
+        # Model(seed=s) draws its first weights from torch.manual_seed(s), and these must be others.
+        torch.default_generator.manual_seed(int(np.random.SeedSequence([seed, 33]).generate_state(1)[0]))
         for part in fresh.modules():
             if hasattr(part, "reset_parameters"):
                 part.reset_parameters()
