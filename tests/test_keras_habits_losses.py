@@ -65,6 +65,8 @@ def test_compile_takes_names_functions_and_objects_and_refuses_others():
     for given in ("categorical_crossentropy", "CategoricalCrossentropy", losses.categorical_crossentropy,
                   losses.CategoricalCrossentropy()):
         assert losses.get(given).name == "categorical_crossentropy"
+    assert "label_smoothing" not in losses.get("categorical_crossentropy").options()  # a recipe's own stays
+    assert losses.CategoricalCrossentropy(label_smoothing=0.0).options()["label_smoothing"] == 0.0
     with pytest.raises(ConfigError, match="unsupported loss 'mse'"):
         losses.get("mse")
     with pytest.raises(ConfigError, match="argument 'reduction'='sum' is not supported"):
@@ -173,6 +175,9 @@ def test_validation_loss_is_the_compiled_loss(batch):
     probabilities = model.predict(x)
     expected = losses.CategoricalCrossentropy(label_smoothing=0.3)(to_categorical(y, 10), probabilities)
     assert model.evaluate(x, y)[0] == pytest.approx(expected, rel=1e-5)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")  # fit's own label_smoothing then
+    history = model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y), label_smoothing=0.2)
+    assert model.evaluate(x, y)[0] == pytest.approx(history.history["val_loss"][-1], rel=1e-6)
 
 
 @habit("binary classifier", keras="Dense(1, activation='sigmoid'); fit with loss='binary_crossentropy'",

@@ -28,13 +28,15 @@ class Loss:
 
     name = ""
 
-    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, name: str | None = None,
+    def __init__(self, from_logits: bool = False, label_smoothing: float | None = None, name: str | None = None,
                  **kwargs):
         for key, value in kwargs.items():
             if key not in _DEFAULT_ONLY or value != _DEFAULT_ONLY[key]:
                 raise ConfigError(f"{type(self).__name__}: argument '{key}'={value!r} is not supported by cnnlab")
         if not isinstance(from_logits, bool):
             raise ConfigError(f"{type(self).__name__}: from_logits must be True or False, got {from_logits!r}")
+        self.smoothing_given = label_smoothing is not None  # else a recipe's own smoothing (fast's) stays
+        label_smoothing = 0.0 if label_smoothing is None else label_smoothing
         if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
                 or not 0 <= label_smoothing < 1:
             raise ConfigError(f"{type(self).__name__}: label_smoothing must be in [0, 1), got {label_smoothing!r}")
@@ -42,7 +44,9 @@ class Loss:
         self.display_name = name or self.name
 
     def options(self) -> dict:
-        return {"loss": self.name, "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+        """The TrainConfig fields: loss and from_logits, and label_smoothing where it was given."""
+        smoothing = {"label_smoothing": self.label_smoothing} if self.smoothing_given else {}
+        return {"loss": self.name, "from_logits": self.from_logits, **smoothing}
 
     def __call__(self, y_true, y_pred, sample_weight=None) -> float:
         """Keras' value of this loss on ``y_pred`` (what the model outputs) against ``y_true``."""
@@ -102,7 +106,7 @@ class BinaryCrossentropy(Loss):
         return labels.indices
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0):
+def categorical_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothing: float | None = None):
     """Keras' function: the mean loss of ``y_pred`` against one-hot ``y_true`` (also compile's ``loss=``)."""
     return CategoricalCrossentropy(from_logits, label_smoothing)(y_true, y_pred)
 
@@ -112,7 +116,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False):
     return SparseCategoricalCrossentropy(from_logits)(y_true, y_pred)
 
 
-def binary_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0):
+def binary_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothing: float | None = None):
     """Keras' function: the mean binary loss of one unit ``y_pred`` against 0/1 ``y_true`` (compile's ``loss=``)."""
     return BinaryCrossentropy(from_logits, label_smoothing)(y_true, y_pred)
 

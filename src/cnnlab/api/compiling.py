@@ -29,12 +29,13 @@ class Compiled:
             raise InputError(f"{name}: loss 'binary_crossentropy' expects labels 0 or 1 (N,) or (N, 1) for one "
                              "sigmoid unit; multi-label or one-hot labels are not supported")
 
-    def objective(self, module):
-        """The loss evaluate computes, the one fit trains with (:class:`cnnlab.engine.steps.Objective`)."""
+    def objective(self, module, smoothing: float = 0.0):
+        """The loss evaluate computes, the one fit trains with (:class:`cnnlab.engine.steps.Objective`);
+        ``smoothing`` the label smoothing fit trained with, where the compiled loss gives none."""
         from cnnlab.engine.steps import Objective
 
         return Objective(self.options.get("loss", "crossentropy"), self.options.get("from_logits", False),
-                         self.options.get("label_smoothing", 0.0), getattr(module, "softmax_output", True))
+                         self.options.get("label_smoothing", smoothing), getattr(module, "softmax_output", True))
 
     def check_classes(self, labels: Labels, outputs: int, name: str = "y") -> None:
         """The labels against the model's ``outputs`` units: classes that fit, or one unit's 0 and 1."""

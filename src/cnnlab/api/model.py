@@ -170,6 +170,7 @@ class Model(ModelObject, WeightsMixin, LayerObjects, NetworkViews):
         self._keep_optimizer(session)
         self._state = session.state
         self._precision = session.config.precision
+        self._smoothing = session.config.label_smoothing  # evaluate's loss is the one fit trained with
 
     @property
     def learning_rate(self) -> float:
@@ -249,9 +250,10 @@ class Model(ModelObject, WeightsMixin, LayerObjects, NetworkViews):
         x, labels = evaluation_arrays(self, x, y, steps, self.seed, batch_size)  # a source of batches: read once
         self._compiled.check_classes(labels, self._outputs(), "y")
         started = time.perf_counter()
+        objective = self._compiled.objective(self.module, getattr(self, "_smoothing", 0.0))  # fit's loss
         result = evaluate_tensors(with_tta(self._require_module(), tta), image_batches(x, device),
                                   labels_to_tensor(labels.indices, device), _batch_size(batch_size),
-                                  self._inference_precision(device), objective=self._compiled.objective(self.module),
+                                  self._inference_precision(device), objective=objective,
                                   metrics=self._compiled.metrics)
         scores = {name: np.asarray(value, np.float32) if isinstance(value, list) else value  # per class: an array
                   for name, value in result["scores"].items()}
