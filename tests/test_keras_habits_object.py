@@ -225,6 +225,33 @@ def test_summary_print_fn_and_line_length(digits, capsys):
         model.summary(layer_range=(0, 2))
 
 
+@habit("summary(show_trainable=True)", keras="a Trainable column: Y, N, or - for a layer without weights",
+       cnnlab="the same column, the same marks", topic=TOPIC)
+def test_summary_shows_which_layers_train(digits, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # Keras' table is as wide as the terminal: no cell cut short
+    model = conv_net(digits)
+    model.get_layer("bn").trainable = False
+    twin = keras_twin(model)
+    twin.get_layer("bn").trainable = False
+    texts, keras_texts = [], []
+    model.summary(print_fn=texts.append, show_trainable=True)
+    twin.summary(print_fn=keras_texts.append, show_trainable=True)
+
+    def marks(text, cells):
+        rows = {}
+        for line in text.splitlines():
+            parts = cells(line)
+            if parts and "(" in parts[0] and not parts[0].strip().startswith("Layer (type)"):
+                rows[parts[0].strip().split(" (")[0]] = parts[-1].strip()
+        return rows
+
+    ours = marks(texts[0], lambda line: line.split("   ") if line.startswith(" ") else None)
+    theirs = marks(keras_texts[0], lambda line: [cell.strip() for cell in line.strip("│ ").split("│")]
+                   if line.startswith("│") else None)
+    assert ours == {name: mark for name, mark in theirs.items() if name != "input"}  # Keras lists its input too
+    assert theirs["bn"] == "N" and theirs["conv"] == "Y" and theirs["flatten"] == "-"
+
+
 @habit("get_config / from_config / to_json", keras="Model.from_config(model.get_config()); "
        "model_from_json(model.to_json())", cnnlab="the same; the config is cnnlab's spec (name, input, layers), "
        "not Keras' JSON", status=DIFFERS, topic=TOPIC)

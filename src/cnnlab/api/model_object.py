@@ -12,7 +12,7 @@ from cnnlab.engine.inputs import InputError
 from cnnlab.net.spec import SpecError
 
 # summary()'s Keras arguments cnnlab takes only at Keras' default (its table has its own columns)
-_SUMMARY_DEFAULTS = {"positions": None, "show_trainable": False, "layer_range": None}
+_SUMMARY_DEFAULTS = {"positions": None, "layer_range": None}
 
 
 class ModelObject:
@@ -83,17 +83,18 @@ class ModelObject:
     def summary(self, line_length: int | None = None, positions=None, print_fn=None, expand_nested: bool = False,
                 show_trainable: bool = False, layer_range=None) -> None:
         """Print the Keras-style summary, Keras' arguments: ``print_fn`` gets the whole text in one call (as
-        Keras 3 calls it; tf.keras called it per line), ``line_length`` sets the table's width.
+        Keras 3 calls it; tf.keras called it per line), ``line_length`` sets the table's width,
+        ``show_trainable`` adds Keras' Trainable column (Y, N, or '-' for a layer without weights).
         ``expand_nested`` changes nothing (cnnlab's models do not nest)."""
-        given = {"positions": positions, "show_trainable": show_trainable, "layer_range": layer_range}
+        given = {"positions": positions, "layer_range": layer_range}
         for key, value in given.items():
             if value != _SUMMARY_DEFAULTS[key]:
                 raise ConfigError(f"summary: argument '{key}' is not supported by cnnlab; summary takes "
-                                  "line_length, print_fn, expand_nested")
+                                  "line_length, print_fn, show_trainable, expand_nested")
         if line_length is not None and (not isinstance(line_length, int) or isinstance(line_length, bool)
                                         or line_length < 40):
             raise ConfigError(f"summary: line_length must be an integer of at least 40, got {line_length!r}")
-        text = self.summary_text(line_length=line_length)
+        text = self.summary_text(line_length=line_length, show_trainable=bool(show_trainable))
         if print_fn is None:
             print(text, end="")
         else:

@@ -59,12 +59,13 @@ class NetworkViews:
         """Print the Keras-style summary (needs an input shape: from the spec or a fit)."""
         print(self.summary_text(), end="")
 
-    def summary_text(self, line_length: int | None = None) -> str:
-        """The Keras-style summary table as text (``line_length``: the table's width, as Keras' argument)."""
+    def summary_text(self, line_length: int | None = None, show_trainable: bool = False) -> str:
+        """The Keras-style summary table as text (``line_length``: the table's width; ``show_trainable``: a
+        column saying which layers train; Keras' arguments)."""
         from cnnlab.net.resolve import summarize
         from cnnlab.presenters.summary_table import format_summary
 
-        return format_summary(summarize(self.spec), line_length=line_length)
+        return format_summary(summarize(self.spec), line_length=line_length, show_trainable=show_trainable)
 
     def __repr__(self) -> str:
         try:

@@ -23,9 +23,10 @@ def readable_bytes(count: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _rows(info: ModelInfo) -> list[tuple[str, ...]]:
+def _rows(info: ModelInfo, show_trainable: bool = False) -> list[tuple[str, ...]]:
     """One row per layer; a graph adds an input row and Keras' 'Connected to' cells, one line per input
-    (continuation rows carry only that cell)."""
+    (continuation rows carry only that cell). ``show_trainable`` adds Keras' last column: Y or N for a
+    layer with weights, '-' for one without."""
     rows = [
         (
             f"{layer.layer.name} ({layer.layer.keras_class})",
@@ -36,13 +37,17 @@ def _rows(info: ModelInfo) -> list[tuple[str, ...]]:
         )
         for layer in info.layers
     ]
+    flags = [(("Y" if layer.layer.trainable else "N") if layer.params else "-",) if show_trainable else ()
+             for layer in info.layers]
     if info.is_chain:
-        return rows
-    graph = [(f"{INPUT} (InputLayer)", shape_text(info.input_shape), "0", "-", "0", "-")]
-    for row, layer in zip(rows, info.layers):
+        return [(*row, *flag) for row, flag in zip(rows, flags)]
+    more_cells = ("",) if show_trainable else ()
+    graph = [(f"{INPUT} (InputLayer)", shape_text(info.input_shape), "0", "-", "0", "-",
+              *(("-",) if show_trainable else ()))]
+    for row, layer, flag in zip(rows, info.layers, flags):
         first, *rest = [f"{name}[0][0]" for name in layer.layer.inputs]
-        graph.append((*row, first))
-        graph += [("", "", "", "", "", more) for more in rest]
+        graph.append((*row, first, *flag))
+        graph += [("", "", "", "", "", more, *more_cells) for more in rest]
     return graph
 
 
@@ -58,12 +63,12 @@ def _params_line(label: str, count: int) -> str:
     return f"{label}: {count:,} ({readable_bytes(count * BYTES_PER_FLOAT)})"
 
 
-def format_summary(info: ModelInfo, line_length: int | None = None) -> str:
+def format_summary(info: ModelInfo, line_length: int | None = None, show_trainable: bool = False) -> str:
     """The summary table and footer as printed by ``cnnlab summary``; ``line_length`` (Keras' argument)
     sets the table's width: wider pads the layer column, narrower cuts the longest name and formula
-    cells with an ellipsis (down to their headers' width)."""
-    headers = HEADERS if info.is_chain else GRAPH_HEADERS
-    rows = _rows(info)
+    cells with an ellipsis (down to their headers' width); ``show_trainable`` adds Keras' Trainable column."""
+    headers = (*(HEADERS if info.is_chain else GRAPH_HEADERS), *(("Trainable",) if show_trainable else ()))
+    rows = _rows(info, show_trainable)
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
     if line_length is not None:
         widths = _fitted(widths, headers, line_length)
