@@ -249,3 +249,42 @@ def test_fit_on_a_folder_dataset_is_exact(tmp_path):
     assert first.evaluate(dataset)[1] >= 0.5
     in_order = image_dataset_from_directory(folder, image_size=(8, 8), batch_size=4, shuffle=False)
     np.testing.assert_array_equal(first.predict(in_order), first.predict(in_order.images))
+
+
+class Interrupt(cnnlab.callbacks.Callback):
+    """Raises once at the start of epoch ``at`` (0-based), as a crash would stop a fit."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at:
+            raise RuntimeError("interrupted")
+
+
+@habit("BackupAndRestore with a folder dataset or a PyDataset", keras="fit(ds, callbacks=[BackupAndRestore(d)]) "
+       "again after a crash", cnnlab="ends with the weights of an uninterrupted fit: the folder's shuffle and a "
+       "PyDataset's batch order come from the seed and the epoch's number", topic="Data")
+def test_resume_is_exact_for_a_folder_and_a_pydataset(tmp_path, batch):
+    from cnnlab.callbacks import BackupAndRestore
+    from cnnlab.data.image_dataset import image_dataset_from_directory
+
+    folder = image_dataset_from_directory(write_folder(tmp_path / "pets"), image_size=(8, 8), batch_size=4)
+
+    def folder_model():
+        inp = Input(shape=(8, 8, 3))
+        return cnnlab.Model(inputs=inp, outputs=Dense(2, activation="softmax")(cnnlab.layers.Flatten()(inp)),
+                            seed=5)
+
+    x, y = batch
+    for source, make in ((folder, folder_model), (Batches(x, y, 8), lambda: pair()[0])):
+        whole = make()
+        whole.fit(source, epochs=3, verbose=0)
+        backup = tmp_path / "backup"
+        with pytest.raises(RuntimeError, match="interrupted"):
+            make().fit(source, epochs=3, verbose=0, callbacks=[BackupAndRestore(backup), Interrupt(2)])
+        resumed = make()
+        assert resumed.fit(source, epochs=3, verbose=0, callbacks=[BackupAndRestore(backup)]).epoch == [2]
+        for a, b in zip(whole.module.state_dict().values(), resumed.module.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
