@@ -276,3 +276,15 @@ def test_the_notebook_table_leaves_per_class_scores_out(digits):
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy", "f1_score", "recall"])
     table = model.fit(digits.x_train, digits.y_train, epochs=1, verbose=0)._repr_html_()
     assert "<th>val_recall</th>" in table and "f1_score" not in table
+
+
+def test_a_metric_named_by_the_user_is_judged_as_rising(digits):
+    """Keras' 'auto' asks the compiled metric for its direction: a top-k accuracy named 'top3' rises."""
+    stop = cnnlab.callbacks.EarlyStopping(monitor="val_top3", patience=0)
+    keep = cnnlab.callbacks.ModelCheckpoint("unused.cnnlab", monitor="val_loss", save_best_only=True)
+    model = small_model(digits)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=[metrics.TopKCategoricalAccuracy(3, name="top3")])
+    stop.set_model(model)
+    keep.set_model(model)
+    assert (stop.mode, keep.mode) == ("max", "min")
+    assert stop.best == -np.inf and stop.watch.improves(0.5) and not stop.watch.improves(0.4)

@@ -22,7 +22,7 @@ from pathlib import Path
 from cnnlab.engine.callbacks import Monitor
 from cnnlab.engine.config import ConfigError
 from cnnlab.engine.records import METRICS, rises
-from cnnlab.training_callbacks import BackupAndRestore, Callback, LambdaCallback, ReduceLROnPlateau
+from cnnlab.training_callbacks import BackupAndRestore, Callback, LambdaCallback, ReduceLROnPlateau, monitored_rises
 
 __all__ = ["BackupAndRestore", "CSVLogger", "Callback", "EarlyStopping", "LambdaCallback", "LearningRateScheduler",
            "ModelCheckpoint", "ReduceLROnPlateau", "TensorBoard", "TerminateOnNaN"]
@@ -46,7 +46,15 @@ class _Monitor(Callback):
         super().__init__()
         self.watch = Monitor(monitor, _mode(monitor, mode), min_delta)
         self.monitor, self.mode, self.min_delta = monitor, self.watch.mode, self.watch.min_delta
-        self.verbose = verbose
+        self.verbose, self._auto = verbose, mode == "auto"
+
+    def set_model(self, model) -> None:
+        """Keras' 'auto' reads the direction from the compiled metric of that name: ``val_top3`` rises too."""
+        super().set_model(model)
+        if self._auto and self.mode == "min" and monitored_rises(self.monitor, model):
+            start = None if self.best == math.inf else self.best  # a baseline given stays
+            self.watch = Monitor(self.monitor, "max", self.min_delta, start)
+            self.mode = "max"
 
     @property
     def best(self) -> float:

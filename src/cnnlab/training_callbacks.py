@@ -89,7 +89,7 @@ class ReduceLROnPlateau(Callback):
             raise ConfigError("ReduceLROnPlateau: fit's schedule sets the learning rate at every step, so a "
                               "reduction would not last; use one of them (schedule='constant' for this callback)")
         self.best, self.wait, self.cooldown_counter = None, 0, 0
-        self.rising = self.mode == "max" or self.mode == "auto" and _rises(self.monitor, self.model)
+        self.rising = self.mode == "max" or self.mode == "auto" and monitored_rises(self.monitor, self.model)
 
     def _improves(self, value: float) -> bool:
         """Keras' test: the first value always; then beyond the best by more than min_delta."""
@@ -132,7 +132,7 @@ def _float32(value: float) -> float:
     return float(np.float32(value))
 
 
-def _rises(monitor: str, model) -> bool:
+def monitored_rises(monitor: str, model) -> bool:
     """Keras' 'auto': a loss falls; a metric compiled on the model (any name: ``top3``) or named as one rises."""
     compiled = getattr(getattr(model, "_compiled", None), "metrics", ())
     return rises(monitor) or monitor.removeprefix("val_") in {metric.name for metric in compiled}
