@@ -16,8 +16,8 @@ from cnnlab.engine.threads import spin_on_import
 # fit from Python or a notebook is as fast as `cnnlab train` on a busy machine; a note if torch came first.
 spin_on_import()
 
-# As after `import keras` (none imports torch):
-from cnnlab import callbacks, layers, losses, metrics, optimizers, utils  # noqa: E402
+# As after `import keras`: keras.callbacks, keras.datasets.cifar10, keras.models.Model... (none imports torch).
+from cnnlab import callbacks, datasets, layers, losses, metrics, models, optimizers, utils  # noqa: E402
 from cnnlab.api import History, Model, Sequential, load_data, load_model, show_samples  # noqa: E402
 from cnnlab.errors import CnnlabError  # noqa: E402
 from cnnlab.net.inference import ModelInfo, infer  # noqa: E402
@@ -35,7 +35,8 @@ def print_summary(spec, input_shape=None, classes=None) -> None:
 
 
 __all__ = [
-    "CnnlabError", "History", "Model", "ModelInfo", "ModelSpec", "SpecError", "infer", "load_data", "load_model",
+    "CnnlabError", "History", "Model", "ModelInfo", "ModelSpec", "SpecError", "datasets", "infer", "load_data",
+    "load_model", "losses", "metrics", "models",
     "Sequential", "callbacks", "layers", "optimizers", "parse_spec", "preset", "print_summary", "resolve_spec",
-    "losses", "metrics", "show_samples", "summarize", "utils", "__version__",
+    "show_samples", "summarize", "utils", "__version__",
 ]
