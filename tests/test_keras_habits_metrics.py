@@ -288,3 +288,19 @@ def test_a_metric_named_by_the_user_is_judged_as_rising(digits):
     keep.set_model(model)
     assert (stop.mode, keep.mode) == ("max", "min")
     assert stop.best == -np.inf and stop.watch.improves(0.5) and not stop.watch.improves(0.4)
+
+
+@habit("a compiled metric in ModelCheckpoint's file name", keras="ModelCheckpoint('m-{epoch:02d}-{val_precision:.3f}"
+       ".keras', monitor='val_precision', save_best_only=True)", cnnlab="the same (its default names; a name "
+       "given with name= is not known before fit and is refused, as a typo is)", status=WORKS, topic=TOPIC)
+def test_checkpoint_names_a_compiled_metric(digits, tmp_path):
+    model = small_model(digits)
+    model.compile(cnnlab.optimizers.Adam(learning_rate=0.01), "sparse_categorical_crossentropy",
+                  metrics=["precision"])
+    keep = cnnlab.callbacks.ModelCheckpoint(str(tmp_path / "m-{epoch:02d}-{val_precision:.3f}.cnnlab"),
+                                            monitor="val_precision", save_best_only=True)
+    history = model.fit(digits.x_train, digits.y_train, epochs=2, verbose=0, callbacks=[keep]).history
+    best = max(range(2), key=lambda epoch: history["val_precision"][epoch])  # the first of equals
+    assert (tmp_path / f"m-{best + 1:02d}-{history['val_precision'][best]:.3f}.cnnlab").is_file()
+    with pytest.raises(ConfigError, match="names 'val_top3'"):
+        cnnlab.callbacks.ModelCheckpoint(str(tmp_path / "m-{val_top3}.cnnlab"))

@@ -21,13 +21,14 @@ from pathlib import Path
 
 from cnnlab.engine.callbacks import Monitor
 from cnnlab.engine.config import ConfigError
-from cnnlab.engine.records import METRICS, rises
+from cnnlab.engine.records import COMPILED_NAMES, METRICS, rises
 from cnnlab.training_callbacks import BackupAndRestore, Callback, LambdaCallback, ReduceLROnPlateau, monitored_rises
 
 __all__ = ["BackupAndRestore", "CSVLogger", "Callback", "EarlyStopping", "LambdaCallback", "LearningRateScheduler",
            "ModelCheckpoint", "ReduceLROnPlateau", "TensorBoard", "TerminateOnNaN"]
 
-LOGGED = (*METRICS, "learning_rate")  # what a ModelCheckpoint filepath may name, besides {epoch}
+# what a ModelCheckpoint filepath may name, besides {epoch}: the logs' keys, compile's metrics' default names too
+LOGGED = (*METRICS, "learning_rate", *(prefix + name for prefix in ("", "val_") for name in COMPILED_NAMES))
 MAX_NAME_WIDTH = 255  # a file name's length on every common file system
 MAX_CSV_LOG_BYTES = 64 * 2**20  # an existing log CSVLogger(append=True) continues: a row per epoch is ~100 bytes
 

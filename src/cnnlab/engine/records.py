@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 # An epoch's scores, in Keras' names and order: training loss and accuracy, then validation's.
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 RISING = ("acc", "precision", "recall", "f1_score", "fbeta_score")  # in a log key: higher is better
+# compile's metric names as Keras logs them by default (cnnlab.metrics.get takes these strings)
+COMPILED_NAMES = ("acc", "categorical_accuracy", "sparse_categorical_accuracy", "top_k_categorical_accuracy",
+                  "sparse_top_k_categorical_accuracy", "precision", "recall", "f1_score", "fbeta_score")
 
 
 def rises(name: str) -> bool:
