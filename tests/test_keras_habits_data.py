@@ -76,7 +76,7 @@ class KerasBatches(keras.utils.PyDataset):
         return self.inner[index]
 
 
-@habit("fit on a PyDataset", keras="fit(MyPyDataset(...), epochs=2)",
+@habit("fit on a PyDataset", keras="fit(MyPyDataset(...), epochs=2, shuffle=False)",
        cnnlab="the same batches in the source's order, the same weights as Keras; on_epoch_end called",
        topic="Data")
 def test_fit_on_a_pydataset_trains_as_keras(batch):
