@@ -124,6 +124,14 @@ def test_comparison_json_holds_the_results_not_the_arrays(finished):
         assert run["split_description"] == manifest["split"]["description"]
     assert record["dataset"]["name"] == "digits" and record["dataset"]["split"]["validation"]["0"] == 29
     assert "data" not in record
+    # the maps' numbers (not the maps): which test images, each map's sanity checks, what was skipped and why
+    looked = record["explanations"]
+    assert len(looked["images"]) == len(looked["right"]) > 0 and looked["reason"] is None
+    assert [(r["spec"], r["method"]) for r in looked["readings"]] == [("cnn", "gradcam"), ("mlp", "gradient"),
+                                                                     ("cnn", "gradient")]
+    assert all(-1 <= r["randomisation"]["spearman"] <= 1 and "maps" not in r for r in looked["readings"])
+    assert looked["skipped"] == [["mlp", "gradcam", "it has no convolution layer, and Grad-CAM weighs a "
+                                  "convolution's feature maps"]]
 
 
 def test_report_files_and_sections(finished):

@@ -117,17 +117,17 @@ def hand_built(tmp_path, explanations):
 
 def test_the_section_says_each_maps_checks_in_words(tmp_path):
     found = Explanations(np.array([0, 21]), ["cnn", "mlp"],
-                         [reading("cnn", "gradcam", 0.12, 0.4, 0.2), reading("mlp", "gradient", 0.81, 0.05, 0.3),
+                         [reading("cnn", "gradcam", -0.12, 0.4, 0.2), reading("mlp", "gradient", 0.81, 0.05, 0.3),
                           reading("cnn", "gradient", None, 0.3, 0.1)], [("mlp", "gradcam", NO_CONVOLUTION)])
     text = hand_built(tmp_path, found)
     section = text[text.index("## Where each network looks"):text.index("## The dataset")]
     assert text.index("## Why convolutions") < text.index("## Where each network looks")
     assert "mlp has no Grad-CAM: it has no convolution layer, and Grad-CAM weighs a convolution's feature maps." \
         in section
-    assert "| cnn Grad-CAM | 0.12 | 0.40 | 0.10 | 20.0% |" in section
+    assert "| cnn Grad-CAM | −0.12 | 0.40 | 0.10 | 20.0% |" in section  # a minus sign, as every number here
     assert "| mlp saliency | 0.81 | 0.05 | 0.10 | 30.0% |" in section
     assert "| cnn saliency | — | 0.30 | 0.10 | 10.0% |" in section
-    assert ("**cnn Grad-CAM**: the map changes when the weights are randomised (Spearman 0.12): it shows what the "
+    assert ("**cnn Grad-CAM**: the map changes when the weights are randomised (Spearman −0.12): it shows what the "
             "network learnt. Blacking out its most salient pixels first lowers the predicted class's probability by "
             "0.40 on average, against 0.10 for random pixels: it points at pixels the prediction uses.") in section
     assert ("**mlp saliency**: this map barely depends on the weights (Spearman 0.81 once they are randomised): "

@@ -74,8 +74,8 @@ def _checks(document: Document, found: Explanations) -> None:
     rows = []
     for reading in found.readings:
         randomised, deleted = reading.explanation.randomisation, reading.explanation.deletion
-        rows.append([_heading(reading), "—" if randomised.spearman is None else f"{randomised.spearman:.2f}",
-                     f"{deleted.salient_drop:.2f}", f"{deleted.random_drop:.2f}",
+        rows.append([_heading(reading), "—" if randomised.spearman is None else _number(randomised.spearman),
+                     _number(deleted.salient_drop), _number(deleted.random_drop),
                      "—" if reading.half_mass is None else percent(reading.half_mass)])
     deleted = found.readings[0].explanation.deletion
     document.prose("The sanity checks, on these {count} images (Adebayo et al., *Sanity Checks for Saliency "
@@ -94,8 +94,13 @@ def _checks(document: Document, found: Explanations) -> None:
 
 def _values(reading: MapReading) -> dict:
     randomised, deleted = reading.explanation.randomisation, reading.explanation.deletion
-    return {"map": _heading(reading), "spearman": "" if randomised.spearman is None else f"{randomised.spearman:.2f}",
-            "salient": f"{deleted.salient_drop:.2f}", "random": f"{deleted.random_drop:.2f}"}
+    return {"map": _heading(reading), "spearman": "" if randomised.spearman is None else _number(randomised.spearman),
+            "salient": _number(deleted.salient_drop), "random": _number(deleted.random_drop)}
+
+
+def _number(value: float) -> str:
+    """A correlation or a fall of probability to two decimals, a negative one with a minus sign."""
+    return f"{value:.2f}".replace("-", "−")
 
 
 def _randomised(reading: MapReading) -> str:
