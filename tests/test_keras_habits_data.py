@@ -153,6 +153,29 @@ def test_fit_on_a_generator_trains_as_keras(batch):
     ours.fit(endless(), steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)  # shuffle is moot for a stream
 
 
+@habit("weights with a source of batches", keras="fit(MyPyDataset(...), class_weight={...}); a generator of "
+       "(x, y, sample_weight)", cnnlab="the same weighted updates as Keras (cnnlab also takes class_weight with a "
+       "generator or DataLoader, which Keras refuses)", topic="Data")
+def test_weights_with_a_source_of_batches_train_as_keras(batch):
+    x, y = batch
+    weights = {0: 3.0, 5: 0.25}
+    ours, theirs = pair()
+    ours.fit(Batches(x, y, 16), epochs=2, verbose=0, shuffle=False, class_weight=weights)
+    theirs.fit(KerasBatches(x, y, 16), epochs=2, verbose=0, shuffle=False, class_weight=weights)
+    assert_same_weights(ours, theirs)
+    per_image = np.linspace(0.2, 2.0, 48).astype(np.float32)
+
+    def weighted():
+        while True:
+            for start in range(0, 48, 16):
+                yield x[start:start + 16], y[start:start + 16], per_image[start:start + 16]
+
+    ours, theirs = pair()
+    ours.fit(weighted(), steps_per_epoch=3, epochs=1, verbose=0)
+    theirs.fit(weighted(), steps_per_epoch=3, epochs=1, verbose=0)
+    assert_same_weights(ours, theirs)
+
+
 @habit("fit on a torch DataLoader", keras="fit(DataLoader(TensorDataset(x, y), batch_size=16))",
        cnnlab="the same weights as Keras (len(loader) steps); a map-style Dataset is batched by cnnlab, "
               "shuffled from the model's seed", topic="Data")
