@@ -12,7 +12,16 @@ from cnnlab.engine.inputs import InputError
 from cnnlab.explain.features import feature_maps
 from cnnlab.explain.gradcam import gradcam_layer
 from cnnlab.explain.methods import map_maker
-from cnnlab.explain.network import chosen_classes, evaluating, network_input, resolve_model, to_numpy
+from cnnlab.explain.network import (
+    ClassIndex,
+    LayerRef,
+    ModelLike,
+    chosen_classes,
+    evaluating,
+    network_input,
+    resolve_model,
+    to_numpy,
+)
 from cnnlab.explain.sanity import DeletionResult, RandomisationResult, deletion_score, randomisation_test
 
 EXPLAIN_METHODS = ("gradcam", "saliency", "integrated_gradients", "smoothgrad", "features")
@@ -47,8 +56,8 @@ class Explanation:
                 "deletion": None if self.deletion is None else self.deletion.to_dict()}
 
 
-def explain_images(model, images, method: str = "gradcam", class_index=None, layer=None,
-                   sanity: bool = True) -> Explanation:
+def explain_images(model: ModelLike, images: np.ndarray, method: str = "gradcam", class_index: ClassIndex = None,
+                   layer: LayerRef = None, sanity: bool = True) -> Explanation:
     """Explain ``images`` with ``method`` (one of :data:`EXPLAIN_METHODS`; ``"saliency"`` is the gradient),
     both sanity checks run on the same images and classes (``sanity=False``: none)."""
     model = resolve_model(model)

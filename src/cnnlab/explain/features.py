@@ -6,10 +6,18 @@ import numpy as np
 import torch
 
 from cnnlab.engine.inputs import InputError
-from cnnlab.explain.network import evaluating, forward_capturing, layer_index, network_input, resolve_model
+from cnnlab.explain.network import (
+    LayerRef,
+    ModelLike,
+    evaluating,
+    forward_capturing,
+    layer_index,
+    network_input,
+    resolve_model,
+)
 
 
-def feature_maps(model, images, layer, *, batch_size: int = 64) -> np.ndarray:
+def feature_maps(model: ModelLike, images: np.ndarray, layer: LayerRef, *, batch_size: int = 64) -> np.ndarray:
     """The output of ``layer`` (a name or an index) on ``images``, as Keras gives a feature model's output:
     ``(N, H', W', channels)`` for feature maps (channels last), ``(N, units)`` once flat. Eval mode: dropout
     off, batchnorm on its moving statistics.
@@ -27,7 +35,7 @@ def feature_maps(model, images, layer, *, batch_size: int = 64) -> np.ndarray:
     return output.cpu().numpy()
 
 
-def filters(model, layer=None) -> np.ndarray:
+def filters(model: ModelLike, layer: LayerRef = None) -> np.ndarray:
     """A ``conv2d`` layer's kernels in Keras' layout, ``(kernel_h, kernel_w, in_channels, filters)``, as
     ``layer.get_weights()[0]`` gives them; default the first convolution (the one whose filters read the
     pixels themselves)."""

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from cnnlab.engine.inputs import InputError
 from cnnlab.presenters.plots import MAX_GRID_IMAGES, plain, subplots
 
 
-def overlay(images, maps, *, titles=None, alpha: float = 0.5, cmap: str = "jet", columns: int = 8,
-            caption: str | None = None, side_by_side: bool = False):
+def overlay(images: np.ndarray, maps: np.ndarray, *, titles: Sequence[str] | None = None, alpha: float = 0.5,
+            cmap: str = "jet", columns: int = 8, caption: str | None = None, side_by_side: bool = False):
     """A figure of each image with its map over it (``alpha`` the map's opacity, ``cmap`` its colours).
 
     A :class:`matplotlib.figure.Figure` made without pyplot: the user's backend is never switched, a
@@ -41,7 +43,7 @@ def overlay(images, maps, *, titles=None, alpha: float = 0.5, cmap: str = "jet",
         if side_by_side:
             places[0].imshow(shown, cmap="gray" if gray else None, vmin=0, vmax=1, interpolation="nearest")
         places[-1].imshow(shown, cmap="gray" if gray else None, vmin=0, vmax=1, interpolation="nearest")
-        places[-1].imshow(heat[index], cmap=cmap, alpha=alpha, vmin=0, vmax=1, interpolation="bilinear")
+        places[-1].imshow(heat[index], cmap=cmap, alpha=alpha, vmin=0, vmax=1, interpolation="nearest")  # as computed
         if titles is not None:
             places[0].set_title(plain(titles[index]), fontsize=8)
     if caption:
@@ -70,10 +72,12 @@ def _displayable(images, maps) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(values, 0, 1), np.clip(heat, 0, 1)
 
 
-def feature_grid(maps, *, title: str | None = None, limit: int = 32, columns: int = 8):
+def feature_grid(maps: np.ndarray, *, title: str | None = None, limit: int = 32, columns: int = 8,
+                 signed: bool = False):
     """One image's feature maps ``(h, w, channels)`` (as :func:`feature_maps` gives them, one row) or a
     convolution's kernels for one input channel ``(kh, kw, filters)``: the first ``limit`` channels side by
-    side, each scaled to its own range (bright: high). A Figure made without pyplot, as :func:`overlay`'s."""
+    side, each scaled to its own range (bright: high; ``signed``: red positive, blue negative, white zero, as
+    a kernel's weights read best). A Figure made without pyplot, as :func:`overlay`'s."""
     values = np.asarray(maps, dtype=np.float32)
     if values.ndim != 3 or not np.isfinite(values).all():
         raise InputError(f"feature_grid: expected finite maps (height, width, channels), got shape {values.shape}")
@@ -84,7 +88,9 @@ def feature_grid(maps, *, title: str | None = None, limit: int = 32, columns: in
     for ax in axes.flat:
         ax.axis("off")
     for channel, ax in zip(range(count), axes.flat):
-        ax.imshow(values[..., channel], cmap="viridis", interpolation="nearest")
+        reach = float(np.abs(values[..., channel]).max()) or 1.0
+        ax.imshow(values[..., channel], cmap="RdBu_r" if signed else "viridis", interpolation="nearest",
+                  **({"vmin": -reach, "vmax": reach} if signed else {}))
         ax.set_title(str(channel), fontsize=7)
     if title:
         fig.suptitle(plain(title), fontsize=9)

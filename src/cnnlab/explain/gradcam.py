@@ -15,6 +15,9 @@ from torch.nn import functional as F
 from cnnlab.engine.inputs import InputError
 from cnnlab.explain.network import (
     CONVOLUTIONS,
+    ClassIndex,
+    LayerRef,
+    ModelLike,
     chosen_classes,
     evaluating,
     forward_capturing,
@@ -27,7 +30,8 @@ from cnnlab.explain.network import (
 )
 
 
-def grad_cam(model, images, class_index=None, layer=None, *, batch_size: int = 64) -> np.ndarray:
+def grad_cam(model: ModelLike, images: np.ndarray, class_index: ClassIndex = None, layer: LayerRef = None, *,
+             batch_size: int = 64) -> np.ndarray:
     """Grad-CAM maps ``(N, H, W)`` in [0, 1], at the images' size.
 
     Args:

@@ -3,7 +3,8 @@ network's input, the classes explained, and one layer's output caught on the way
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,6 +14,10 @@ import torch
 from cnnlab.api.model import Model, load_model
 from cnnlab.engine.batches import images_to_tensor
 from cnnlab.engine.inputs import InputError
+
+ModelLike = Model | str | os.PathLike  # a Model, a run folder or a .cnnlab file
+ClassIndex = int | str | Sequence[int | str] | np.ndarray | None  # one class for all, or one per image
+LayerRef = str | int | None  # a layer's name, or its index
 
 CONVOLUTIONS = ("conv2d", "depthwise_conv2d", "separable_conv2d")
 BATCH_SIZE = 64  # images per forward and backward pass: bounds the memory of a map, not its values

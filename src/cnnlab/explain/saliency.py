@@ -17,6 +17,8 @@ import torch
 
 from cnnlab.engine.inputs import InputError
 from cnnlab.explain.network import (
+    ClassIndex,
+    ModelLike,
     chosen_classes,
     evaluating,
     in_batches,
@@ -30,8 +32,9 @@ from cnnlab.explain.network import (
 SALIENCY_METHODS = ("gradient", "integrated_gradients", "smoothgrad")
 
 
-def saliency(model, images, method: str = "gradient", class_index=None, *, steps: int = 32, samples: int = 25,
-             noise: float = 0.15, seed: int = 0, batch_size: int = 64) -> np.ndarray:
+def saliency(model: ModelLike, images: np.ndarray, method: str = "gradient", class_index: ClassIndex = None, *,
+             steps: int = 32, samples: int = 25, noise: float = 0.15, seed: int = 0,
+             batch_size: int = 64) -> np.ndarray:
     """Saliency maps ``(N, H, W)`` in [0, 1] (``(N, D)`` for flat input).
 
     Args:

@@ -13,6 +13,7 @@ Petsiuk et al., *RISE*, 2018, for the deletion curve).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -21,6 +22,9 @@ from scipy.stats import rankdata
 
 from cnnlab.explain.methods import map_maker
 from cnnlab.explain.network import (
+    ClassIndex,
+    LayerRef,
+    ModelLike,
     chosen_classes,
     evaluating,
     map_shape,
@@ -120,7 +124,8 @@ class DeletionResult:
                 "points_at_evidence": self.points_at_evidence, "verdict": self.verdict}
 
 
-def randomisation_test(model, images, method="gradcam", class_index=None, layer=None, *, cascade: bool = True,
+def randomisation_test(model: ModelLike, images: np.ndarray, method: str | Callable = "gradcam",
+                       class_index: ClassIndex = None, layer: LayerRef = None, *, cascade: bool = True,
                        seed: int = 0, threshold: float = THRESHOLD) -> RandomisationResult:
     """The model-parameter randomisation test of ``method`` on ``images``.
 
@@ -197,8 +202,9 @@ def rank_correlation(first: np.ndarray, second: np.ndarray) -> float | None:
     return float(np.mean((a * b).sum(axis=1)[ranked] / norms[ranked]))
 
 
-def deletion_score(model, images, method="gradcam", class_index=None, layer=None, *, maps=None,
-                   fractions=(0.05, 0.1, 0.2, 0.3, 0.5), repeats: int = 3, baseline: float = 0.0,
+def deletion_score(model: ModelLike, images: np.ndarray, method: str | Callable = "gradcam",
+                   class_index: ClassIndex = None, layer: LayerRef = None, *, maps: np.ndarray | None = None,
+                   fractions: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0.5), repeats: int = 3, baseline: float = 0.0,
                    seed: int = 0) -> DeletionResult:
     """The explained class's probability (the predicted one by default) as the most salient pixels are removed
     (set to ``baseline`` in the network's input, 0: black), against as many random pixels removed.
@@ -207,7 +213,8 @@ def deletion_score(model, images, method="gradcam", class_index=None, layer=None
         model: a :class:`cnnlab.Model`, a run folder or a ``.cnnlab`` file.
         images: ``(N, H, W, C)``, checked as ``predict`` checks them.
         method: as in :func:`randomisation_test`; ignored where ``maps`` are given.
-        class_index, layer: the maps' class and Grad-CAM's layer, as in :func:`grad_cam`.
+        class_index: the class the maps explain, as in :func:`grad_cam`; its probability is followed.
+        layer: Grad-CAM's layer, as in :func:`grad_cam`.
         maps: maps ``(N, H, W)`` already computed for these images.
         fractions: the shares of the pixels removed, each from 0 to 1.
         repeats: random orders averaged for the random curve.
