@@ -13,9 +13,9 @@ from cnnlab.net.resolve import fit_spec
 from cnnlab.presenters.graph_plot import MARK, GraphOptions, graph_nodes
 from cnnlab.presenters.plots import FigureError
 from cnnlab.utils import ImageDataset, image_dataset_from_directory, plot_model
+from habits import DIFFERS, habit
 
 from fixtures import image_folder, make_cifar_archive
-from habits import DIFFERS, habit
 from httpserver import LoopbackServer
 
 
