@@ -1,6 +1,6 @@
 """What a comparison concludes from its measurements: whether a difference beats the seed-to-seed
-noise, results by class over every seed, whether a run learned anything at all, and what its first
-layer's filters look like in numbers.
+noise, results by class over every seed, whether a run learned anything at all, what its first
+layer's filters look like in numbers, and the claims for convolutions judged over every seed.
 
 The statistics are computed here, with the experiment; the console table
 (:mod:`cnnlab.presenters.comparison`) and the report (:mod:`cnnlab.report`) only show them."""
@@ -13,16 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cnnlab.experiment.analysis import SHIFT_FRACTION, SHIFT_SAMPLE
-from cnnlab.experiment.results import (
-    ClassBreakdown,
-    Contrast,
-    FilterClaim,
-    FilterReading,
-    RunHealth,
-    ShiftClaim,
-    ShiftLoss,
-    Stat,
-)
+from cnnlab.experiment.claim_results import FilterClaim, ShiftClaim, ShiftLoss
+from cnnlab.experiment.results import ClassBreakdown, Contrast, FilterReading, RunHealth, Stat
 
 if TYPE_CHECKING:
     from cnnlab.experiment.results import Comparison, ModelResult, RunOutcome

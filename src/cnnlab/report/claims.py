@@ -16,8 +16,9 @@ from cnnlab.report.answer import seeds_each
 from cnnlab.report.document import Document, p_text, percent, percent_stat, points, seeds_text
 
 if TYPE_CHECKING:
+    from cnnlab.experiment.claim_results import FilterClaim, ShiftClaim, ShiftLoss
     from cnnlab.experiment.findings import Findings
-    from cnnlab.experiment.results import Comparison, FilterClaim, ModelResult, ShiftClaim, ShiftLoss
+    from cnnlab.experiment.results import Comparison, ModelResult
 
 NOT_SHOWN = "**not shown**"
 # The end of claim 1's verdict sentence, by what the test found (findings.VERDICTS)
