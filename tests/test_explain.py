@@ -258,6 +258,16 @@ def test_grad_cam_on_a_network_without_a_convolution_is_one_clear_error(digits):
         explain.saliency(cnn, images, method="guided_backprop")
     with pytest.raises(InputError, match="model: expected a cnnlab.Model, a run folder or a .cnnlab file"):
         explain.grad_cam(object(), images)
+    with pytest.raises(InputError, match="saliency: samples must be a whole number from 1 to 10000, got 0"):
+        explain.saliency(cnn, images, "smoothgrad", samples=0)
+    with pytest.raises(InputError, match="repeats must be a whole number from 1 to 1000, got 0"):
+        explain.deletion_score(cnn, images, repeats=0)
+    with pytest.raises(InputError, match="fractions: expected increasing numbers above 0 and at most 1"):
+        explain.deletion_score(cnn, images, fractions=(0.5, 0.2))
+    with pytest.raises(InputError, match="maps: expected finite maps of shape"):
+        explain.deletion_score(cnn, images, maps=np.zeros((6, 4, 4)))
+    with pytest.raises(InputError, match="threshold must be a number from -1 to 1"):
+        explain.randomisation_test(cnn, images, threshold=2)
 
 
 def test_saliency_works_on_the_mlp_batched_and_seeded(digits):

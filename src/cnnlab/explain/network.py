@@ -41,6 +41,20 @@ def network_input(model: Model, images, name: str = "images") -> torch.Tensor:
     return images_to_tensor(model._images(images, name), device)
 
 
+def whole_number(value, name: str, low: int = 0, high: int = 10_000) -> int:
+    """``value`` checked as a whole number from ``low`` to ``high``, for the argument ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise InputError(f"{name} must be a whole number from {low} to {high}, got {value!r}"[:200])
+    return int(value)
+
+
+def real_number(value, name: str, low: float, high: float) -> float:
+    """``value`` checked as a number from ``low`` to ``high``, for the argument ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not low <= value <= high:
+        raise InputError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}"[:200])
+    return float(value)
+
+
 def map_shape(x: torch.Tensor) -> tuple[int, ...]:
     """The shape of one image's map: its pixels ``(H, W)`` (channels-first input), or ``(D,)`` for flat input."""
     return tuple(x.shape[2:]) if x.dim() == 4 else tuple(x.shape[1:])

@@ -24,9 +24,11 @@ from cnnlab.explain.network import (
     in_batches,
     network_input,
     predicted,
+    real_number,
     resolve_model,
     scaled_to_max,
     to_numpy,
+    whole_number,
 )
 
 SALIENCY_METHODS = ("gradient", "integrated_gradients", "smoothgrad")
@@ -64,14 +66,8 @@ class SaliencyOptions:
     def checked(cls, method, steps=32, samples=25, noise=0.15, seed=0) -> SaliencyOptions:
         if method not in SALIENCY_METHODS:
             raise InputError(f"saliency: method must be one of {', '.join(SALIENCY_METHODS)}, got {method!r}"[:200])
-        for name, value in (("steps", steps), ("samples", samples)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= 10_000:
-                raise InputError(f"saliency: {name} must be a whole number from 1 to 10000, got {value!r}"[:200])
-        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise <= 10:
-            raise InputError(f"saliency: noise must be a number from 0 to 10, got {noise!r}"[:200])
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InputError(f"saliency: seed must be a whole number, 0 or more, got {seed!r}"[:200])
-        return cls(method, int(steps), int(samples), float(noise), int(seed))
+        return cls(method, whole_number(steps, "saliency: steps", 1), whole_number(samples, "saliency: samples", 1),
+                   real_number(noise, "saliency: noise", 0, 10), whole_number(seed, "saliency: seed", 0, 2**63 - 1))
 
 
 def saliency_maps(module, x: torch.Tensor, classes: torch.Tensor | None, options: SaliencyOptions,

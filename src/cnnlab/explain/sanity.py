@@ -30,8 +30,10 @@ from cnnlab.explain.network import (
     map_shape,
     network_input,
     predicted,
+    real_number,
     resolve_model,
     to_numpy,
+    whole_number,
 )
 
 THRESHOLD = 0.5  # below it, the randomised network's maps rank the pixels unlike the trained one's
@@ -143,6 +145,8 @@ def randomisation_test(model: ModelLike, images: np.ndarray, method: str | Calla
         threshold: a Spearman correlation below it means the maps depend on the weights.
     """
     model = resolve_model(model)
+    threshold = real_number(threshold, "threshold", -1, 1)
+    seed = whole_number(seed, "seed", 0, 2**63 - 1)
     name, make = map_maker(model, method, layer)
     x = network_input(model, images)
     module = model.module
@@ -224,6 +228,8 @@ def deletion_score(model: ModelLike, images: np.ndarray, method: str | Callable 
     x = network_input(model, images)
     module = model.module
     fractions = _checked_fractions(fractions)
+    repeats, seed = whole_number(repeats, "repeats", 1, 1000), whole_number(seed, "seed", 0, 2**63 - 1)
+    baseline = real_number(baseline, "baseline", -1e6, 1e6)
     with evaluating(module):
         chosen = chosen_classes(class_index, len(x), model)
         label = predicted(module, x) if chosen is None else chosen  # the class the maps explain
