@@ -342,3 +342,37 @@ def test_the_presets_keep_the_digests_of_earlier_runs():
 
     assert {name: spec_digest(preset(name))[:12] for name in ("mlp", "cnn", "fast")} == {
         "mlp": "c235881ddaeb", "cnn": "4dc842866550", "fast": "6d6c670830f9"}
+
+
+def test_a_new_head_on_another_models_layers_is_frozen_through_its_own_object():
+    inp = Input(shape=(8, 8, 1))
+    base = cnnlab.Model(inputs=inp, outputs=Dense(4)(Flatten()(inp)))
+    head = Dense(3, name="head")
+    transfer = cnnlab.Model(inputs=base.layers[0].output, outputs=head(base.get_layer("dense").output))
+    head.trainable = False  # the user's object of the new model: its spec follows
+    assert transfer.get_layer("head").trainable is False and base.get_layer("dense").trainable is True
+    assert summarize(transfer.spec).non_trainable_params == 4 * 3 + 3
+
+
+@habit("transfer learning, then fine-tuning", keras="base.trainable = False; new head on base's layers; fit; "
+       "base.trainable = True; compile; fit", cnnlab="the same (no compile needed): a layer taken from another "
+       "model shares its weights and its one trainable flag, as Keras' shared layer object does", topic=TOPIC)
+def test_transfer_learning_then_fine_tuning_as_in_keras(digits):
+    inp = Input(shape=digits.image_shape)
+    base = cnnlab.Model(inputs=inp, outputs=Dense(10, activation="softmax", name="out")(
+        Dense(16, activation="relu", name="features")(Flatten()(inp))), seed=10)
+    base.fit(digits.x_train, digits.y_train, epochs=1, verbose=0)
+    base.trainable = False
+    head = Dense(10, activation="softmax", name="head")(base.get_layer("features").output)
+    transfer = cnnlab.Model(inputs=base.layers[0].output, outputs=head, seed=11)
+    flags = [layer.trainable for layer in transfer.layers]
+    assert flags == [True, False, False, True]  # input, flatten, features (base), head
+    kernel = base.module.blocks[1].linear.weight.detach().clone()
+    transfer.fit(digits.x_train, digits.y_train, epochs=1, verbose=0)
+    assert torch.equal(base.module.blocks[1].linear.weight, kernel)  # the base stayed frozen
+    base.trainable = True  # fine-tuning: the shared layers train in the new model too
+    assert transfer.get_layer("features").trainable is True
+    transfer.fit(digits.x_train, digits.y_train, epochs=1, verbose=0)
+    assert not torch.equal(base.module.blocks[1].linear.weight, kernel)  # the same weights, trained by transfer
+    transfer.get_layer("features").trainable = False  # set through the new model: the one flag again
+    assert base.get_layer("features").trainable is False

@@ -11,6 +11,7 @@ preset, a spec file or a loaded model gets objects made from its spec. No torch 
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from dataclasses import dataclass, field
 
 from cnnlab.net.fields import Bool
@@ -38,6 +39,8 @@ class LayerObjects:
     def layers(self) -> list:
         """Keras-style layer objects (an ``InputLayer`` first for a graph), with ``output.shape`` where the
         input shape is known; the same objects on each call, so attributes set on them (``trainable``) stay."""
+        if self._spec is None:
+            return []  # a Sequential with no layers yet, as Keras'
         spec = self.spec
         key = _shape_key(spec, spec.input_shape or self._default_input())
         if self._layer_cache is None or self._layer_cache.key != key:
@@ -81,26 +84,52 @@ class LayerObjects:
         return read_weights(module, [slot for slot in slots if state[slot.key].requires_grad == trainable])
 
     def _set_trainable(self, flags: dict[str, bool]) -> None:
-        """Set the ``trainable`` field of the layers named in ``flags``; a built network follows at once (its
-        frozen parameters take no gradient; the optimizer of the next fit leaves them out)."""
+        """Set the ``trainable`` field of the layers named in ``flags``. A layer taken from another model (whose
+        weights it shares) has one flag, as Keras' shared layer object: that model sets it, for both."""
+        mine = {}
+        for name, value in flags.items():
+            owner, owner_name = self._sources().get(name, (None, None))
+            if owner is not None:
+                owner._set_trainable({owner_name: value})  # comes back here through its followers
+            else:
+                mine[name] = value
+        self._apply_trainable(mine)
+
+    def _apply_trainable(self, flags: dict[str, bool]) -> None:
+        """The flags in this model's spec; a built network follows at once (its frozen parameters take no
+        gradient; the optimizer of the next fit leaves them out); so do the models sharing these layers."""
         spec = self.spec
         layers = tuple(layer.replace(trainable=flags[layer.name]) if layer.name in flags else layer
                        for layer in spec.layers)
         self.spec = dataclasses.replace(spec, layers=layers)
         if self.module is not None:
             self.module.freeze(_same_flags(self.module.spec, layers))
+        for follower, source, name in self.__dict__.get("_followers", ()):
+            if follower() is not None and source in flags:
+                follower()._apply_trainable({name: flags[source]})
+
+    def _sources(self) -> dict[str, tuple]:
+        """``{layer name: (model, its layer name)}`` for the layers taken from another model that still exists."""
+        sources = ((name, ref(), owner_name) for name, (ref, owner_name) in self.__dict__.get("_from", {}).items())
+        return {name: (owner, owner_name) for name, owner, owner_name in sources if owner is not None}
 
     def _adopt(self, objects: list) -> None:
-        """Make the user's layer objects (in spec order) this model's, where each is free (or already this
-        model's) and all are called (a graph) or none is (a Sequential without its input shape yet)."""
+        """Make the user's layer objects (in spec order) this model's: each that belongs to no other model
+        reads and sets this model's spec from now on; they are ``model.layers`` where all are such and all
+        are called (a graph) or none is (a Sequential without its input shape yet). Otherwise (a new head on
+        another model's layers) the model makes objects of its own, and the user's free ones still set it."""
         objects = [item for item in objects if isinstance(item, Layer)]
-        free = all(item.model in (None, self) for item in objects)
-        called = {item.output is not None for item in objects}
-        if not free or len(objects) != len(self.spec.layers) or len(called) > 1:
-            return  # the model makes objects of its own from its spec
-        for item, layer in zip(objects, self.spec.layers):
-            item.bind(self, layer.name)
-        self._adopted = tuple(objects)
+        if len(objects) != len(self.spec.layers):
+            return
+        free = [item.model in (None, self) for item in objects]
+        for item, layer, own in zip(objects, self.spec.layers, free):
+            if own:
+                item.bind(self, layer.name)
+            else:  # another model's layer (its weights shared): one trainable flag for both, as in Keras
+                self.__dict__.setdefault("_from", {})[layer.name] = (weakref.ref(item.model), item.name)
+                item.model.__dict__.setdefault("_followers", []).append((weakref.ref(self), item.name, layer.name))
+        if all(free) and len({item.output is not None for item in objects}) == 1:
+            self._adopted = tuple(objects)
 
     def _make_layers(self, spec: ModelSpec, key: tuple) -> _Cache:
         """Objects for the spec's layers: the adopted ones, else the ones made before (by name), else new;

@@ -149,6 +149,7 @@ class Model(ModelObject, WeightsMixin, LayerObjects, NetworkViews):
             self._compiled.check_classes(labels, self._outputs(), "y")
             if validation is not None:
                 self._compiled.check_classes(validation[2], self._outputs(), "validation_data[1]")
+            self.module.freeze(self.module.spec)  # this model's trainable flags (a block it shares follows it)
             return self.module
 
         bridge = CallbackBridge(self, callbacks, _progress(verbose), initial_epoch)
