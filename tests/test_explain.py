@@ -337,6 +337,9 @@ def test_cli_explains_a_run_of_each_convolutional_preset(runs, capsys, preset, l
 
 
 def test_cli_mlp_gradcam_is_one_error_line_and_saliency_works(runs, capsys):
+    from cnnlab.cli.explain_commands import METHODS
+
+    assert METHODS == explain.EXPLAIN_METHODS  # spelled out in the CLI, which parses without torch
     out, images = runs
     assert main(["explain", str(out / "mlp"), *images]) == 2
     assert_error_line(capsys.readouterr().err, "the network 'mlp' has no convolution layer",
