@@ -207,7 +207,6 @@ class Model(ModelObject, WeightsMixin, LayerObjects, NetworkViews):
         x, labels = evaluation_arrays(self, data, None, steps, self.seed, None, "validation_data")
         return self._images(x, "validation_data", sample_shape), labels.indices, labels
 
-
     def _images(self, x, name: str, sample_shape=None):
         """``x`` checked as images for this network (``check_images``); 0..255 floats pass where the network
         begins with ``Rescaling(1./255)``, as in Keras."""
