@@ -125,3 +125,24 @@ def test_plot_model_never_replaces_a_file_it_did_not_draw(tmp_path):
         plot_model(_built("cnn"), to_file=tmp_path / "a.png", rankdir="BT")
     with pytest.raises(FigureError, match=".png, .svg or .pdf"):
         plot_model(_built("cnn"), to_file=tmp_path / "a.gif")
+
+
+@habit("fit(x, y) with Keras' habits where cnnlab deliberately differs", keras="1 epoch, no validation; "
+       "validation_split takes the last images", cnnlab="the experiment's recipe (5 epochs, 20% held out, "
+       "stratified and seeded), said in a one-line note the first time it applies", status=DIFFERS,
+       topic="Deliberate differences")
+def test_a_deliberate_difference_is_noted_once(capsys, monkeypatch):
+    from cnnlab.api import keras_notes
+
+    monkeypatch.setattr(keras_notes, "SHOWN", set())
+    data = cnnlab.load_data("digits")
+    model = cnnlab.Model("mlp", seed=0)
+    model.fit(data.x_train, data.y_train, epochs=1, verbose=2)
+    first = capsys.readouterr().out
+    assert "cnnlab: note: validation_split holds out a seeded, stratified share" in first
+    assert "cnnlab: note: fit's defaults are the experiment's recipe" in first  # no validation_split given
+    model.fit(data.x_train, data.y_train, epochs=1, verbose=2)
+    assert "note:" not in capsys.readouterr().out  # once per process, not every fit
+    monkeypatch.setattr(keras_notes, "SHOWN", set())
+    model.fit(data.x_train, data.y_train, epochs=1, validation_split=0.2, split_method="keras", verbose=2)
+    assert "note:" not in capsys.readouterr().out  # the user chose: nothing to say

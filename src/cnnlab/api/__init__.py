@@ -11,6 +11,8 @@ True
 
 from cnnlab.api.datasets import load_data, show_samples
 from cnnlab.api.history import History
-from cnnlab.api.model import Model, Sequential, load_model
+from cnnlab.api.loading import load_model
+from cnnlab.api.model import Model
+from cnnlab.api.sequential import Sequential
 
 __all__ = ["History", "Model", "Sequential", "load_data", "load_model", "show_samples"]

@@ -1,15 +1,17 @@
-"""``cnnlab.Model`` and ``cnnlab.Sequential``: networks with fit/evaluate/predict, as in Keras (see cnnlab.api)."""
+"""``cnnlab.Model``: a network with fit/evaluate/predict, as in Keras (see cnnlab.api; ``Sequential`` and
+``load_model`` build on it in sequential.py and loading.py)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 
 from cnnlab.api.callback_bridge import CallbackBridge
 from cnnlab.api.features import share_blocks, shared_sources
+from cnnlab.api.fit_options import _batch_size, _check_verbose, _epochs, _progress, _say_evaluation, _train_config
 from cnnlab.api.history import History
+from cnnlab.api.keras_notes import first_time_notes
 from cnnlab.api.layer_objects import LayerObjects
+from cnnlab.api.model_files import ModelFiles
 from cnnlab.api.model_object import ModelObject, channels_last
 from cnnlab.api.views import NetworkViews
 from cnnlab.api.weights import WeightsMixin
@@ -20,7 +22,7 @@ from cnnlab.net.resolve import fit_spec, resolve_spec
 from cnnlab.net.spec import ModelSpec, SpecError
 
 
-class Model(ModelObject, WeightsMixin, LayerObjects, NetworkViews):
+class Model(ModelObject, WeightsMixin, LayerObjects, ModelFiles, NetworkViews):
     """A network with fit/evaluate/predict: a preset name, spec file, YAML text or list, or a graph
     made with :mod:`cnnlab.layers` as in Keras (``Model(inputs=inp, outputs=out)``).
 
@@ -153,6 +155,8 @@ class Model(ModelObject, WeightsMixin, LayerObjects, NetworkViews):
             return self.module
 
         bridge = CallbackBridge(self, callbacks, _progress(verbose), initial_epoch)
+        for note in first_time_notes(epochs, validation_split, validation_data, options, data.arrays):
+            bridge.note(note)  # once per process, where a Keras habit meets a deliberate difference
         try:
             train_model(module, data.x, None if data.streamed else labels.indices, config,
                         validation=validation and validation[:2], callbacks=[bridge], metrics=self._compiled.metrics,
@@ -289,47 +293,6 @@ class Model(ModelObject, WeightsMixin, LayerObjects, NetworkViews):
 
         return inference_precision(self._precision, device)
 
-    def save(self, path: str | Path) -> Path:
-        """The whole model in one file (spec, weights, class names, preprocessing): ``cnnlab.load_model``
-        reads it back. A safetensors file: nothing in it is pickled. A ``.keras`` or ``.h5`` name saves
-        Keras 3's own file, which ``keras.saving.load_model`` loads (see :mod:`cnnlab.api.keras_saving`)."""
-        from cnnlab.api.keras_saving import save_keras
-        from cnnlab.runs.model_file import write_model_file
-
-        if (written := save_keras(self, path)) is not None:
-            return written
-        # A link, FIFO or device at ``path`` is refused before anything opens it (a FIFO would wait).
-        return write_model_file(path, self._require_module(), self.spec, self.class_names)
-
-    def export(self, filepath: str | Path, format: str = "onnx") -> list[Path]:
-        """Write the network as ``"onnx"``, ``"keras"`` (functional-API code and its weights) or
-        ``"pytorch"`` (a standalone nn.Module and its weights), checked against this model's own
-        predictions before anything is written (see ``cnnlab export``); returns the files written."""
-        from cnnlab.export import export_network
-        from cnnlab.export.network import from_model
-
-        result = export_network(from_model(self, f"model '{self.spec.name}'"), format, Path(filepath), True)
-        return result.files
-
-    def save_weights(self, path: str | Path) -> Path:
-        """The weights as a safetensors file; Keras 3's weights file for a ``.weights.h5`` name."""
-        from cnnlab.api.keras_saving import save_keras_weights
-        from cnnlab.runs.model_file import write_weights_file
-
-        if (written := save_keras_weights(self, path)) is not None:
-            return written
-        return write_weights_file(path, self._require_module())
-
-    def load_weights(self, path: str | Path) -> None:
-        """Weights from a safetensors file (saved by ``save_weights`` or a run directory), or from Keras'
-        ``.weights.h5``/``.keras``/``.h5`` file (layers matched by name)."""
-        from cnnlab.api.keras_saving import load_keras_weights
-        from cnnlab.engine.checkpoint import load_weights
-
-        if load_keras_weights(self._require_module(), path):
-            return
-        load_weights(self._require_module(), Path(path))
-
     def _require_module(self):
         """The torch module; a network whose input shape and outputs are known is built on first use
         (as Keras builds a functional model at once), so an untrained model predicts and loads weights."""
@@ -345,111 +308,3 @@ class Model(ModelObject, WeightsMixin, LayerObjects, NetworkViews):
 
         module = self._require_module()  # a network without weights (a feature model of a flatten) runs on the CPU
         return next((param.device for param in module.parameters()), torch.device("cpu"))
-
-
-def load_model(path, **options) -> Model:
-    """A :class:`Model` from a file ``model.save`` wrote (``.cnnlab``, or Keras' ``.keras``/``.h5``: also one
-    Keras wrote, of the layer kinds cnnlab has), or from a run directory (``cnnlab train``); ``options`` are
-    :class:`Model`'s (``device``, ``seed``...). Read by :mod:`cnnlab.runs.model_file`, as ``cnnlab export``
-    and ``cnnlab evaluate`` read models, or :mod:`cnnlab.runs.keras_file`."""
-    from cnnlab.api.keras_saving import read_any_model
-
-    loaded = read_any_model(path)
-    model = Model(loaded.spec, **options)
-    model.module = loaded.module
-    model._precision = loaded.precision  # evaluated as `cnnlab evaluate` evaluates a run
-    model.class_names = loaded.class_names
-    return model
-
-
-class Sequential(Model):
-    """Keras' ``Sequential([...])``: a chain of :mod:`cnnlab.layers` layers, an ``Input()`` first
-    (or ``input_shape=`` on the first layer, as in Keras 2), or none (the data decides at ``fit``)."""
-
-    def __init__(self, layers=None, name: str | None = None, **options):
-        from cnnlab.net.functional import sequential_spec
-
-        self._items, self._name = list(layers or []), name
-        self._setup(sequential_spec(self._items, name) if self._has_layers() else None, False, **options)
-        if self._has_layers():
-            self._adopt(self._items)  # the layers given are the model's own, as in Keras
-
-    def _has_layers(self) -> bool:
-        """Whether there is a layer beyond a leading ``Input()`` (Keras' Sequential may start with one alone)."""
-        from cnnlab.net.functional import KerasTensor
-
-        return len(self._items) > (1 if self._items and isinstance(self._items[0], KerasTensor) else 0)
-
-    def add(self, layer) -> None:
-        """Append a layer (before the model is built)."""
-        from cnnlab.net.functional import sequential_spec
-
-        if self.module is not None:
-            raise SpecError("Sequential.add: the model is built already (after fit); make a new one")
-        before, self._items = self._items, [*self._items, layer]
-        try:
-            if self._has_layers():
-                self.spec = sequential_spec(self._items, self._name)
-                self._adopt(self._items)
-        except SpecError:
-            self._items = before  # a refused layer is not added
-            raise
-
-
-def _batch_size(batch_size) -> int:
-    """evaluate/predict's batch size: default 1024 (inference only), else a positive integer."""
-    if batch_size is None:
-        return 1024
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return batch_size
-
-
-def _epochs(epochs: int | None, initial_epoch: int) -> int:
-    """Keras' ``epochs`` is the last epoch's number: ``fit(..., epochs=10, initial_epoch=7)`` trains 3."""
-    total = TrainConfig.epochs if epochs is None else epochs
-    if not isinstance(total, int) or isinstance(total, bool) or total < 1:
-        raise InputError(f"fit: epochs must be a positive integer, got {total!r}")
-    if not isinstance(initial_epoch, int) or isinstance(initial_epoch, bool) or initial_epoch < 0:
-        raise InputError(f"fit: initial_epoch must be a non-negative integer, got {initial_epoch!r}")
-    if initial_epoch and (not isinstance(total, int) or total <= initial_epoch):
-        raise InputError(f"fit: epochs ({total}) must be larger than initial_epoch ({initial_epoch})")
-    return total - initial_epoch
-
-
-def _check_verbose(verbose) -> None:
-    if verbose not in (0, 1, 2, "auto") or isinstance(verbose, bool):
-        raise InputError(f"verbose must be 0 (silent), 1 (progress bar), 2 (one line per epoch) or 'auto', "
-                         f"got {verbose!r}")
-
-
-def _say_evaluation(logs: dict, verbose, steps: int, seconds: float) -> None:
-    """evaluate's one line on stdout, as Keras prints it (verbose "auto" or 1: with its bar; 2: without)."""
-    from cnnlab.presenters.keras_progress import evaluation_line
-
-    if verbose != 0:
-        scalars = {name: float(value) for name, value in logs.items() if np.ndim(value) == 0}  # not per-class rows
-        print(evaluation_line(scalars, steps, seconds, bar=verbose != 2), flush=True)
-
-
-def _progress(verbose):
-    """Keras' verbose: 0 silent, 1 (or 'auto') a progress bar, 2 one line per epoch."""
-    from cnnlab.presenters.keras_progress import KerasStylePrinter
-
-    _check_verbose(verbose)
-    return None if verbose == 0 else KerasStylePrinter(bars=verbose != 2)
-
-
-def _train_config(options: dict, merged: dict) -> TrainConfig:
-    """A validated TrainConfig from ``merged``; an unknown keyword in ``options`` (fit's own
-    ``**options``) names itself and the valid ones."""
-    from dataclasses import fields
-
-    valid = sorted({f.name for f in fields(TrainConfig)} - {"seed", "device", "init", "val_split", "epochs",
-                                                           "batch_size", "loss", "from_logits"})
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise InputError(f"fit: unknown argument '{unknown[0]}'; fit takes x, y, batch_size, epochs, verbose, "
-                         f"callbacks, validation_split, validation_data, shuffle, initial_epoch and "
-                         f"{', '.join(valid)}")
-    return TrainConfig(**merged).validate()

@@ -244,7 +244,7 @@ def analyse(folder: Path, trained: dict[str, list[tuple[Path, str, int]]], data,
     each spec to its content's sha256. The first two models' first-seed networks, loaded once, are
     measured and then explained on the test images they disagree on (:mod:`cnnlab.experiment.explanations`).
     """
-    from cnnlab.api.model import load_model
+    from cnnlab.api.loading import load_model
     from cnnlab.experiment.analysis import evaluate_run
     from cnnlab.experiment.explanations import explain_disagreements
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.api.model import Model, load_model
+from cnnlab.api.loading import load_model
+from cnnlab.api.model import Model
 from cnnlab.engine.batches import images_to_tensor
 from cnnlab.engine.inputs import InputError
 

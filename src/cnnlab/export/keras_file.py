@@ -25,7 +25,7 @@ from copy import deepcopy
 from pathlib import Path
 
 from cnnlab.export.network import ExportError, Network
-from cnnlab.files import check_replaceable, write_file
+from cnnlab.files import check_replaceable, read_regular, write_file
 from cnnlab.runs.keras_file import (
     H5_MARK,
     KERAS_MARK,
@@ -36,6 +36,7 @@ from cnnlab.runs.keras_file import (
     require,
     written_by_cnnlab,
 )
+from cnnlab.runs.model_file import MAX_MODEL_BYTES as MAX_SAVED_BYTES  # what Keras wrote: the model, whole
 
 
 def save_keras(model, path) -> Path:
@@ -135,15 +136,15 @@ def _saved(save, name: str) -> bytes:
     with tempfile.TemporaryDirectory(prefix="cnnlab-keras-") as folder:
         target = os.path.join(folder, name)
         save(target)
-        with open(target, "rb") as handle:
-            return handle.read()
+        return read_regular(target, MAX_SAVED_BYTES, KerasFileError, "Keras file")
 
 
 def _with_metadata(data: bytes, mark: dict) -> bytes:
     """Keras' ``.keras`` zip with cnnlab's mark added to ``metadata.json``; members stay stored (uncompressed),
     as Keras writes them."""
-    source, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
-    with source, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as target:
+    source = zipfile.ZipFile(io.BytesIO(data))
+    with source, zipfile.ZipFile(io.BytesIO(), "w", zipfile.ZIP_STORED) as target:
+        out = target.fp  # the BytesIO: closing the archive writes its directory there and leaves it open
         for member in source.infolist():
             content = source.read(member)
             if member.filename == "metadata.json":
