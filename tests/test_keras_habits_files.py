@@ -8,6 +8,8 @@ import random
 import sys
 import zipfile
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -97,8 +99,10 @@ def test_keras_file_is_compiled_as_the_model_was(digits, tmp_path):
                   metrics=["accuracy"])
     y_train, y_test = to_categorical(digits.y_train, 10), to_categorical(digits.y_test, 10)
     model.fit(digits.x_train, y_train, epochs=1, batch_size=64, verbose=0)
-    loaded = keras.saving.load_model(model.save(tmp_path / "m.keras"))
-    assert loaded.optimizer.get_config()["name"] == "sgd"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # Keras loads the optimizer without skipping its variables
+        loaded = keras.saving.load_model(model.save(tmp_path / "m.keras"))
+    assert type(loaded.optimizer).__name__ == "SGD"  # its name is sgd, sgd_1... as Keras numbers them
     assert loaded.optimizer.get_config()["learning_rate"] == pytest.approx(0.05)
     theirs = loaded.evaluate(digits.x_test.astype("float32") / 255, y_test, verbose=0, return_dict=True)
     ours = model.evaluate(digits.x_test, y_test, verbose=0, return_dict=True)

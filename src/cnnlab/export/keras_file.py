@@ -115,6 +115,9 @@ def _compile(keras_model, compiled) -> None:
         if name in options and hasattr(optimizer, name):
             setattr(optimizer, name, options[name])
     keras_model.compile(optimizer=optimizer, loss=loss, metrics=[compiled.metric])
+    # Built, its (zero) moments are saved too, so Keras' load_model finds the variables it builds and does not
+    # warn that it skipped the optimizer's ("... has 10 variables whereas the saved optimizer has 2").
+    optimizer.build(keras_model.trainable_variables)
 
 
 def _network(model, module) -> Network:
