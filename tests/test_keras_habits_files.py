@@ -6,9 +6,8 @@ import io
 import os
 import random
 import sys
-import zipfile
-
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
