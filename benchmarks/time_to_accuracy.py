@@ -3,6 +3,7 @@
     python benchmarks/time_to_accuracy.py                    # 3 seeds of fast, 1 of cnn, fp32
     python benchmarks/time_to_accuracy.py --precisions fp32,bf16 # also fast in bf16 (on a CPU with bf16 units)
     python benchmarks/time_to_accuracy.py --quick            # smoke test: a tiny generated image folder
+    python benchmarks/time_to_accuracy.py --against airbench --seeds 2  # fast beside the airbench93 peer
 
 Every run is a fresh process (``--child``) timed from its start to its exit: Python and torch
 loading, the dataset's load (cnnlab's decoded cache, which the parent fills once, untimed, before
@@ -25,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from airbench_peer import PEER, against_summary, alternate, peer_arrays, peer_jobs, run_peer
 
 from cnnlab.engine.callbacks import TrainingCallback
 
@@ -132,7 +135,7 @@ def jobs(args, data: str, out: str) -> list[dict]:
     quick = {"epochs": 1, "batch_size": 64} if args.quick else {}
     homework = {"spec": "cnn", "recipe": "homework", "seed": 0, "precision": "fp32", "tta": None,
                 "options": {"epochs": 1} if args.quick else {}, "name": "cnn-homework-seed0"}
-    runs = [] if args.baseline else [homework]
+    runs = [] if args.baseline or args.against else [homework]  # against a peer, the peer is the baseline
     options = {**quick, **({"warmup_epochs": 0.5} if args.quick else {}), **dict(args.overrides)}
     tta = None if args.tta == "none" else args.tta
     for epochs, precision in itertools.product(args.epochs or [None], args.precisions):
@@ -250,6 +253,9 @@ def main() -> None:
     parser.add_argument("--data", default=str(SHARED), help="the CIFAR-10 image tree (.tar.gz or folder)")
     parser.add_argument("--json", default="time_to_accuracy.json", help="where the figures go")
     parser.add_argument("--plot", default="time_to_accuracy.png", help="where the plot goes")
+    parser.add_argument("--against", choices=("airbench",), help="run the airbench93 peer (../shared/peers/"
+                        "airbench_cpu.py) and fast alternately, seed by seed, and give time as the ratio to the peer")
+    parser.add_argument("--peer", default=str(PEER), help="the peer's script (default: the shared airbench port)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -260,16 +266,24 @@ def main() -> None:
         if not args.quick and not Path(data).exists():
             raise SystemExit(f"{data}: not found (the shared CIFAR-10 image tree); use --data or --quick")
         warm_cache(data)
-        results = [earlier_baseline(args.baseline)] if args.baseline else []
-        for job in jobs(args, data, str(Path(scratch) / "runs")):
+        results = [earlier_baseline(args.baseline)] if args.baseline and not args.against else []
+        ours = jobs(args, data, str(Path(scratch) / "runs"))
+        if args.against:
+            if not Path(args.peer).is_file():
+                raise SystemExit(f"{args.peer}: the airbench peer is not there; give --peer")
+            arrays = peer_arrays(data, Path(scratch), args.quick)  # the same decoded pixels for the peer, untimed
+            ours = alternate(peer_jobs(args.seeds, Path(args.peer), arrays, args.quick), ours)
+        for job in ours:
             print(f"{job['name']} ...", file=sys.stderr, flush=True)
-            results.append(run_child(job))
+            results.append(run_peer(job) if "peer" in job else run_child(job))
             print(f"  {results[-1]['test_accuracy']:.4f} in {results[-1]['seconds']:.0f} s", file=sys.stderr)
-    record = {"machine": machine(), "quick": args.quick, "runs": results}
+            Path(args.json).write_text(json.dumps({"machine": machine(), "quick": args.quick, "runs": results},
+                                                  indent=2))  # each run kept as it lands
+    record = {"machine": machine(), "quick": args.quick, "against": args.against, "runs": results}
     Path(args.json).write_text(json.dumps(record, indent=2))
     plot(results, Path(args.plot))
     print(json.dumps(record["machine"]))
-    print(summary(results))
+    print(against_summary(results, record["machine"]) if args.against else summary(results))
 
 
 if __name__ == "__main__":

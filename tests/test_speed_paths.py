@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import cnnlab
@@ -72,3 +73,25 @@ def test_time_to_accuracy_quick_mode_runs(tmp_path):
     assert record["runs"][1]["tta"] == "flip_translate" and {"cpu", "bf16_units", "torch"} <= set(record["machine"])
     assert set(record["runs"][1]["accuracy_by_tta"]) == {"None", "flip", "flip_translate"}
     assert picture.stat().st_size > 1000 and "x homework cnn" in result.stdout
+
+
+PEER = ROOT.parent / "shared" / "peers" / "airbench_cpu.py"
+
+
+@pytest.mark.skipif(not PEER.is_file(), reason=f"the airbench peer is not here ({PEER}); the comparison needs it")
+def test_time_to_accuracy_against_airbench_quick_mode_runs(tmp_path):
+    """The peer and fast alternate in fresh processes on generated images; one table, time as a ratio to the
+    peer (no timing asserted: a smoke test)."""
+    out, picture = tmp_path / "tta.json", tmp_path / "tta.png"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"), "--quick",
+                             "--against", "airbench", "--seeds", "1", "--json", str(out), "--plot", str(picture)],
+                            capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(out.read_text())
+    assert [run["name"] for run in record["runs"]] == ["airbench93-peer-seed0", "fast-fp32-seed0"]
+    peer, fast = record["runs"]
+    assert peer["peer_report"]["peer"] == "airbench-cpu" and 0 <= peer["test_accuracy"] <= 1
+    assert 0 <= fast["accuracy_by_tta"]["None"] <= 1 and fast["tta"] == "flip_translate"
+    assert "| run | precision | acc raw | acc TTA | seconds | x peer |" in result.stdout
+    assert "| airbench93-peer-seed0 | fp32 |" in result.stdout and "1.00 |" in result.stdout
+    assert "AVX2" in result.stdout and picture.stat().st_size > 1000
