@@ -70,3 +70,11 @@ class Golden:
 def golden(request) -> Golden:
     """The golden-file comparison (see :class:`Golden`); ``pytest --update-golden`` rewrites instead."""
     return Golden(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """cnnlab's offline digits dataset, loaded once per test module (a module may still define its own)."""
+    import cnnlab
+
+    return cnnlab.load_data("digits")

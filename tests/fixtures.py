@@ -88,3 +88,12 @@ def image_folder(root: Path, classes=("cat", "dog"), per_class: int = 10, seed: 
         for index in range(per_class):
             Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(root / name / f"{index}.png")
     return root
+
+
+def small_model(data, seed=0):
+    """The smallest Keras-style model of a dataset: flatten, then a 10-way softmax (a graph, seeded)."""
+    import cnnlab
+    from cnnlab.layers import Dense, Flatten, Input
+
+    inp = Input(shape=data.image_shape)
+    return cnnlab.Model(inputs=inp, outputs=Dense(10, activation="softmax")(Flatten()(inp)), seed=seed)

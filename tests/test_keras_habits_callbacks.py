@@ -5,25 +5,14 @@ LambdaCallback, and the learning rate in History, each checked against Keras its
 import numpy as np
 import pytest
 
-import cnnlab
 from cnnlab.callbacks import BackupAndRestore, Callback, LambdaCallback, ReduceLROnPlateau
 from cnnlab.engine.config import ConfigError
-from cnnlab.layers import Dense, Flatten, Input
 from habits import DIFFERS, WORKS, habit
 
+from fixtures import small_model
 from keras_oracle import keras
 
 TOPIC = "Callbacks"
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return cnnlab.load_data("digits")
-
-
-def small_model(data, seed=0):
-    inp = Input(shape=data.image_shape)
-    return cnnlab.Model(inputs=inp, outputs=Dense(10, activation="softmax")(Flatten()(inp)), seed=seed)
 
 
 def keras_model(data):

@@ -24,11 +24,6 @@ TOPIC = "Saving"
 ATOL = 1e-5
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return cnnlab.load_data("digits")
-
-
 def small_cnn(data):
     inp = Input(shape=data.image_shape)
     x = MaxPooling2D()(Conv2D(8, 3, activation="relu", padding="same")(inp))

@@ -25,11 +25,6 @@ from habits import DIFFERS, habit
 TOPIC = "Frozen layers"
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return cnnlab.load_data("digits")
-
-
 def mlp(data, **options):
     """Flatten, a hidden dense, batchnorm, the softmax head: every part freezing touches."""
     return cnnlab.Sequential([Input(shape=data.image_shape), Flatten(), Dense(16, activation="relu"),

@@ -11,23 +11,13 @@ import cnnlab
 from cnnlab import metrics
 from cnnlab.engine.config import ConfigError
 from cnnlab.engine.metric_counts import Confusion, FBeta, MetricTally, TopK
-from cnnlab.layers import Dense, Flatten, Input
 from cnnlab.utils import to_categorical
 from habits import REFUSED, WORKS, habit
 
+from fixtures import small_model
 from keras_oracle import keras
 
 TOPIC = "Metrics"
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return cnnlab.load_data("digits")
-
-
-def small_model(data, seed=0):
-    inp = Input(shape=data.image_shape)
-    return cnnlab.Model(inputs=inp, outputs=Dense(10, activation="softmax")(Flatten()(inp)), seed=seed)
 
 
 def predictions(rows=200, classes=10, seed=0):

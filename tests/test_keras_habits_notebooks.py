@@ -17,11 +17,6 @@ NOTEBOOKS = "Notebooks"
 KERAS_LINE = re.compile(r"^(\d+)/\1 ━{20} \d+s \d+(s|ms|us)/step - accuracy: \d\.\d{4} - loss: \d+\.\d{4}$")
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return cnnlab.load_data("digits")
-
-
 def keras_evaluate_line(x, y) -> str | None:
     """The last line Keras 3's evaluate prints at its default verbosity, colours and carriage returns
     removed; None where Keras is not installed."""

@@ -32,11 +32,6 @@ from keras_oracle import keras, keras_model
 TOPIC = "The model as an object"
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return cnnlab.load_data("digits")
-
-
 def conv_net(data, seed=3):
     """Conv, batchnorm, depthwise, separable, pooling, dense: every weight layout Keras has for them."""
     inp = Input(shape=data.image_shape)

@@ -19,11 +19,6 @@ from habits import DIFFERS, habit
 SEEDS = "Seeds"
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return cnnlab.load_data("digits")
-
-
 def train(data, **options):
     """A small MLP, one epoch on 400 digits (dropout, shuffling and a validation split all draw)."""
     model = cnnlab.Model("mlp", device="cpu", **options)
