@@ -30,6 +30,7 @@ from pathlib import Path
 from airbench_peer import PEER, against_summary, alternate, peer_arrays, peer_jobs, run_peer
 
 from cnnlab.engine.callbacks import TrainingCallback
+from cnnlab.net.presets import recipe_of
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
 
@@ -138,11 +139,12 @@ def jobs(args, data: str, out: str) -> list[dict]:
     runs = [] if args.baseline or args.against else [homework]  # against a peer, the peer is the baseline
     options = {**quick, **({"warmup_epochs": 0.5} if args.quick else {}), **dict(args.overrides)}
     tta = None if args.tta == "none" else args.tta
-    for epochs, precision in itertools.product(args.epochs or [None], args.precisions):
+    for network, epochs, precision in itertools.product(args.network, args.epochs or [None], args.precisions):
         suffix = f"-{epochs}ep" if epochs else ""
-        runs += [{"spec": args.network, "recipe": "fast", "seed": seed, "precision": precision, "tta": tta,
+        recipe = recipe_of(network) if recipe_of(network) != "homework" else "fast"  # a preset's own, else fast's
+        runs += [{"spec": network, "recipe": recipe, "seed": seed, "precision": precision, "tta": tta,
                   "options": {**options, **({"epochs": epochs} if epochs else {})},
-                  "name": f"fast-{precision}{suffix}-seed{seed}"} for seed in range(args.seeds)]
+                  "name": f"{Path(network).stem}-{precision}{suffix}-seed{seed}"} for seed in range(args.seeds)]
     return [{**job, "data": data, "out": out} for job in runs]
 
 
@@ -187,6 +189,28 @@ def earlier_baseline(path: str) -> dict:
     if record["machine"]["cpu"] != machine()["cpu"] or record["quick"]:
         raise SystemExit(f"{path}: its homework run was measured on another machine or in quick mode")
     return {**record["runs"][0], "from": path}
+
+
+def earlier_peer(path: str, seeds: int) -> list[dict]:
+    """The peer's first ``seeds`` runs from an earlier ``--against`` JSON of this machine, marked as taken from it."""
+    record = json.loads(Path(path).read_text())
+    peers = [run for run in record["runs"] if "peer" in run][:seeds]
+    if record["machine"]["cpu"] != machine()["cpu"] or record["quick"] or len(peers) < seeds:
+        raise SystemExit(f"{path}: not {seeds} peer runs measured on this machine")
+    return [{**run, "from": path} for run in peers]
+
+
+def replotted(paths: list[str]) -> list[dict]:
+    """The runs of earlier JSON files of one machine, each once (a run one file took from another is the same)."""
+    records = [json.loads(Path(path).read_text()) for path in paths]
+    if len({record["machine"]["cpu"] for record in records}) > 1:
+        raise SystemExit("--replot: the files were measured on different machines")
+    runs, seen = [], set()
+    for run in (run for record in records for run in record["runs"]):
+        if (run["name"], run["seconds"]) not in seen:
+            seen.add((run["name"], run["seconds"]))
+            runs.append(run)
+    return runs
 
 
 def warm_cache(data: str) -> None:
@@ -242,9 +266,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=lambda text: [int(n) for n in text.split(",")], default=None,
                         metavar="LIST", help="fast's epochs instead of its recipe's, comma-separated (the frontier)")
     parser.add_argument("--baseline", help="take the homework cnn's run from this earlier JSON of this "
-                        "machine instead of running it again")
-    parser.add_argument("--network", default="fast", help="the network to time with fast's recipe: a preset or "
-                        "a spec file (default fast)")
+                        "machine instead of running it again (with --against: a row and a line of the plot)")
+    parser.add_argument("--network", default=["fast"], type=lambda text: [n.strip() for n in text.split(",")],
+                        help="the networks to time, comma-separated: presets (each with its own recipe: fast, "
+                        "airbench93) or spec files (with fast's recipe); default fast")
     parser.add_argument("--set", dest="overrides", action="append", default=[], type=override, metavar="KEY=VALUE",
                         help="a training option over fast's recipe, e.g. --set lr=0.3 (repeatable; JSON values)")
     parser.add_argument("--tta", default="flip_translate", choices=("none", "flip", "flip_translate"),
@@ -256,23 +281,33 @@ def main() -> None:
     parser.add_argument("--against", choices=("airbench",), help="run the airbench93 peer (../shared/peers/"
                         "airbench_cpu.py) and fast alternately, seed by seed, and give time as the ratio to the peer")
     parser.add_argument("--peer", default=str(PEER), help="the peer's script (default: the shared airbench port)")
+    parser.add_argument("--peer-from", help="with --against: take the peer's runs from this earlier JSON of this "
+                        "machine (measured the same session) instead of running them again")
+    parser.add_argument("--replot", nargs="+", metavar="JSON", help="no runs: one plot (--plot) of the runs of "
+                        "these earlier JSON files of one machine (a run taken from an earlier file, once)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
+        return
+    if args.replot:
+        plot(replotted(args.replot), Path(args.plot))
         return
     with tempfile.TemporaryDirectory() as scratch:
         data = quick_dataset(Path(scratch) / "images") if args.quick else args.data
         if not args.quick and not Path(data).exists():
             raise SystemExit(f"{data}: not found (the shared CIFAR-10 image tree); use --data or --quick")
         warm_cache(data)
-        results = [earlier_baseline(args.baseline)] if args.baseline and not args.against else []
+        results = [earlier_baseline(args.baseline)] if args.baseline else []  # against a peer: on the plot
         ours = jobs(args, data, str(Path(scratch) / "runs"))
         if args.against:
             if not Path(args.peer).is_file():
                 raise SystemExit(f"{args.peer}: the airbench peer is not there; give --peer")
-            arrays = peer_arrays(data, Path(scratch), args.quick)  # the same decoded pixels for the peer, untimed
-            ours = alternate(peer_jobs(args.seeds, Path(args.peer), arrays, args.quick), ours)
+            if args.peer_from:
+                results += earlier_peer(args.peer_from, args.seeds)
+            else:
+                arrays = peer_arrays(data, Path(scratch), args.quick)  # the same decoded pixels for the peer, untimed
+                ours = alternate(peer_jobs(args.seeds, Path(args.peer), arrays, args.quick), ours)
         for job in ours:
             print(f"{job['name']} ...", file=sys.stderr, flush=True)
             results.append(run_peer(job) if "peer" in job else run_child(job))

@@ -34,7 +34,7 @@ def keras_arguments(layer):
     as the Keras export leaves it: it sets weights, not shapes or counts."""
     kind = layer.definition
     return {spec_field.keras or name: layer[name] for name, spec_field in kind.fields.items()
-            if layer[name] not in spec_field.cnnlab_values}
+            if layer[name] not in spec_field.cnnlab_values and not spec_field.cnnlab_field}
 
 
 def keras_layer(layer):
@@ -67,6 +67,8 @@ def keras_model(spec, input_shape=None):
         args = [tensors[name] for name in layer.inputs]
         single = layer.definition.max_inputs == 1
         tensors[layer.name] = keras_obj(args[0] if single else args)
+        if not layer.fields.get("kernel_trainable", True):  # cnnlab's frozen kernel: Keras 3's variable flag
+            keras_obj.kernel.trainable = False
         layers.append(keras_obj)
     model = keras.Model(tensors[INPUT], tensors[spec.layers[-1].name], name=_model_name(spec.name))
     return model, layers

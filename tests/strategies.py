@@ -19,6 +19,7 @@ _PAD = st.integers(0, 2)
 # Field type -> strategy of raw (spec-file) values. Small values keep the tensors small.
 FIELD_STRATEGIES = {
     F.PositiveInt: lambda t: st.integers(1, 6),
+    F.NonNegativeInt: lambda t: st.integers(0, 3),
     F.Pair: lambda t: _PAIR,
     F.OptionalPair: lambda t: st.one_of(st.none(), _PAIR),
     F.Padding2D: lambda t: st.one_of(_PAD, st.lists(_PAD, min_size=2, max_size=2),
@@ -41,9 +42,13 @@ def field_strategy(field_type):
 
 @st.composite
 def layer_fields(draw, kind):
-    """Values for some of a kind's fields (required ones always; optional ones half the time)."""
+    """Values for some of a kind's fields (required ones always; optional ones half the time). cnnlab's own
+    training fields (``cnnlab_field``: what trains when, not shapes or counts but for a frozen kernel, which Keras'
+    layers cannot say) keep their defaults; tests/test_airbench_options.py holds them."""
     values = {}
     for name, spec_field in kind.fields.items():
+        if spec_field.cnnlab_field and not spec_field.required:
+            continue
         if spec_field.required or draw(st.booleans()):
             values[name] = draw(field_strategy(spec_field.type))
     return values

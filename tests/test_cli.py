@@ -151,8 +151,9 @@ def test_export_takes_out_and_prints_json(tmp_path, capsys):
 def test_models_json_lists_presets_and_kinds(capsys):
     assert main(["models", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
-    assert [p["name"] for p in record["presets"]] == ["mlp", "cnn", "resnet20", "fast", "q32"]
-    assert record["presets"][4]["input"] == [64, 64, 3]
+    assert [p["name"] for p in record["presets"]] == ["mlp", "cnn", "resnet20", "fast", "airbench93", "airbench94",
+                                                      "q32"]
+    assert record["presets"][6]["input"] == [64, 64, 3]
     conv = next(kind for kind in record["kinds"] if kind["kind"] == "conv2d")
     assert conv["keras_class"] == "Conv2D" and conv["fields"]["filters"] is None and conv["fields"]["strides"] == 1
 

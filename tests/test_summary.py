@@ -69,7 +69,8 @@ def test_spec_file_and_error_exit(tmp_path, capsys):
 def test_unknown_preset_is_a_clear_error(capsys):
     assert main(["summary", "resnet"]) == 2
     err = capsys.readouterr().err
-    assert "neither a preset (mlp, cnn, resnet20, fast, q32) nor a spec file (did you mean 'resnet20'?)" in err
+    assert ("neither a preset (mlp, cnn, resnet20, fast, airbench93, airbench94, q32) nor a spec file "
+            "(did you mean 'resnet20'?)") in err
 
 
 def test_bad_input_flag_is_refused(capsys):
@@ -81,7 +82,8 @@ def test_models_lists_presets(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     presets, kinds = out.split("\n\n")
-    assert [line.split()[0] for line in presets.splitlines()] == ["mlp", "cnn", "resnet20", "fast", "q32"]
+    assert [line.split()[0] for line in presets.splitlines()] == ["mlp", "cnn", "resnet20", "fast", "airbench93",
+                                                                  "airbench94", "q32"]
     from cnnlab.net.registry import all_kinds
 
     assert [line.split()[0] for line in kinds.splitlines()[1:]] == list(all_kinds())

@@ -113,15 +113,18 @@ class EarlyStopping(TrainingCallback):
 
 
 class FinalAverage(TrainingCallback):
-    """``ema_momentum``: after the last epoch (or an early stop), the model's weights become their moving
-    average (Keras' ``use_ema``); before the run's recorder saves them."""
+    """After the last epoch (or an early stop), the model takes the weights the run averages: their moving
+    average (``ema_momentum``, Keras' ``use_ema``) or Lookahead's slow weights (``lookahead_sync_period``,
+    airbench's end of training); before the run's recorder saves them."""
 
     def __init__(self, epochs: int):
         self.epochs = epochs
 
     def on_epoch_end(self, record: EpochRecord, state: TrainState) -> None:
-        if state.average is not None and (state.epoch >= self.epochs or state.stopped_early):
-            state.average.copy_to(state.model)
+        if state.epoch >= self.epochs or state.stopped_early:
+            for kept in (state.average, state.lookahead):
+                if kept is not None:
+                    kept.copy_to(state.model)
 
 
 def built_in(config) -> list[TrainingCallback]:
@@ -129,6 +132,6 @@ def built_in(config) -> list[TrainingCallback]:
     callbacks: list[TrainingCallback] = []
     if config.early_stopping:
         callbacks.append(EarlyStopping(config.early_stopping, config.patience))
-    if config.ema_momentum is not None:
+    if config.ema_momentum is not None or config.lookahead_sync_period:
         callbacks.append(FinalAverage(config.epochs))
     return callbacks

@@ -74,6 +74,8 @@ def save_checkpoint(state: TrainState, run_dir: Path, rank_rng: list[dict] | Non
     }
     if state.average is not None:
         payload["average"] = state.average.state_dict()
+    if state.lookahead is not None:
+        payload["lookahead"] = state.lookahead.state_dict()
     if rank_rng is not None:
         payload["rank_rng"] = rank_rng
     buffer = io.BytesIO()

@@ -10,6 +10,8 @@ from cnnlab.net.fields import shown
 
 OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop", "muon")
 SCHEDULES = ("constant", "cosine", "linear", "onecycle")
+REDUCTIONS = ("sum_over_batch_size", "sum")  # Keras' loss reductions: the batch mean, or its sum
+LOOKAHEAD_SCHEDULES = ("constant", "cubic")
 DEVICES = ("auto", "cpu", "cuda")
 INITS = ("keras", "torch")
 PRECISIONS = ("fp32", "bf16", "auto")
@@ -34,13 +36,21 @@ class TrainConfig:
     muon_lr: float = 0.1           # muon: the convolution kernels' rate (cnnlab's, from airbench)
     muon_momentum: float = 0.6     # muon: the convolution kernels' Nesterov momentum
     weight_decay: float | None = None  # decoupled, as Keras 3 (adamw: Keras' 0.004 when None)
+    l2: float = 0.0                # sgd: Keras' L2 regularizer on every trainable weight (through momentum)
     schedule: str = "constant"
     warmup_epochs: float = 0.0     # linear warm-up from 0 to lr, before any schedule
+    warmup_start_factor: float = 0.0  # the warm-up starts at lr times this (torch's LinearLR start_factor)
+    schedule_alpha: float = 0.0    # linear/cosine decay ends at lr times this (Keras' CosineDecay alpha)
     bias_lr_scale: float = 1.0     # the biases' learning rate is lr times this (cnnlab's, from airbench)
     label_smoothing: float = 0.0   # Keras' CategoricalCrossentropy(label_smoothing=...)
     loss: str = "crossentropy"     # or a Keras loss compile() names (engine/steps.py: Objective)
+    loss_reduction: str = "sum_over_batch_size"  # Keras' reduction: the batch's mean loss, or "sum"
     from_logits: bool = False      # Keras' losses' from_logits (not read by "crossentropy")
     ema_momentum: float | None = None  # Keras' use_ema: evaluation and the final weights use the average
+    lookahead_sync_period: int = 0     # Lookahead (Zhang et al. 2019): every k steps the weights move to
+    lookahead_slow_step_size: float = 0.5  # slow += step_size * (fast - slow), and fast = slow (0: off)
+    lookahead_schedule: str = "constant"   # "cubic": step size 1 -> slow_step_size as (step/total)^3
+    drop_remainder: bool = False   # tf.data's batch(drop_remainder=True): no short last batch an epoch
     val_split: float = 0.2
     split_method: str = "stratified"
     seed: int = 0
@@ -66,7 +76,8 @@ class TrainConfig:
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
         for name, options in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("device", DEVICES),
                               ("init", INITS), ("precision", PRECISIONS), ("loss", LOSSES),
-                              ("split_method", ("stratified", "keras"))):
+                              ("split_method", ("stratified", "keras")), ("loss_reduction", REDUCTIONS),
+                              ("lookahead_schedule", LOOKAHEAD_SCHEDULES)):
             if getattr(self, name) not in options:
                 raise ConfigError(f"unknown {name} '{getattr(self, name)}'; expected one of {', '.join(options)}")
         if not 0 <= self.val_split < 1:
@@ -99,6 +110,11 @@ class TrainConfig:
             raise ConfigError("nesterov needs a momentum above 0 (e.g. --momentum 0.9)")
         if self.weight_decay is not None and not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
             raise ConfigError(f"weight_decay must be a non-negative number, got {self.weight_decay}")
+        if not (self.l2 >= 0 and math.isfinite(self.l2)):
+            raise ConfigError(f"l2 must be a non-negative number, got {self.l2}")
+        if self.l2 and self.optimizer != "sgd":
+            raise ConfigError(f"l2 (an L2 penalty through the optimizer's momentum) applies to the sgd optimizer, "
+                              f"not {self.optimizer}; use weight_decay")
         if not (self.bias_lr_scale > 0 and math.isfinite(self.bias_lr_scale)):
             raise ConfigError(f"bias_lr_scale must be a positive number, got {self.bias_lr_scale}")
         self._check_muon_options()
@@ -122,6 +138,18 @@ class TrainConfig:
         if not (0 <= self.warmup_epochs < self.epochs and math.isfinite(self.warmup_epochs)):
             raise ConfigError(f"warmup_epochs must be at least 0 and below epochs ({self.epochs}), "
                               f"got {self.warmup_epochs}")
+        for name in ("warmup_start_factor", "schedule_alpha"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{name} must be in [0, 1] (a fraction of lr), got {getattr(self, name)}")
+        self._check_lookahead()
+
+    def _check_lookahead(self) -> None:
+        """Lookahead's period, step size and schedule: in range, and the step size only where it is used."""
+        _non_negative_int("lookahead_sync_period", self.lookahead_sync_period)
+        if not 0 < self.lookahead_slow_step_size <= 1:
+            raise ConfigError(f"lookahead_slow_step_size must be in (0, 1], got {self.lookahead_slow_step_size}")
+        if self.lookahead_sync_period and self.ema_momentum is not None:
+            raise ConfigError("lookahead_sync_period and ema_momentum both average the weights: choose one")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -145,7 +173,10 @@ _TYPES = {"epochs": (int,), "batch_size": (int,), "lr": _NUMBER, "optimizer": (s
           "deterministic": (bool,), "early_stopping": (str, type(None)), "patience": (int,),
           "eval_batch_size": (int,), "precision": (str,), "warmup_epochs": _NUMBER,
           "label_smoothing": _NUMBER, "bias_lr_scale": _NUMBER, "ema_momentum": (*_NUMBER, type(None)),
-          "recipe": (str, type(None)), "loss": (str,), "from_logits": (bool,)}
+          "recipe": (str, type(None)), "loss": (str,), "from_logits": (bool,), "l2": _NUMBER,
+          "warmup_start_factor": _NUMBER, "schedule_alpha": _NUMBER, "loss_reduction": (str,),
+          "lookahead_sync_period": (int,), "lookahead_slow_step_size": _NUMBER, "lookahead_schedule": (str,),
+          "drop_remainder": (bool,)}
 
 
 def _positive_int(name: str, value) -> None:

@@ -94,7 +94,8 @@ def _whiten(module, moments: tuple[torch.Tensor, torch.Tensor]) -> None:
     eigenvalues, eigenvectors = torch.linalg.eigh(covariance)          # ascending
     eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.flip(1)
     # Floored: on constant data (no variance at all) the filters stay finite.
-    eps = max(RELATIVE_EPS * float(eigenvalues.clamp_min(0).mean()), MIN_EPS)
+    relative = getattr(module, "whitening_epsilon", RELATIVE_EPS)  # the layer's whitening_epsilon
+    eps = max(relative * float(eigenvalues.clamp_min(0).mean()), MIN_EPS)
     scaled = eigenvectors / (eigenvalues.clamp_min(0) + eps).sqrt()    # (D, D): column k is filter k
     weight = module.conv.weight
     filters = torch.stack([sign * scaled[:, k] for k in range(scaled.shape[1]) for sign in (1, -1)])

@@ -20,6 +20,8 @@ from cnnlab.engine.averaging import WeightAverage
 from cnnlab.engine.batches import ImageBatches, as_batches
 from cnnlab.engine.callbacks import CallbackList, TrainingCallback, built_in
 from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.flips import AlternatingFlips
+from cnnlab.engine.lookahead import Lookahead
 from cnnlab.engine.metric_counts import tally_for
 from cnnlab.engine.records import EpochRecord
 from cnnlab.engine.steps import Objective, deterministic_guard, train_step
@@ -40,6 +42,7 @@ class TensorData:
     x_val: ImageBatches | None = None
     y_val: torch.Tensor | None = None
     w_train: torch.Tensor | None = None  # float32 (N,): each image's weight in the loss (None: all 1)
+    drop_remainder: bool = False  # an epoch leaves out its short last batch (where there is a whole one)
 
     def __post_init__(self):
         self.x_train = as_batches(self.x_train)
@@ -51,7 +54,10 @@ class TensorData:
         return len(self.y_train)
 
     def steps(self, batch_size: int) -> int:
-        """Steps in one epoch; the last batch may be short (one short batch where the data is smaller)."""
+        """Steps in one epoch; the last batch may be short (one short batch where the data is smaller),
+        unless ``drop_remainder`` leaves it out."""
+        if self.drop_remainder and len(self.y_train) >= batch_size:
+            return len(self.y_train) // batch_size
         return math.ceil(len(self.y_train) / batch_size)
 
     def epoch_batches(self, state: TrainState, batch_size: int):
@@ -60,10 +66,12 @@ class TensorData:
         n = len(self.y_train)
         # (n,), the same on every process; where the batch source gathers: the device, or the host for a mapped cache
         order = torch.randperm(n, generator=state.shuffle_generator).to(self.x_train.index_device)
-        for start in range(0, n, batch_size):
+        for start in range(0, self.steps(batch_size) * batch_size, batch_size):
             count = min(batch_size, n - start)  # the whole batch; the last one may be short
             lo, hi = state.strategy.part(count)
             idx = order[start + lo:start + hi]  # (hi - lo,) this process's images of the batch
+            if state.flips is not None:
+                state.flips.plan(idx, state.epoch)
             yield count, self.x_train.take(idx), self.y_train[idx], None if self.w_train is None else self.w_train[idx]
 
 
@@ -81,6 +89,9 @@ class TrainState:
     wait: int = 0                       # epochs since it improved
     stopped_early: bool = False
     average: WeightAverage | None = None  # ema_momentum: the weights' moving average
+    lookahead: Lookahead | None = None    # lookahead_sync_period: the slow weights
+    # Not checkpointed (the seed, the image and the epoch decide it): alternating flips' plan.
+    flips: AlternatingFlips | None = None
     # Not checkpointed: how many processes train this model (cnnlab.engine.data_parallel.DataParallel under torchrun).
     strategy: SingleProcess = field(default_factory=SingleProcess)
     # Not checkpointed: compile's metrics beyond accuracy (cnnlab.engine.metric_counts), counted every epoch.
@@ -99,6 +110,7 @@ def train_epoch(state: TrainState, data: TensorData, config: TrainConfig,
     """
     strategy, steps = state.strategy, data.steps(config.batch_size)
     objective = Objective.of(config, state.model)
+    summed = config.loss_reduction == "sum"  # Keras' "sum": the batch's losses added, not averaged
     sums = strategy.new_sums(steps, data.x_train.device)
     forward, checked, totals, counts = strategy.forward_module(state.model), 0, (0.0, 0), []
     tally = tally_for(state.model, state.metrics, data.x_train.device)  # counted on the device, read at the end
@@ -106,7 +118,8 @@ def train_epoch(state: TrainState, data: TensorData, config: TrainConfig,
     with strategy.guard():
         for step, (count, xb, yb, wb) in enumerate(data.epoch_batches(state, config.batch_size)):
             loss, hits = train_step(forward, state.optimizer, state.scheduler, xb, yb, config.precision, objective,
-                                    state.average, strategy.divisor(count), wb, tally)
+                                    state.average, strategy.divisor(count), wb, tally,
+                                    loss_scale=count if summed else 1.0, lookahead=state.lookahead)
             strategy.add(sums, step, loss, hits, len(yb))
             counts.append(count)  # known on the host: no sync
             if (step + 1) % progress_every == 0 or step + 1 == steps:
@@ -148,6 +161,15 @@ def _validate(state: TrainState, data: TensorData, config: TrainConfig) -> tuple
     return val["loss"], val["accuracy"], val["scores"]
 
 
+def limit_training(model: torch.nn.Module, epoch: int) -> None:
+    """Layers with ``trainable_epochs: N`` (the builder marks their modules) train in epochs 1 to N only: from
+    epoch N + 1 their weights take no gradient, so the optimizer skips them (no update, no decay)."""
+    for module in model.modules():
+        limit = getattr(module, "trainable_epochs", 0)
+        for param in getattr(module, "limited_weights", ()) if limit else ():
+            param.requires_grad_(epoch <= limit)
+
+
 def run_epochs(state: TrainState, data: TensorData, config: TrainConfig,
                callbacks: Sequence[TrainingCallback] = ()) -> list[EpochRecord]:
     """Train from ``state.epoch`` to ``config.epochs``, or until a callback stops it (``state.stopped_early``);
@@ -161,6 +183,7 @@ def run_epochs(state: TrainState, data: TensorData, config: TrainConfig,
     steps = data.steps(config.batch_size)
     while state.epoch < config.epochs and not state.stopped_early:
         hooks.on_epoch_begin(state.epoch + 1, config.epochs, steps)
+        limit_training(state.model, state.epoch + 1)
         start = time.perf_counter()
         try:
             scores = train_epoch(state, data, config, hooks)

@@ -65,8 +65,9 @@ class DecoupledSGD(torch.optim.SGD):
 
 def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list:
     """The model's parameters as the optimizer takes them: one list, or groups. With
-    ``bias_lr_scale``, the biases (batchnorm's beta included) are a group whose learning rate is
-    ``lr`` times the scale and whose decay per step is the other weights' (airbench's bias scaler);
+    ``bias_lr_scale``, the normalisation layers' biases (batchnorm's beta) are a group whose learning rate
+    is ``lr`` times the scale and whose decay per step is the other weights' (airbench's bias scaler;
+    a convolution's or dense layer's bias stays with the other weights, as there);
     with the ``muon`` optimizer, the trainable convolution kernels are a group of Muon steps at
     ``muon_lr`` and ``muon_momentum``. ``lr_scale`` is each group's rate over ``lr`` (schedules and
     ``Model.learning_rate`` keep it)."""
@@ -79,11 +80,15 @@ def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list:
                     "momentum": config.muon_momentum, "nesterov": True, "weight_decay": 0.0}] if kernels else []
     if config.bias_lr_scale == 1 and not groups:
         return [param for _, param in named]  # one group: the optimizer (and its checkpoint) as before
-    biases = [param for name, param in named if name.endswith(".bias")]
-    others = [param for name, param in named if not name.endswith(".bias")]
+    norm_biases = {id(module.bias) for module in model.modules()
+                   if isinstance(module, torch.nn.modules.batchnorm._NormBase) and module.bias is not None}
+    biases = [param for _, param in named if id(param) in norm_biases]
+    others = [param for _, param in named if id(param) not in norm_biases]
     scale = config.bias_lr_scale
-    return groups + [{"params": others, "lr_scale": 1.0, "decay_scale": 1.0},
-                     {"params": biases, "lr": config.lr * scale, "lr_scale": scale, "decay_scale": 1 / scale}]
+    groups += [{"params": others, "lr_scale": 1.0, "decay_scale": 1.0}]
+    if not biases:  # no normalisation layer: nothing takes the scaled rate
+        return groups if len(groups) > 1 else others
+    return groups + [{"params": biases, "lr": config.lr * scale, "lr_scale": scale, "decay_scale": 1 / scale}]
 
 
 def trainable_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
@@ -131,7 +136,7 @@ def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     ``params`` is a list of parameters or :func:`parameter_groups`' groups."""
     optimizer = _optimizer(list(params), config)
     for group in optimizer.param_groups:
-        if "weight_decay" in group and config.optimizer != "muon":
+        if "weight_decay" in group and config.optimizer != "muon" and not config.l2:
             # adamw, rmsprop: a raised learning rate does not raise the decay (muon scales its own)
             group["weight_decay"] *= group.get("decay_scale", 1.0)
     return optimizer
@@ -153,7 +158,20 @@ def _optimizer(params: list, config: TrainConfig) -> torch.optim.Optimizer:
         return MuonSGD(params, config.lr, config.momentum, config.nesterov, decay)
     if decay:
         return DecoupledSGD(params, config.lr, config.momentum, config.nesterov, decay)
+    if config.l2:
+        return _l2_sgd(params, config)
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+
+
+def _l2_sgd(params: list, config: TrainConfig) -> torch.optim.SGD:
+    """SGD with Keras' ``L2(l2)`` penalty on every trainable weight: ``l2 * sum(w^2)`` added to the loss,
+    so ``2 * l2 * w`` joins the gradient and passes through momentum (torch's SGD ``weight_decay``).
+    A group with a raised rate (``bias_lr_scale``) takes a penalty lowered as much, so that each weight
+    shrinks by the same share a step (airbench's decoupled hyperparameters)."""
+    groups = params if params and isinstance(params[0], dict) else [{"params": params}]
+    for group in groups:
+        group["weight_decay"] = 2 * config.l2 * group.get("decay_scale", 1.0)
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
 
 
 def make_schedule(optimizer, config: TrainConfig, steps_per_epoch: int):
@@ -170,8 +188,10 @@ def make_schedule(optimizer, config: TrainConfig, steps_per_epoch: int):
         # muon keeps each group's momentum (onecycle's cycling would set Muon's 0.6 to 0.85-0.95)
         rise["cycle_momentum"] = config.optimizer != "muon"
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=total, **rise)
-    if warmup:
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupThen(config.schedule, warmup, total))
+    shaped = config.warmup_start_factor or config.schedule_alpha
+    if warmup or shaped and config.schedule != "constant":
+        factor = WarmupThen(config.schedule, warmup, total, config.warmup_start_factor, config.schedule_alpha)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     if config.schedule == "linear":
@@ -180,19 +200,21 @@ def make_schedule(optimizer, config: TrainConfig, steps_per_epoch: int):
 
 
 class WarmupThen:
-    """The learning-rate factor at a step: a linear rise over ``warmup`` steps, then ``schedule``
-    (constant, cosine or linear decay to 0) over the rest. A class, not a lambda, so that a
+    """The learning-rate factor at a step: a linear rise over ``warmup`` steps from ``start`` (0: from
+    nothing), then ``schedule`` (constant, cosine or linear decay) over the rest, down to ``alpha``
+    (Keras' CosineDecay ``alpha``: the last rate as a share of ``lr``). A class, not a lambda, so that a
     scheduler's state (its step count) is what a checkpoint holds."""
 
-    def __init__(self, schedule: str, warmup: int, total: int):
-        self.schedule, self.warmup, self.total = schedule, warmup, total
+    def __init__(self, schedule: str, warmup: int, total: int, start: float = 0.0, alpha: float = 0.0):
+        self.schedule, self.warmup, self.total, self.start, self.alpha = schedule, warmup, total, start, alpha
 
     def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
+        if step < self.warmup:  # from 0, the first step already rises; from a start, it begins there
+            rise = step / self.warmup if self.start else (step + 1) / self.warmup
+            return self.start + (1 - self.start) * rise
         done = (step - self.warmup) / max(self.total - self.warmup, 1)  # 0 -> 1 after the warm-up
         if self.schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+            return self.alpha + (1 - self.alpha) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
         if self.schedule == "linear":
-            return max(1.0 - done, 0.0)
+            return self.alpha + (1 - self.alpha) * max(1.0 - done, 0.0)
         return 1.0

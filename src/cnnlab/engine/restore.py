@@ -192,6 +192,18 @@ def _restore_average(state: TrainState, saved, path: Path) -> None:
         _fail(path, "weight average", "does not match this network")
 
 
+def _restore_lookahead(state: TrainState, saved, path: Path) -> None:
+    """Lookahead's slow weights (lookahead_sync_period), when the run keeps them."""
+    if state.lookahead is None:
+        return
+    if not isinstance(saved, dict) or not {"steps", "slow"} <= set(saved):
+        _fail(path, "lookahead weights", "missing or not lookahead weights")
+    try:
+        state.lookahead.load_state_dict(saved)
+    except (TypeError, ValueError, RuntimeError, AttributeError):
+        _fail(path, "lookahead weights", "does not match this network")
+
+
 def restore_state(state: TrainState, payload, path: Path, epochs: int | None = None) -> None:
     """Check and apply every part of a checkpoint's payload to ``state`` (a fresh one)."""
     if not isinstance(payload, dict) or not set(PARTS) <= set(payload):
@@ -203,6 +215,7 @@ def restore_state(state: TrainState, payload, path: Path, epochs: int | None = N
     _restore_optimizer(state, payload["optimizer"], path)
     _restore_scheduler(state, payload["scheduler"], path)
     _restore_average(state, payload.get("average"), path)
+    _restore_lookahead(state, payload.get("lookahead"), path)
     rng, own = _own_rng(payload, path)
     _restore_rng(rng, state, path)
     if not own:  # another number of processes: this rank draws anew (one process keeps its stream)

@@ -21,7 +21,9 @@ from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.data_init import initialise_from_data
 from cnnlab.engine.data_parallel import parallelize
 from cnnlab.engine.device import resolve_device, set_deterministic
+from cnnlab.engine.flips import alternating_flips
 from cnnlab.engine.heap import retained_heap
+from cnnlab.engine.lookahead import lookahead_for
 from cnnlab.engine.loop import TensorData, TrainState, run_epochs
 from cnnlab.engine.optim import make_optimizer, make_schedule, parameter_groups
 from cnnlab.engine.precision import session_precision
@@ -33,13 +35,16 @@ if TYPE_CHECKING:
     from cnnlab.data.split import Split
 
 
-def new_state(model: torch.nn.Module, config: TrainConfig, steps_per_epoch: int) -> TrainState:
-    """A fresh optimizer, schedule and shuffle generator (seeded) for ``model``, at epoch 0."""
+def new_state(model: torch.nn.Module, config: TrainConfig, steps_per_epoch: int,
+              train_size: int | None = None) -> TrainState:
+    """A fresh optimizer, schedule and shuffle generator (seeded) for ``model``, at epoch 0; with
+    ``train_size``, the plan of its alternating flips over that many images."""
     optimizer = make_optimizer(parameter_groups(model, config), config)
     generator = torch.Generator().manual_seed(config.seed)
     average = None if config.ema_momentum is None else WeightAverage(model, config.ema_momentum)
+    flips = alternating_flips(model, train_size, config.seed) if train_size else None
     return TrainState(model, optimizer, make_schedule(optimizer, config, steps_per_epoch), generator,
-                      average=average)
+                      average=average, lookahead=lookahead_for(model, config, steps_per_epoch), flips=flips)
 
 
 def prepare(model: torch.nn.Module, x: np.ndarray | BatchStream, y: np.ndarray | None, config: TrainConfig,
@@ -67,7 +72,7 @@ def prepare(model: torch.nn.Module, x: np.ndarray | BatchStream, y: np.ndarray |
         validation = (images.rows(split.val_idx), labels[split.val_idx])
         images, labels = images.rows(split.train_idx), labels[split.train_idx]
         weights = None if weights is None else np.asarray(weights)[split.train_idx]
-    data = TensorData(images, labels_to_tensor(labels, device))
+    data = TensorData(images, labels_to_tensor(labels, device), drop_remainder=config.drop_remainder)
     if weights is not None:
         data.w_train = torch.from_numpy(np.asarray(weights, dtype=np.float32)).to(device)
     return (*_placed(model, data, config, validation, device, data.steps(config.batch_size)), split)
@@ -84,7 +89,8 @@ def _placed(model, data, config: TrainConfig, validation, device, steps: int):
     if data.x_train.ndim == 4:
         model.to(memory_format=torch.channels_last)
     initialise_from_data(model, data.x_train)  # a fresh model's data-aware layers (patch whitening)
-    return new_state(model, config, steps), data
+    images = data.train_size if isinstance(data, TensorData) else None  # a stream has no image indices
+    return new_state(model, config, steps, images), data
 
 
 def rescaled_twice(spec, x, which: str = "") -> str | None:

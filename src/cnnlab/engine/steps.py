@@ -123,7 +123,7 @@ def reduce_losses(losses: torch.Tensor, weights: torch.Tensor | None, divisor: f
 
 def train_step(model, optimizer, scheduler, xb, yb, precision: str = "fp32", objective: Objective | None = None,
                average: WeightAverage | None = None, divisor: float | None = None,
-               weights: torch.Tensor | None = None, tally=None):
+               weights: torch.Tensor | None = None, tally=None, loss_scale: float = 1.0, lookahead=None):
     """One optimisation step; returns the batch's loss and correct count (on the device).
 
     ``divisor`` None: the loss is the batch mean (one process). Else the summed loss divided
@@ -131,18 +131,22 @@ def train_step(model, optimizer, scheduler, xb, yb, precision: str = "fp32", obj
     part of the batch: see :class:`cnnlab.engine.data_parallel.DataParallel`). ``weights``
     ``(B,)``: each image's weight in the loss (Keras' ``sample_weight``; None: all 1). ``tally``: the
     compiled metrics' counts (:class:`cnnlab.engine.metric_counts.MetricTally`), added to on the device.
+    ``loss_scale``: the gradient's factor (the batch size for Keras' ``"sum"`` reduction; the returned loss stays
+    the mean). ``lookahead``: a :class:`cnnlab.engine.lookahead.Lookahead` told of each step.
     """
     objective = objective or Objective()
     with autocast(xb.device, precision):
         outputs = model(xb).float()  # (images, classes)
         loss = reduce_losses(objective.sample_losses(outputs, yb), weights, divisor)
     optimizer.zero_grad(set_to_none=True)
-    (loss if divisor is None else loss / divisor).backward()
+    ((loss if divisor is None else loss / divisor) * loss_scale).backward()
     optimizer.step()
     if scheduler is not None:
         scheduler.step()
     if average is not None:
         average.update(model)  # DDP's wrapper yields the model's own parameters, in order
+    if lookahead is not None:
+        lookahead.update(model)
     if tally is not None:
         tally.add(outputs.detach(), yb)
     return loss.detach(), objective.hits(outputs.detach(), yb)

@@ -59,7 +59,7 @@ def keras_call(layer) -> str:
         args.append(_value(layer, name))
         done.add(name)
     for name, field in kind.fields.items():
-        if layer[name] in field.cnnlab_values:
+        if field.cnnlab_field or layer[name] in field.cnnlab_values:
             continue  # cnnlab's own (a data-aware initializer): the exported weights carry its effect
         if name not in done and (name in required or layer[name] != defaults[name]):
             args.append(f"{field.keras or name}={_value(layer, name)}")

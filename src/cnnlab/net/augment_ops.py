@@ -31,15 +31,22 @@ def coin(x: torch.Tensor, probability: float) -> torch.Tensor:
 
 
 class RandomFlip(nn.Module):
-    """Mirror each image left-right and/or top-bottom, each with probability 1/2, independently."""
+    """Mirror each image left-right and/or top-bottom, each with probability 1/2, independently.
 
-    def __init__(self, mode: str):
+    ``alternating``: the training loop sets ``planned`` before each batch, which images to flip
+    (:class:`cnnlab.engine.flips.AlternatingFlips`); a batch without a plan flips at random."""
+
+    def __init__(self, mode: str, alternating: bool = False):
         super().__init__()
         self.dims = {"horizontal": (3,), "vertical": (2,), "horizontal_and_vertical": (3, 2)}[mode]
+        self.alternating, self.planned = alternating, None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        planned, self.planned = self.planned, None  # a plan is for one batch
         if not self.training:
             return x
+        if planned is not None and len(planned) == len(x):
+            return same_format(torch.where(planned.view(-1, 1, 1, 1), x.flip(self.dims[0]), x), x)
         out = x
         for dim in self.dims:  # width (3), then height (2): one coin per image for each
             out = torch.where(coin(x, 0.5), out.flip(dim), out)

@@ -60,6 +60,7 @@ class SpecModel(nn.Module):
                                  if not layer.trainable and layer.definition.inference_when_frozen]
         for block, layer in zip(self.blocks, spec.layers):
             block.requires_grad_(layer.trainable)
+            _limit(block, layer)
         self.train(self.training)
 
     def train(self, mode: bool = True):
@@ -90,6 +91,16 @@ class SpecModel(nn.Module):
         logits would round near ties to one value, and predict's argmax then differ from evaluate's."""
         logits = self(x).float()
         return torch.softmax(logits, dim=1) if self.softmax_output else logits
+
+
+def _limit(block: nn.Module, layer) -> None:
+    """A layer's cnnlab limits on training: ``kernel_trainable: false`` freezes its kernel (its first Keras
+    weight) alone; ``trainable_epochs`` marks the weights that train for that many epochs only
+    (:func:`cnnlab.engine.loop.limit_training` applies it)."""
+    if not layer.fields.get("kernel_trainable", True) and layer.definition.keras_layout:
+        block.get_parameter(layer.definition.keras_layout[0][1]).requires_grad_(False)
+    block.trainable_epochs = layer.fields.get("trainable_epochs", 0)
+    block.limited_weights = [param for param in block.parameters() if param.requires_grad]
 
 
 def _build(info: LayerInfo, strip_softmax: bool) -> nn.Module:

@@ -92,6 +92,15 @@ class PositiveInt(FieldType):
         return value
 
 
+class NonNegativeInt(FieldType):
+    text = "a non-negative integer (below 2^31)"
+
+    def check(self, value, where):
+        if not _is_int(value) or not 0 <= value < MAX_INT:
+            raise self.fail(value, where)
+        return value
+
+
 class Pair(FieldType):
     """An int or ``[h, w]`` of positive ints, normalised to a tuple."""
 
@@ -248,6 +257,8 @@ class Field:
     keras: str | None = None  # the Keras constructor's name for it, where it differs
     default_text: str | None = None  # how the docs show a default that is derived
     cnnlab_values: tuple = ()  # values Keras has no counterpart for (an export writes the default instead)
+    cnnlab_field: bool = False  # Keras' layer has no such argument: exports leave it out, and the spec's
+    # file format writes it only where it is set (so specs and configs without it read as before)
 
     @property
     def required(self) -> bool:

@@ -91,6 +91,36 @@ def _fast() -> list[dict]:
             {"kind": "dense", "units": 10, "activation": "softmax", "use_bias": False}]
 
 
+def _airbench_group(filters: int) -> list[dict]:
+    """airbench's conv group: conv, pool, BN, GELU, conv, BN, GELU; bias-free convolutions whose first
+    filters start as the identity, batchnorm without a trained scale (momentum 0.6, epsilon 1e-12)."""
+    def conv():
+        return {"kind": "conv2d", "filters": filters, "kernel": 3, "padding": "same", "use_bias": False,
+                "kernel_initializer": "partial_identity"}
+
+    def bn_gelu():
+        return [{"kind": "batchnorm", "momentum": 0.6, "epsilon": 1e-12, "scale": False},
+                {"kind": "activation", "activation": "gelu"}]
+
+    return [conv(), {"kind": "maxpool2d", "pool": 2}, *bn_gelu(), conv(), *bn_gelu()]
+
+
+def _airbench(widths: tuple[int, int, int]) -> list[dict]:
+    """airbench93/94 (Jordan 2024) in cnnlab's layer kinds: alternating flips and 2-pixel translations; a
+    2x2 patch-whitening stem whose kernel stays frozen and whose bias trains for the first 3 epochs; three
+    conv groups; max pooling to one cell; a bias-free dense layer whose logits are scaled by 1/9."""
+    augment = [{"kind": "random_flip", "mode": "horizontal", "alternating": True},
+               {"kind": "random_translation", "height_factor": 2 / 32, "width_factor": 2 / 32,
+                "fill_mode": "reflect", "interpolation": "nearest"}]
+    stem = [{"kind": "conv2d", "filters": 24, "kernel": 2, "padding": "valid", "kernel_initializer": "patch_whitening",
+             "whitening_epsilon": 5e-4, "kernel_trainable": False, "trainable_epochs": 3},
+            {"kind": "activation", "activation": "gelu"}]
+    groups = [layer for width in widths for layer in _airbench_group(width)]
+    return [*augment, *stem, *groups, {"kind": "maxpool2d", "pool": 3}, {"kind": "flatten"},
+            {"kind": "dense", "units": 10, "use_bias": False}, {"kind": "rescaling", "scale": 1 / 9},
+            {"kind": "activation", "activation": "softmax"}]
+
+
 PRESETS: dict[str, dict] = {
     "mlp": {
         "description": "flatten, dense 128/256/512 relu with dropout 0.2, dense 10 softmax",
@@ -132,6 +162,21 @@ PRESETS: dict[str, dict] = {
         "default_input": CIFAR10_INPUT,
         "recipe": "fast",
         "layers": _fast(),
+    },
+    "airbench93": {
+        "description": "airbench93 (Jordan 2024) in cnnlab's kinds: alternating flip, 2-pixel translation, "
+                       "frozen 2x2 whitening conv 24 (bias trained 3 epochs), 3 groups of [conv, pool, BN, GELU, "
+                       "conv, BN, GELU] (64/128/128), maxpool, dense 10 / 9 softmax; its own recipe (airbench93)",
+        "default_input": CIFAR10_INPUT,
+        "recipe": "airbench93",
+        "layers": _airbench((64, 128, 128)),
+    },
+    "airbench94": {
+        "description": "airbench94 (Jordan 2024): airbench93 with groups of 64/256/256 filters; its own recipe "
+                       "(airbench94: 10 epochs for the paper's 9.9, 476 steps against 480)",
+        "default_input": CIFAR10_INPUT,
+        "recipe": "airbench94",
+        "layers": _airbench((64, 256, 256)),
     },
     "q32": {
         "description": "the network to analyse: 64x64x3, conv 16 3x3, conv 32 5x5, "

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cnnlab.errors import SpecError
-from cnnlab.net.fields import Bool, Field
+from cnnlab.net.fields import Bool, Field, NonNegativeInt
 
 if TYPE_CHECKING:
     from cnnlab.net.inference import LayerInfo
@@ -45,7 +45,10 @@ Shape = tuple[int, ...]
 # Fields every kind has, as every Keras layer has them: ``register`` adds them after a kind's own.
 # ``trainable: false`` freezes the layer (Keras' rule): its weights count as non-trainable, the
 # optimizer leaves them alone, and a frozen batchnorm normalises with its moving statistics.
-COMMON_FIELDS: dict[str, Field] = {"trainable": Field(Bool(), True)}
+# ``trainable_epochs: N`` (cnnlab's; 0: every epoch) trains the layer in the first N epochs only, as a
+# Keras callback setting ``trainable = False`` after epoch N would (airbench's whitening bias: 3).
+COMMON_FIELDS: dict[str, Field] = {"trainable": Field(Bool(), True),
+                                   "trainable_epochs": Field(NonNegativeInt(), 0, cnnlab_field=True)}
 
 
 def shape_text(shape: Shape) -> str:

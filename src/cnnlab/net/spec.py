@@ -102,6 +102,9 @@ class ModelSpec:
             entry = {"kind": layer.kind, "name": layer.name, **_plain(layer.fields)}
             if layer.trainable:
                 entry.pop("trainable", None)  # every layer has it: only a frozen one says so
+            for name, spec_field in layer.definition.fields.items():
+                if spec_field.cnnlab_field and entry.get(name) == spec_field.default:
+                    entry.pop(name)  # cnnlab's own options, written only where set
             if layer.inputs != (previous,):
                 entry["inputs"] = list(layer.inputs)
             out["layers"].append(entry)

@@ -46,12 +46,12 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def parse_spec_text(text: str, source: str = "inline") -> ModelSpec:
-    """Parse YAML (or JSON) text with ``yaml.safe_load``; object-building tags are refused."""
+    """Parse JSON text, or YAML with ``yaml.safe_load`` (object-building tags are refused)."""
     if len(text) > MAX_SPEC_BYTES:
         raise SpecError(f"{source}: {len(text):,} characters; a spec is at most {MAX_SPEC_BYTES:,}")
     try:
         _check_shape(text, source)
-        data = yaml.safe_load(text)
+        data = _json_or_yaml(text)
     except SpecError:
         raise
     except yaml.YAMLError as exc:
@@ -59,6 +59,16 @@ def parse_spec_text(text: str, source: str = "inline") -> ModelSpec:
     except (RecursionError, ValueError) as exc:  # belt and braces: the checks above should catch these
         raise SpecError(f"{source}: not a valid spec ({type(exc).__name__})") from None
     return parse_spec(data, source)
+
+
+def _json_or_yaml(text: str):
+    """JSON text by JSON's rules (PyYAML's YAML 1.1 would read JSON's ``1e-12`` as a string), else YAML."""
+    import json
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return yaml.safe_load(text)
 
 
 def load_spec_file(path: str) -> ModelSpec:

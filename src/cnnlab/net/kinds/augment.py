@@ -9,7 +9,7 @@ to the target size). Their modules are in :mod:`cnnlab.net.augment_ops`.
 from __future__ import annotations
 
 from cnnlab.errors import SpecError
-from cnnlab.net.fields import Choice, Extent, Factor, Field, Number, PositiveInt, Probability
+from cnnlab.net.fields import Bool, Choice, Extent, Factor, Field, Number, PositiveInt, Probability
 from cnnlab.net.kinds.source import call, literal
 from cnnlab.net.registry import LayerKind, register
 
@@ -53,13 +53,22 @@ class RandomFlip(_Augmentation):
     name, keras_class = "random_flip", "RandomFlip"
     doc = ("in training, mirrors each image along `mode`'s axes, each with probability 1/2 (independently: "
            "Keras 3 flips both or neither); identity otherwise")
-    fields = {"mode": Field(Choice(FLIP_MODES), "horizontal_and_vertical")}
+    # alternating (cnnlab's; airbench's derandomised flip): each training image is flipped at random in the
+    # first epoch and the other way in every next one, so it is seen both ways in any two epochs in a row
+    fields = {"mode": Field(Choice(FLIP_MODES), "horizontal_and_vertical"),
+              "alternating": Field(Bool(), False, cnnlab_field=True)}
     keras_args = ("mode", "seed", "data_format")
+
+    def normalize(self, fields, where):
+        if fields["alternating"] and fields["mode"] == "horizontal_and_vertical":
+            raise SpecError(f"{where}: field 'alternating': alternating flips take one axis; set mode "
+                            "'horizontal' or 'vertical'")
+        return fields
 
     def build(self, info):
         from cnnlab.net.augment_ops import RandomFlip as Module
 
-        return Module(info.layer["mode"])
+        return Module(info.layer["mode"], info.layer["alternating"])
 
 
 @register

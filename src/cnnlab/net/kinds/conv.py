@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cnnlab.errors import SpecError
-from cnnlab.net.fields import ACTIVATION, PADDING, Bool, Choice, Field, Pair, PositiveInt
+from cnnlab.net.fields import ACTIVATION, PADDING, Bool, Choice, Field, Pair, PositiveFloat, PositiveInt
 from cnnlab.net.geometry import window_output
 from cnnlab.net.kinds.source import ACTIVATION_CODE, call, literal, unless, window_pads
 from cnnlab.net.registry import LayerKind, Params, register
@@ -12,6 +12,8 @@ from cnnlab.net.registry import LayerKind, Params, register
 # (cnnlab.engine.data_init); partial_identity too (airbench's: the first filters pass their own input
 # channel through, the rest are glorot-uniform). Keras has neither, so exports carry the weights.
 KERNEL_INITIALIZERS = ("glorot_uniform", "patch_whitening", "partial_identity")
+# kernel_trainable: false keeps the kernel as initialised while the bias trains (airbench's whitened stem).
+KERNEL_TRAINABLE = Field(Bool(), True, cnnlab_field=True)
 # Values in one patch that patch_whitening may whiten: its covariance is MAX^2 float64s (8 MB),
 # its eigendecomposition a fraction of a second. 2x2 RGB patches are 12.
 MAX_WHITENED_VALUES = 1024
@@ -111,7 +113,11 @@ class Conv2D(_Convolution):
            "through), zero bias")
     fields = {"filters": Field(PositiveInt()), **_WINDOW,
               "kernel_initializer": Field(Choice(KERNEL_INITIALIZERS), "glorot_uniform",
-                                          cnnlab_values=("patch_whitening", "partial_identity"))}
+                                          cnnlab_values=("patch_whitening", "partial_identity")),
+              "kernel_trainable": KERNEL_TRAINABLE,
+              # patch_whitening's epsilon as a share of the patches' mean eigenvalue: it bounds the gain of
+              # the near-empty directions (airbench's 5e-4 on normalised pixels is about 5e-4 of it)
+              "whitening_epsilon": Field(PositiveFloat(), 0.01, cnnlab_field=True)}
     keras_args = ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "groups",
                   "activation", "use_bias", "kernel_initializer")
 
@@ -138,9 +144,11 @@ class Conv2D(_Convolution):
     def params(self, layer, shapes):
         (kh, kw), cin, filters = layer["kernel"], shapes[0][2], layer["filters"]
         bias = filters if layer["use_bias"] else 0
-        count = kh * kw * cin * filters + bias
+        kernel = kh * kw * cin * filters
         formula = f"{kh}*{kw}*{cin}*{filters}" + (f" + {filters}" if bias else "")
-        return Params(count, formula=formula)
+        if not layer["kernel_trainable"]:
+            return Params(bias, kernel, formula)
+        return Params(kernel + bias, formula=formula)
 
     def macs(self, layer, shapes, output):
         (kh, kw), cin = layer["kernel"], shapes[0][2]
@@ -150,6 +158,7 @@ class Conv2D(_Convolution):
         block = self.conv_module(info.layer, info.input_shape, info.layer["filters"])
         if info.layer["kernel_initializer"] == "patch_whitening":
             block.data_init = "patch_whitening"  # set from the training data before training (engine/data_init.py)
+            block.whitening_epsilon = info.layer["whitening_epsilon"]
         block.partial_identity = info.layer["kernel_initializer"] == "partial_identity"  # set after glorot
         return block
 

@@ -61,7 +61,9 @@ class Dense(LayerKind):
     name, keras_class = "dense", "Dense"
     doc = "fully connected: `units` outputs from a flat input, glorot-uniform, zero bias"
     fields = {"units": Field(PositiveInt()), "activation": Field(ACTIVATION, "linear"),
-              "use_bias": Field(Bool(), True)}
+              "use_bias": Field(Bool(), True),
+              # cnnlab's: false keeps the kernel as initialised while the bias trains
+              "kernel_trainable": Field(Bool(), True, cnnlab_field=True)}
     keras_args = ("units", "activation", "use_bias")
     torch_helpers = {"Dense": _DENSE_SOURCE}
     keras_layout = (("kernel", "linear.weight"), ("bias", "linear.bias"))
@@ -75,7 +77,10 @@ class Dense(LayerKind):
     def params(self, layer, shapes):
         fan_in, units = shapes[0][0], layer["units"]
         bias = units if layer["use_bias"] else 0
-        return Params(fan_in * units + bias, formula=f"{fan_in}*{units}" + (f" + {units}" if bias else ""))
+        formula = f"{fan_in}*{units}" + (f" + {units}" if bias else "")
+        if not layer["kernel_trainable"]:
+            return Params(bias, fan_in * units, formula)
+        return Params(fan_in * units + bias, formula=formula)
 
     def macs(self, layer, shapes, output):
         return shapes[0][0] * layer["units"]
