@@ -139,7 +139,8 @@ def train_step(model, optimizer, scheduler, xb, yb, precision: str = "fp32", obj
         outputs = model(xb).float()  # (images, classes)
         loss = reduce_losses(objective.sample_losses(outputs, yb), weights, divisor)
     optimizer.zero_grad(set_to_none=True)
-    ((loss if divisor is None else loss / divisor) * loss_scale).backward()
+    objective_loss = loss if divisor is None else loss / divisor
+    (objective_loss * loss_scale if loss_scale != 1 else objective_loss).backward()  # no extra op by default
     optimizer.step()
     if scheduler is not None:
         scheduler.step()
