@@ -165,9 +165,8 @@ def limit_training(model: torch.nn.Module, epoch: int) -> None:
     """Layers with ``trainable_epochs: N`` (the builder marks their modules) train in epochs 1 to N only: from
     epoch N + 1 their weights take no gradient, so the optimizer skips them (no update, no decay)."""
     for module in model.modules():
-        limit = getattr(module, "trainable_epochs", 0)
-        for param in getattr(module, "limited_weights", ()) if limit else ():
-            param.requires_grad_(epoch <= limit)
+        for param in getattr(module, "limited_weights", ()):
+            param.requires_grad_(epoch <= module.trainable_epochs)
 
 
 def run_epochs(state: TrainState, data: TensorData, config: TrainConfig,

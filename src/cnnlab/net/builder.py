@@ -100,7 +100,9 @@ def _limit(block: nn.Module, layer) -> None:
     if not layer.fields.get("kernel_trainable", True) and layer.definition.keras_layout:
         block.get_parameter(layer.definition.keras_layout[0][1]).requires_grad_(False)
     block.trainable_epochs = layer.fields.get("trainable_epochs", 0)
-    block.limited_weights = [param for param in block.parameters() if param.requires_grad]
+    # only where a limit is set: every other layer carries no list of its weights
+    block.limited_weights = [param for param in block.parameters() if param.requires_grad] \
+        if block.trainable_epochs else []
 
 
 def _build(info: LayerInfo, strip_softmax: bool) -> nn.Module:
