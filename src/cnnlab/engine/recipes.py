@@ -65,10 +65,10 @@ RECIPES: dict[str, Recipe] = {
     # and a linear decay to 0, label smoothing and decoupled weight decay; every training image
     # is trained on (no validation split).
     "fast": Recipe("fast", "Muon 0.1 (momentum 0.6) for convolution kernels, Nesterov SGD 0.4 (momentum 0.9, "
-                           "decoupled weight decay 0.0125) for the rest, batch 512, 22 epochs, warm-up 2 epochs "
+                           "decoupled weight decay 0.0125) for the rest, batch 512, 21 epochs, warm-up 2 epochs "
                            "then linear decay, label smoothing 0.2, no validation split, precision auto",
                    {"optimizer": "muon", "muon_lr": 0.1, "muon_momentum": 0.6, "lr": 0.4, "momentum": 0.9,
-                    "nesterov": True, "weight_decay": 0.0125, "batch_size": 512, "epochs": 22,
+                    "nesterov": True, "weight_decay": 0.0125, "batch_size": 512, "epochs": 21,
                     "schedule": "linear", "warmup_epochs": 2.0, "label_smoothing": 0.2, "val_split": 0.0,
                     "precision": "auto"}),
     "airbench93": Recipe("airbench93", "airbench93's (Jordan 2024): Nesterov SGD on the summed loss with its "

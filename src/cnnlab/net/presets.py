@@ -83,7 +83,8 @@ def _fast() -> list[dict]:
     stem = [{"kind": "conv2d", "filters": 24, "kernel": 2, "padding": "valid",
              "kernel_initializer": "patch_whitening", "trainable": False},
             {"kind": "activation", "activation": "gelu"}]
-    augment = [{"kind": "random_flip", "mode": "horizontal"},
+    # alternating flips (airbench's): every image is seen both ways in any two epochs in a row
+    augment = [{"kind": "random_flip", "mode": "horizontal", "alternating": True},
                {"kind": "random_translation", "height_factor": 2 / 32, "width_factor": 2 / 32,
                 "fill_mode": "reflect", "interpolation": "nearest"}]
     return [*augment, *stem, *_fast_group(32), *_fast_group(96), *_fast_group(128),
@@ -156,7 +157,7 @@ PRESETS: dict[str, dict] = {
         "layers": _resnet_v1(20),
     },
     "fast": {
-        "description": "augmentation (flip, 2-pixel translation), frozen 2x2 patch-whitening conv 24, 3 groups "
+        "description": "augmentation (alternating flip, 2-pixel translation), frozen 2x2 patch-whitening conv 24, 3 groups "
                        "of [conv, pool, BN, GELU, conv, BN, GELU] (32/96/128), maxpool, dense 10 softmax; "
                        "its own recipe (fast)",
         "default_input": CIFAR10_INPUT,
