@@ -286,3 +286,26 @@ def test_the_pytorch_file_keeps_a_frozen_layer_frozen(tmp_path):
     model = load_file(tmp_path / "frozen_torch.py").load(tmp_path / "frozen_torch.safetensors")
     frozen = [name for name, param in model.named_parameters() if not param.requires_grad]
     assert frozen == ["blocks.1.conv.weight", "blocks.1.conv.bias"]  # the stem, after the rescaling
+
+
+KERNEL_FROZEN = (GRAPH.replace("kernel_initializer: partial_identity", "kernel_trainable: false")
+                 .replace("units: 5, activation: softmax", "units: 5, activation: softmax, kernel_trainable: false"))
+
+
+def test_the_pytorch_file_keeps_a_frozen_kernel_frozen_and_its_bias_training(tmp_path):
+    """cnnlab's kernel_trainable: false (airbench's whitened stem) has no torch argument: the file says it."""
+    export_network(randomised(KERNEL_FROZEN), "pytorch", tmp_path / "kernel_torch.py")
+    model = load_file(tmp_path / "kernel_torch.py").load(tmp_path / "kernel_torch.safetensors")
+    frozen = [name for name, param in model.named_parameters() if not param.requires_grad]
+    assert frozen == ["blocks.1.conv.weight", "blocks.11.linear.weight"]  # the stem's and the head's kernels
+
+
+def test_the_keras_file_keeps_a_frozen_kernel_frozen_and_its_bias_training(tmp_path):
+    pytest.importorskip("keras", minversion="3.0", reason="Keras 3 is not installed (part of the dev extra)")
+    net = randomised(KERNEL_FROZEN)
+    result = export_network(net, "keras", tmp_path / "kernel_keras.py", with_weights=True)
+    assert result.checks["max_diff"] <= ATOL, result.checks
+    model = load_file(tmp_path / "kernel_keras.py").build_model()
+    trained = {layer.name: [weight.name for weight in layer.trainable_weights] for layer in model.layers}
+    assert trained["stem"] == ["bias"] and trained["out"] == ["bias"]
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == net.info.trainable_params

@@ -140,7 +140,15 @@ def _build(network: Network) -> str:
             continue
         lines.append(f"    {target} = {keras_call(layer)}({argument})")
     model_name = spec.name if spec.name and "/" not in spec.name else "model"  # Keras refuses '/' in names
-    lines.append(f"    return keras.Model(inputs, outputs, name={literal(model_name)})")
+    model = f"keras.Model(inputs, outputs, name={literal(model_name)})"
+    frozen = [layer for layer in spec.layers if layer.frozen_kernel and layer.definition.in_keras]
+    if not frozen:
+        lines.append(f"    return {model}")
+    else:  # no Keras argument says it: Keras 3's variable flag, set on the built layer (not kept by model.save)
+        lines.append(f"    model = {model}")
+        lines += [f"    model.get_layer({literal(layer.name)}).{layer.frozen_kernel[0]}.trainable = False"
+                  "  # cnnlab's kernel_trainable: false" for layer in frozen]
+        lines.append("    return model")
     return 'def build_model():\n    """The network, layer by layer."""\n' + "\n".join(lines)
 
 
@@ -229,6 +237,10 @@ def _check_layers(network: Network, model, path: Path) -> None:
         if facts != (tuple(info.output_shape), info.params):
             raise ExportError(f"{path}: Keras builds {info.layer.label} as {facts[0]} with {facts[1]:,} "
                               f"parameters, cnnlab as {info.output_shape} with {info.params:,}; not written")
+        trainable = sum(int(np.prod(weight.shape)) for weight in layer.trainable_weights)
+        if trainable != info.parameters.trainable:  # a frozen layer or kernel must stay frozen in the file
+            raise ExportError(f"{path}: Keras trains {trainable:,} parameters of {info.layer.label}, cnnlab "
+                              f"{info.parameters.trainable:,}; not written")
 
 
 def _check_random_crop(keras, network: Network, path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from cnnlab.export.codegen import literal
 from cnnlab.export.network import ExportError
 from cnnlab.net.inference import LayerInfo
 
@@ -24,12 +25,23 @@ def module_code(info: LayerInfo, strip_softmax: bool) -> str:
         code = layer.definition.torch_code(info, activation)
     except NotImplementedError:  # the kind's class has no torch_code of its own
         raise ExportError(f"{layer.label}: the PyTorch export has no code for layer kind '{layer.kind}'") from None
-    return code if layer.trainable else f"{code}.requires_grad_(False)"  # Keras' trainable=False
+    if not layer.trainable:
+        return f"{code}.requires_grad_(False)"  # Keras' trainable=False
+    kernel = layer.frozen_kernel
+    return f"frozen_kernel({code}, {literal(kernel[1])})" if kernel else code
+
+
+# cnnlab's kernel_trainable: false, which no torch module's argument says: the kernel takes no gradient
+_FROZEN_KERNEL = '''def frozen_kernel(module, name):
+    """``module`` with its weight ``name`` frozen (cnnlab's kernel_trainable: false); the bias still trains."""
+    module.get_parameter(name).requires_grad_(False)
+    return module'''
 
 
 def helpers_of(layers: list[LayerInfo]) -> dict[str, str]:
-    """Every helper the layers' kinds ship: name -> source, in the order the layers first need them."""
-    helpers: dict[str, str] = {}
+    """Every helper the layers' kinds ship: name -> source, in the order the layers first need them
+    (the file's own ``frozen_kernel`` first)."""
+    helpers: dict[str, str] = {"frozen_kernel": _FROZEN_KERNEL}
     for info in layers:
         for name, source in info.layer.definition.torch_helpers.items():
             if helpers.setdefault(name, source) != source:

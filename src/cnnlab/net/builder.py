@@ -97,8 +97,8 @@ def _limit(block: nn.Module, layer) -> None:
     """A layer's cnnlab limits on training: ``kernel_trainable: false`` freezes its kernel (its first Keras
     weight) alone; ``trainable_epochs`` marks the weights that train for that many epochs only
     (:func:`cnnlab.engine.loop.limit_training` applies it)."""
-    if not layer.fields.get("kernel_trainable", True) and layer.definition.keras_layout:
-        block.get_parameter(layer.definition.keras_layout[0][1]).requires_grad_(False)
+    if layer.frozen_kernel:
+        block.get_parameter(layer.frozen_kernel[1]).requires_grad_(False)
     block.trainable_epochs = layer.fields.get("trainable_epochs", 0)
     # only where a limit is set: every other layer carries no list of its weights
     block.limited_weights = [param for param in block.parameters() if param.requires_grad] \

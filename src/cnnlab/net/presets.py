@@ -157,8 +157,8 @@ PRESETS: dict[str, dict] = {
         "layers": _resnet_v1(20),
     },
     "fast": {
-        "description": "augmentation (alternating flip, 2-pixel translation), frozen 2x2 patch-whitening conv 24, 3 groups "
-                       "of [conv, pool, BN, GELU, conv, BN, GELU] (32/96/128), maxpool, dense 10 softmax; "
+        "description": "augmentation (alternating flip, 2-pixel translation), frozen 2x2 patch-whitening conv 24, "
+                       "3 groups of [conv, pool, BN, GELU, conv, BN, GELU] (32/96/128), maxpool, dense 10 softmax; "
                        "its own recipe (fast)",
         "default_input": CIFAR10_INPUT,
         "recipe": "fast",

@@ -49,6 +49,14 @@ class LayerSpec:
         return self.fields.get("trainable", True)
 
     @property
+    def frozen_kernel(self) -> tuple[str, str] | None:
+        """cnnlab's ``kernel_trainable: false``: the kernel's Keras and torch names (``("kernel",
+        "conv.weight")``), which keeps its initial values while the rest of the layer trains; else None."""
+        if self.fields.get("kernel_trainable", True) or not self.definition.keras_layout:
+            return None
+        return self.definition.keras_layout[0]
+
+    @property
     def label(self) -> str:
         """How errors and tables refer to this layer: ``layer 2 'conv2d_1' (conv2d)``."""
         return f"layer {self.index} '{self.name}' ({self.kind})"
