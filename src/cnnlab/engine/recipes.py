@@ -59,8 +59,9 @@ AIRBENCH93 = {**decoupled_sgd(11.5, 0.0153, 0.85, 1024), "epochs": 11, "drop_rem
 
 RECIPES: dict[str, Recipe] = {
     "homework": Recipe("homework", "the experiment's: Adam 0.001, batch 32, 5 epochs, 20% validation"),
-    # Measured on CIFAR-10 in docs/benchmarks.md (benchmarks/time_to_accuracy.py; 22 epochs, not the 17 it had
-    # until 2026-12-07: they reach the airbench93 peer's accuracy in 0.82x its time). Muon for the
+    # Measured on CIFAR-10 in docs/benchmarks.md (benchmarks/time_to_accuracy.py; 21 epochs with the preset's
+    # alternating flips, not the 17 it had until 2026-12-07: they reach the airbench93 peer's accuracy in
+    # 0.78x its time, fp32, mean of 2 seeds). Muon for the
     # convolution kernels and Nesterov SGD for the rest (after airbench94_muon), a short warm-up
     # and a linear decay to 0, label smoothing and decoupled weight decay; every training image
     # is trained on (no validation split).
