@@ -141,7 +141,7 @@ def _build(network: Network) -> str:
         lines.append(f"    {target} = {keras_call(layer)}({argument})")
     model_name = spec.name if spec.name and "/" not in spec.name else "model"  # Keras refuses '/' in names
     model = f"keras.Model(inputs, outputs, name={literal(model_name)})"
-    frozen = [layer for layer in spec.layers if layer.frozen_kernel and layer.definition.in_keras]
+    frozen = [layer for layer in spec.layers if layer.frozen_kernel and layer.trainable and layer.definition.in_keras]
     if not frozen:
         lines.append(f"    return {model}")
     else:  # no Keras argument says it: Keras 3's variable flag, set on the built layer (not kept by model.save)
